@@ -1,0 +1,5 @@
+//! The CCE Autopilot API client: models, endpoints, signing, credentials, errors.
+pub mod error;
+pub mod model;
+pub mod region;
+pub mod sign;

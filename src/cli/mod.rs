@@ -1,0 +1,99 @@
+//! The command line: raw flags (clap) per subcommand, each validated into settings and dispatched.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Exit};
+
+/// Upgrade and roll back Helm releases across a fleet of Huawei Cloud CCE Autopilot clusters.
+#[derive(Debug, Parser)]
+#[command(name = "flotilla", version, about, long_about = None)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    every operation succeeded, or there was nothing to do
+  1    an operation failed, was skipped by a halt, or was cancelled
+  2    the plan, usage or credentials were invalid; nothing was sent
+  130  interrupted (SIGINT or SIGTERM)";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check plans against the schema and for semantic mistakes; never touches the network.
+    Validate(validate::ValidateArgs),
+    /// Show the operations a plan expands to, wave by wave, with the exact request bodies.
+    Plan(plan::PlanArgs),
+    /// Print the plan's JSON Schema.
+    Schema,
+}
+
+/// Facts about the world the command runs in, found once here and passed down.
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub stdout_is_terminal: bool,
+    pub stderr_is_terminal: bool,
+    /// Running under CI (`CI` set to anything but `false`/`0`).
+    pub ci: bool,
+    /// Columns of the terminal, when there is one.
+    pub terminal_width: Option<u16>,
+}
+
+impl Environment {
+    pub fn detect() -> Self {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        Environment {
+            stdout_is_terminal: std::io::stdout().is_terminal(),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+            ci,
+            terminal_width: std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()),
+        }
+    }
+}
+
+pub mod plan;
+pub mod validate;
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => Exit::Invalid.into(),
+            };
+        }
+    };
+    let env = Environment::detect();
+    match run(cli, &env) {
+        Ok(exit) => exit.into(),
+        Err(err) => {
+            if !matches!(err, Error::InvalidPlan { .. }) {
+                eprintln!("error: {err}");
+            }
+            err.exit().into()
+        }
+    }
+}
+
+pub fn run(cli: Cli, env: &Environment) -> Result<Exit, Error> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args, env),
+        Command::Plan(args) => plan::run(args, env),
+        Command::Schema => {
+            print!("{}", crate::plan::schema::SCHEMA_TEXT);
+            Ok(Exit::Success)
+        }
+    }
+}

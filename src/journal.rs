@@ -1,0 +1,1 @@
+//! The journal: a crash-safe JSON-lines record of every operation, read back by `--resume`.

@@ -1,0 +1,10 @@
+//! flotilla: upgrade and roll back Helm releases across a fleet of CCE Autopilot clusters.
+pub mod cce;
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod journal;
+pub mod plan;
+pub mod report;
+pub mod secret;
+pub mod sim;

@@ -1,0 +1,223 @@
+//! The plan as the engine consumes it: defaults merged, variables interpolated, settings
+//! resolved, and releases expanded into operations grouped by wave in execution order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cce::model::{Action, UpdateReleaseBody};
+
+/// A validated, expanded plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExpandedPlan {
+    /// `name` from the plan, or the file stem when it has none.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the plan file's bytes.
+    pub hash: String,
+    pub rollout: Rollout,
+    /// In execution order; operations no wave selects form a final implicit wave.
+    pub waves: Vec<Wave>,
+}
+
+impl ExpandedPlan {
+    pub fn operations(&self) -> impl Iterator<Item = &Operation> {
+        self.waves.iter().flat_map(|w| w.operations.iter())
+    }
+
+    pub fn operation_count(&self) -> usize {
+        self.waves.iter().map(|w| w.operations.len()).sum()
+    }
+
+    /// The first 12 hex digits of [`Self::hash`], as used in file names.
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..self.hash.len().min(12)]
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Wave {
+    pub name: String,
+    /// True for the final wave of operations that no declared wave selects.
+    pub implicit: bool,
+    /// Wait after this wave ends, before the next one starts.
+    #[serde(with = "duration_text")]
+    pub soak: Duration,
+    /// This wave's own budget; the overall one in [`Rollout::max_failures`] applies too.
+    pub max_failures: Option<FailureBudget>,
+    pub operations: Vec<Operation>,
+}
+
+/// One release on one cluster: one PUT.
+#[derive(Clone, Debug, Serialize)]
+pub struct Operation {
+    /// Position in execution order over the whole plan, from 0; stable for a given plan file.
+    pub index: usize,
+    /// Index into [`ExpandedPlan::waves`].
+    pub wave: usize,
+    pub cluster: Arc<ClusterTarget>,
+    pub namespace: String,
+    pub release: String,
+    pub action: Action,
+    /// The exact body of the PUT (shared by every cluster of one release).
+    pub body: Arc<UpdateReleaseBody>,
+    pub rollback_on_failure: bool,
+}
+
+/// A cluster as requests address it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ClusterTarget {
+    pub name: String,
+    pub id: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub region: String,
+    /// Base URL, e.g. `https://cce.cn-north-4.myhuaweicloud.com` (no trailing slash).
+    pub endpoint: String,
+    pub project_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Rollout {
+    /// Operations in flight, all clusters together.
+    pub concurrency: usize,
+    /// Operations in flight on one cluster.
+    pub per_cluster: usize,
+    pub rate: Rate,
+    pub burst: u32,
+    pub retry: RetryPolicy,
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
+    pub preflight: bool,
+    pub wait: WaitPolicy,
+    /// Overall budget: exceeded -> the run halts.
+    pub max_failures: FailureBudget,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            concurrency: 16,
+            per_cluster: 2,
+            rate: Rate::PerSecond(10.0),
+            burst: 10,
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(30),
+            preflight: true,
+            wait: WaitPolicy::default(),
+            max_failures: FailureBudget::Count(0),
+        }
+    }
+}
+
+/// Requests per second to one endpoint, every request counted.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rate {
+    PerSecond(f64),
+    Unlimited,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    #[serde(with = "duration_text")]
+    pub backoff: Duration,
+    #[serde(with = "duration_text")]
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WaitPolicy {
+    pub enabled: bool,
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    #[serde(with = "duration_text")]
+    pub poll: Duration,
+}
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        WaitPolicy {
+            enabled: true,
+            timeout: Duration::from_secs(600),
+            poll: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How many failures a wave or a run tolerates before it halts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureBudget {
+    Count(u32),
+    /// 0 to 100, of the operations in scope.
+    Percent(f64),
+}
+
+impl FailureBudget {
+    /// True when `failures` out of `total` operations exceed the budget.
+    pub fn exceeded(&self, failures: usize, total: usize) -> bool {
+        match *self {
+            FailureBudget::Count(max) => failures > max as usize,
+            FailureBudget::Percent(pct) => (failures as f64) > (pct / 100.0) * total as f64,
+        }
+    }
+}
+
+/// Durations print as the plan writes them: `500ms`, `30s`, `5m`, `1h`.
+pub mod duration_text {
+    use std::time::Duration;
+
+    pub fn format(d: Duration) -> String {
+        let ms = d.as_millis();
+        if ms == 0 {
+            "0s".to_owned()
+        } else if ms.is_multiple_of(3_600_000) {
+            format!("{}h", ms / 3_600_000)
+        } else if ms.is_multiple_of(60_000) {
+            format!("{}m", ms / 60_000)
+        } else if ms.is_multiple_of(1000) {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{ms}ms")
+        }
+    }
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_are_exceeded_past_their_limit_not_at_it() {
+        assert!(FailureBudget::Count(0).exceeded(1, 10));
+        assert!(!FailureBudget::Count(0).exceeded(0, 10));
+        assert!(!FailureBudget::Count(2).exceeded(2, 10));
+        assert!(!FailureBudget::Percent(10.0).exceeded(1, 10));
+        assert!(FailureBudget::Percent(10.0).exceeded(2, 10));
+        assert!(!FailureBudget::Percent(100.0).exceeded(10, 10));
+    }
+
+    #[test]
+    fn durations_print_in_their_largest_whole_unit() {
+        assert_eq!(duration_text::format(Duration::from_millis(500)), "500ms");
+        assert_eq!(duration_text::format(Duration::from_secs(30)), "30s");
+        assert_eq!(duration_text::format(Duration::from_secs(300)), "5m");
+        assert_eq!(duration_text::format(Duration::from_secs(3600)), "1h");
+    }
+}

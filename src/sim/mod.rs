@@ -1,0 +1,1 @@
+//! The simulator: a local CCE Autopilot release API with gateway throttling and faults.
