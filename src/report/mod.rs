@@ -1,1 +1,5 @@
-//! Reports: one model built from engine events, rendered as a terminal table, JSON, JUnit and Markdown.
+//! Reports: one model of what a run did, rendered as a terminal table, JSON, JUnit and Markdown,
+//! written atomically, and merged across shards.
+pub mod model;
+pub mod render;
+pub mod write;

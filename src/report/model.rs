@@ -1,0 +1,191 @@
+//! The report document: what happened to every operation of a run. It is the JSON report
+//! (`schema/report.schema.json`), what `report merge` reads, and what every rendering draws from.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change of the document's shape.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub format_version: u32,
+    pub flotilla_version: String,
+    pub plan: PlanInfo,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339.
+    pub finished_at: String,
+    pub duration_ms: u64,
+    /// The effective rollout settings and run flags.
+    pub settings: serde_json::Value,
+    pub summary: Summary,
+    /// Why the run stopped early, when a failure budget was exceeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<String>,
+    /// True when SIGINT or SIGTERM stopped the run.
+    #[serde(default)]
+    pub interrupted: bool,
+    pub operations: Vec<OperationReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanInfo {
+    pub name: String,
+    /// Lowercase hex SHA-256 of the plan file.
+    pub hash: String,
+    /// `K/N` when the run was one shard of the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub total: usize,
+    pub succeeded: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub cancelled: usize,
+}
+
+impl Summary {
+    pub fn of(operations: &[OperationReport]) -> Self {
+        let mut summary = Summary {
+            total: operations.len(),
+            ..Summary::default()
+        };
+        for op in operations {
+            match op.outcome {
+                Outcome::Succeeded => summary.succeeded += 1,
+                Outcome::Unchanged => summary.unchanged += 1,
+                Outcome::Failed => summary.failed += 1,
+                Outcome::Skipped => summary.skipped += 1,
+                Outcome::Cancelled => summary.cancelled += 1,
+            }
+        }
+        summary
+    }
+
+    /// Every operation succeeded (or was already as planned).
+    pub fn all_succeeded(&self) -> bool {
+        self.failed == 0 && self.skipped == 0 && self.cancelled == 0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Succeeded,
+    /// Already as the plan wants it: no PUT was sent. Counts as success.
+    Unchanged,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OperationReport {
+    /// Position in the plan's execution order.
+    pub index: usize,
+    pub cluster: ClusterInfo,
+    pub namespace: String,
+    pub name: String,
+    pub action: String,
+    pub wave: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_before: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_after: Option<i64>,
+    pub attempts: Vec<AttemptReport>,
+    /// An ambiguous answer was settled by reading the release back.
+    #[serde(default)]
+    pub reconciled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// Free-form remarks, e.g. why an operation counted as unchanged or came from the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl OperationReport {
+    /// Attempts that did not succeed first time: the operation needed retries.
+    pub fn retried(&self) -> bool {
+        self.attempts.iter().filter(|a| a.request == "put").count() > 1
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub id: String,
+}
+
+/// One request of an operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    /// `put` or `get`.
+    pub request: String,
+    /// HTTP status; absent when no answer came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// What went wrong without an HTTP answer: `not_sent`, `timed_out`, `connection_lost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Waited before this attempt, in milliseconds.
+    pub delay_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackReport {
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_version: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Display for ErrorReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(code) = &self.code {
+            write!(f, "{code}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}

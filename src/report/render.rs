@@ -1,0 +1,259 @@
+//! Renderings of a [`RunReport`]: terminal table, summary line, JUnit XML and Markdown.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use comfy_table::{ContentArrangement, LineStyle, Table, TableStyle};
+use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestRerun, TestSuite};
+
+use super::model::{OperationReport, Outcome, RunReport, Summary};
+
+/// `N succeeded, N failed, N skipped, N cancelled in 12.3s` (unchanged counted when present).
+pub fn summary_line(summary: &Summary, duration_ms: u64) -> String {
+    let mut line = format!("{} succeeded", summary.succeeded);
+    if summary.unchanged > 0 {
+        let _ = write!(line, ", {} unchanged", summary.unchanged);
+    }
+    let _ = write!(
+        line,
+        ", {} failed, {} skipped, {} cancelled in {:.1}s",
+        summary.failed,
+        summary.skipped,
+        summary.cancelled,
+        duration_ms as f64 / 1000.0
+    );
+    line
+}
+
+fn revisions(op: &OperationReport) -> String {
+    match (op.version_before, op.version_after) {
+        (Some(b), Some(a)) => format!("{b}→{a}"),
+        (Some(b), None) => format!("{b}→"),
+        (None, Some(a)) => format!("→{a}"),
+        (None, None) => String::new(),
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+/// What the error column says: the error, the skip reason, or the rollback's fate.
+fn problem(op: &OperationReport) -> String {
+    let mut text = match (&op.error, &op.skip_reason) {
+        (Some(error), _) => error.to_string(),
+        (None, Some(reason)) => reason.clone(),
+        (None, None) => op.note.clone().unwrap_or_default(),
+    };
+    if let Some(rollback) = &op.rollback {
+        let _ = write!(
+            text,
+            "{}rollback {}",
+            if text.is_empty() { "" } else { "; " },
+            rollback.outcome.as_str()
+        );
+    }
+    text
+}
+
+/// Lines above and below the header and at the bottom, none between rows.
+const TABLE_STYLE: TableStyle = TableStyle::new()
+    .top_border(LineStyle::none().fill('─').junction('─'))
+    .header_separator(LineStyle::none().fill('─').junction('─'))
+    .bottom_border(LineStyle::none().fill('─').junction('─'));
+
+/// The per-release table, fitted to `width` columns when given.
+pub fn table(report: &RunReport, width: Option<u16>) -> String {
+    let mut table = Table::new();
+    table.load_style(TABLE_STYLE).set_header(vec![
+        "cluster",
+        "namespace",
+        "release",
+        "action",
+        "result",
+        "revision",
+        "status",
+        "attempts",
+        "duration",
+        "error",
+    ]);
+    match width {
+        Some(width) => table
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(width),
+        None => table.set_content_arrangement(ContentArrangement::Disabled),
+    };
+    for op in &report.operations {
+        table.add_row(vec![
+            op.cluster.name.clone(),
+            op.namespace.clone(),
+            op.name.clone(),
+            op.action.clone(),
+            op.outcome.as_str().to_owned(),
+            revisions(op),
+            op.final_status.clone().unwrap_or_default(),
+            op.attempts
+                .iter()
+                .filter(|a| a.request == "put")
+                .count()
+                .to_string(),
+            seconds(op.duration_ms),
+            problem(op),
+        ]);
+    }
+    format!(
+        "{table}\n{}\n",
+        summary_line(&report.summary, report.duration_ms)
+    )
+}
+
+/// JUnit XML: one testsuite per wave, one testcase per operation; retried successes are
+/// marked flaky, the way nextest marks flaky tests.
+pub fn junit(report: &RunReport) -> String {
+    let mut junit = quick_junit::Report::new(format!("flotilla {}", report.plan.name));
+    junit.set_time(Duration::from_millis(report.duration_ms));
+    let mut waves: Vec<(String, TestSuite)> = Vec::new();
+    for op in &report.operations {
+        let suite = match waves.iter_mut().find(|(name, _)| *name == op.wave) {
+            Some((_, suite)) => suite,
+            None => {
+                waves.push((op.wave.clone(), TestSuite::new(op.wave.clone())));
+                &mut waves.last_mut().expect("just pushed").1
+            }
+        };
+        suite.add_test_case(test_case(op));
+    }
+    junit.add_test_suites(waves.into_iter().map(|(_, suite)| suite));
+    junit.to_string().expect("JUnit serialises to memory")
+}
+
+fn test_case(op: &OperationReport) -> TestCase {
+    let failed_puts: Vec<_> = op
+        .attempts
+        .iter()
+        .filter(|a| a.request == "put" && (a.status.is_none_or(|s| s >= 400)))
+        .collect();
+    let status = match op.outcome {
+        Outcome::Succeeded | Outcome::Unchanged => {
+            let mut status = TestCaseStatus::success();
+            for attempt in failed_puts {
+                let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+                rerun.set_message(attempt_text(attempt));
+                status.add_rerun(rerun);
+            }
+            status
+        }
+        Outcome::Failed => {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message(problem(op));
+            if let Some(error) = &op.error {
+                status.set_type(error.code.clone().unwrap_or_else(|| "error".into()));
+                status.set_description(error.to_string());
+            }
+            status
+        }
+        Outcome::Skipped | Outcome::Cancelled => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(format!(
+                "{}: {}",
+                op.outcome.as_str(),
+                op.skip_reason.clone().unwrap_or_default()
+            ));
+            status
+        }
+    };
+    let mut case = TestCase::new(
+        format!("{}/{}/{}", op.cluster.name, op.namespace, op.name),
+        status,
+    );
+    case.set_classname(format!("{}.{}", op.wave, op.action));
+    case.set_time(Duration::from_millis(op.duration_ms));
+    if let Some(note) = &op.note {
+        case.set_system_out(note.clone());
+    }
+    case
+}
+
+fn attempt_text(attempt: &super::model::AttemptReport) -> String {
+    let mut text = match (attempt.status, &attempt.failure) {
+        (Some(status), _) => format!("HTTP {status}"),
+        (None, Some(failure)) => failure.clone(),
+        (None, None) => "no answer".to_owned(),
+    };
+    if let Some(code) = &attempt.error_code {
+        let _ = write!(text, " {code}");
+    }
+    text
+}
+
+fn md_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// GitHub-flavoured Markdown: failures first, then the summary and every operation.
+pub fn markdown(report: &RunReport) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "## flotilla: {}\n", report.plan.name);
+    let icon = if report.summary.all_succeeded() {
+        "✅"
+    } else {
+        "❌"
+    };
+    let _ = writeln!(
+        md,
+        "{icon} {}\n",
+        summary_line(&report.summary, report.duration_ms)
+    );
+    if let Some(reason) = &report.halted {
+        let _ = writeln!(md, "**Halted:** {}\n", md_cell(reason));
+    }
+    if report.interrupted {
+        let _ = writeln!(md, "**Interrupted** before the run finished.\n");
+    }
+    let problems: Vec<_> = report
+        .operations
+        .iter()
+        .filter(|op| !matches!(op.outcome, Outcome::Succeeded | Outcome::Unchanged))
+        .collect();
+    if !problems.is_empty() {
+        let _ = writeln!(md, "### Failures\n");
+        let _ = writeln!(md, "| cluster | namespace | release | result | error |");
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for op in problems {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                md_cell(&op.cluster.name),
+                md_cell(&op.namespace),
+                md_cell(&op.name),
+                op.outcome.as_str(),
+                md_cell(&problem(op))
+            );
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "<details><summary>All operations</summary>\n");
+    let _ = writeln!(
+        md,
+        "| wave | cluster | namespace | release | action | result | revision | status | attempts | duration |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    for op in &report.operations {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            md_cell(&op.wave),
+            md_cell(&op.cluster.name),
+            md_cell(&op.namespace),
+            md_cell(&op.name),
+            op.action,
+            op.outcome.as_str(),
+            revisions(op),
+            op.final_status.as_deref().unwrap_or(""),
+            op.attempts.iter().filter(|a| a.request == "put").count(),
+            seconds(op.duration_ms)
+        );
+    }
+    let _ = writeln!(md, "\n</details>");
+    md
+}

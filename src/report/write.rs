@@ -1,0 +1,96 @@
+//! Writing report files atomically, and merging the JSON reports of shards.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::model::{RunReport, Summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a flotilla JSON report: {message}")]
+    Unreadable { path: String, message: String },
+    #[error(
+        "{path}: report of plan {found} (hash {found_hash:.12}), expected plan {expected} (hash {expected_hash:.12})"
+    )]
+    DifferentPlan {
+        path: String,
+        found: String,
+        found_hash: String,
+        expected: String,
+        expected_hash: String,
+    },
+    #[error("nothing to merge")]
+    Empty,
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a rename,
+/// so a reader never sees a half-written report.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+    let io_err = |source| ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
+    temp.write_all(contents).map_err(io_err)?;
+    temp.as_file().sync_data().map_err(io_err)?;
+    temp.persist(path).map_err(|e| io_err(e.error))?;
+    Ok(())
+}
+
+/// Reads a JSON report written by `--report-json`.
+pub fn read_json(path: &Path) -> Result<RunReport, ReportError> {
+    let bytes = std::fs::read(path).map_err(|source| ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ReportError::Unreadable {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Merges the reports of the shards of one plan: operations in plan order, summary recounted,
+/// times spanning all of them.
+pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError> {
+    let mut reports = reports.into_iter();
+    let (_, mut merged) = reports.next().ok_or(ReportError::Empty)?;
+    for (path, report) in reports {
+        if report.plan.hash != merged.plan.hash {
+            return Err(ReportError::DifferentPlan {
+                path,
+                found: report.plan.name,
+                found_hash: report.plan.hash,
+                expected: merged.plan.name,
+                expected_hash: merged.plan.hash,
+            });
+        }
+        if report.started_at < merged.started_at {
+            merged.started_at = report.started_at;
+        }
+        if report.finished_at > merged.finished_at {
+            merged.finished_at = report.finished_at;
+        }
+        merged.duration_ms = merged.duration_ms.max(report.duration_ms);
+        merged.halted = merged.halted.or(report.halted);
+        merged.interrupted |= report.interrupted;
+        merged.operations.extend(report.operations);
+    }
+    merged.operations.sort_by_key(|op| op.index);
+    merged
+        .operations
+        .dedup_by(|later, earlier| later.index == earlier.index);
+    merged.plan.shard = None;
+    merged.summary = Summary::of(&merged.operations);
+    Ok(merged)
+}

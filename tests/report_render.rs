@@ -1,0 +1,228 @@
+//! The report's four renderings, snapshotted, and the JSON document checked against its schema.
+
+use flotilla::report::model::*;
+use flotilla::report::{render, write};
+
+fn op(index: usize, cluster: &str, name: &str, wave: &str, outcome: Outcome) -> OperationReport {
+    OperationReport {
+        index,
+        cluster: ClusterInfo {
+            name: cluster.into(),
+            id: format!("0f6b1c2e-5dc7-11ee-bf71-0255ac10000{index}"),
+        },
+        namespace: "shop".into(),
+        name: name.into(),
+        action: "upgrade".into(),
+        wave: wave.into(),
+        outcome,
+        final_status: None,
+        version_before: None,
+        version_after: None,
+        attempts: vec![],
+        reconciled: false,
+        rollback: None,
+        duration_ms: 0,
+        error: None,
+        skip_reason: None,
+        note: None,
+    }
+}
+
+fn put(status: Option<u16>, code: Option<&str>, delay_ms: u64) -> AttemptReport {
+    AttemptReport {
+        request: "put".into(),
+        status,
+        error_code: code.map(Into::into),
+        failure: status.is_none().then(|| "timed_out".into()),
+        delay_ms,
+    }
+}
+
+fn sample() -> RunReport {
+    let mut ok = op(0, "canary-1", "magento", "canary", Outcome::Succeeded);
+    ok.version_before = Some(1);
+    ok.version_after = Some(2);
+    ok.final_status = Some("DEPLOYED".into());
+    ok.attempts = vec![put(Some(200), None, 0)];
+    ok.duration_ms = 2150;
+
+    let mut flaky = op(1, "prod-eu-1", "magento", "prod", Outcome::Succeeded);
+    flaky.version_before = Some(4);
+    flaky.version_after = Some(5);
+    flaky.final_status = Some("DEPLOYED".into());
+    flaky.attempts = vec![
+        put(Some(429), Some("APIG.0308"), 0),
+        put(None, None, 800),
+        AttemptReport {
+            request: "get".into(),
+            status: Some(200),
+            error_code: None,
+            failure: None,
+            delay_ms: 0,
+        },
+    ];
+    flaky.reconciled = true;
+    flaky.duration_ms = 4321;
+
+    let mut failed = op(2, "prod-eu-2", "mysql", "prod", Outcome::Failed);
+    failed.version_before = Some(7);
+    failed.version_after = Some(8);
+    failed.final_status = Some("FAILED".into());
+    failed.attempts = vec![put(Some(200), None, 0)];
+    failed.error = Some(ErrorReport {
+        code: Some("FLOTILLA.DEPLOY_FAILED".into()),
+        message: "release reached FAILED".into(),
+        request_id: Some("req-0042".into()),
+    });
+    failed.rollback = Some(RollbackReport {
+        outcome: Outcome::Succeeded,
+        to_version: Some(7),
+        final_status: Some("DEPLOYED".into()),
+        error: None,
+    });
+    failed.duration_ms = 9000;
+
+    let mut skipped = op(3, "prod-us-1", "mysql", "prod", Outcome::Skipped);
+    skipped.skip_reason = Some("halted: wave prod exceeded max_failures 0".into());
+    let mut cancelled = op(4, "prod-us-2", "mysql", "prod", Outcome::Cancelled);
+    cancelled.skip_reason = Some("interrupted".into());
+    let mut unchanged = op(5, "prod-us-3", "redis", "prod", Outcome::Unchanged);
+    unchanged.version_before = Some(3);
+    unchanged.version_after = Some(3);
+    unchanged.note = Some("chart and values already as planned".into());
+
+    let operations = vec![ok, flaky, failed, skipped, cancelled, unchanged];
+    RunReport {
+        format_version: FORMAT_VERSION,
+        flotilla_version: "0.1.0".into(),
+        plan: PlanInfo {
+            name: "magento-v2".into(),
+            hash: "a".repeat(64),
+            shard: Some("1/2".into()),
+        },
+        started_at: "2026-11-26T10:00:00Z".into(),
+        finished_at: "2026-11-26T10:00:12.3Z".into(),
+        duration_ms: 12_300,
+        settings: serde_json::json!({"concurrency": 16}),
+        summary: Summary::of(&operations),
+        halted: Some("wave prod exceeded max_failures 0".into()),
+        interrupted: false,
+        operations,
+    }
+}
+
+#[test]
+fn summary_counts_every_outcome() {
+    let report = sample();
+    assert_eq!(
+        report.summary,
+        Summary {
+            total: 6,
+            succeeded: 2,
+            unchanged: 1,
+            failed: 1,
+            skipped: 1,
+            cancelled: 1
+        }
+    );
+    assert_eq!(
+        render::summary_line(&report.summary, report.duration_ms),
+        "2 succeeded, 1 unchanged, 1 failed, 1 skipped, 1 cancelled in 12.3s"
+    );
+}
+
+#[test]
+fn table_snapshot() {
+    insta::assert_snapshot!(render::table(&sample(), Some(140)));
+}
+
+#[test]
+fn table_fits_a_narrow_terminal() {
+    let text = render::table(&sample(), Some(80));
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "too wide: {line}");
+    }
+}
+
+#[test]
+fn markdown_snapshot_lists_failures_first() {
+    let md = render::markdown(&sample());
+    let failures = md.find("### Failures").expect("failures section");
+    let all = md.find("All operations").expect("all operations");
+    assert!(failures < all);
+    insta::assert_snapshot!(md);
+}
+
+#[test]
+fn junit_snapshot_parses_back_with_one_suite_per_wave() {
+    let xml = render::junit(&sample());
+    let parsed = quick_junit::Report::deserialize_from_str(&xml).expect("valid JUnit");
+    let suites: Vec<_> = parsed
+        .test_suites
+        .iter()
+        .map(|s| (s.name.to_string(), s.test_cases.len()))
+        .collect();
+    assert_eq!(
+        suites,
+        vec![("canary".to_string(), 1), ("prod".to_string(), 5)]
+    );
+    let prod = &parsed.test_suites[1];
+    assert_eq!(prod.failures, 1);
+    let flaky = &prod.test_cases[0];
+    assert!(matches!(
+        &flaky.status,
+        quick_junit::TestCaseStatus::Success { flaky_runs } if flaky_runs.len() == 2
+    ));
+    assert!(xml.contains("req-0042"));
+    insta::assert_snapshot!(xml);
+}
+
+#[test]
+fn json_report_matches_its_schema_and_round_trips() {
+    let report = sample();
+    let value = serde_json::to_value(&report).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let back: RunReport = serde_json::from_value(value).unwrap();
+    assert_eq!(back, report);
+    insta::assert_json_snapshot!(report);
+}
+
+#[test]
+fn merge_joins_shards_in_plan_order_and_recounts() {
+    let whole = sample();
+    let mut a = whole.clone();
+    let mut b = whole.clone();
+    a.operations.retain(|op| op.index % 2 == 0);
+    b.operations.retain(|op| op.index % 2 == 1);
+    let merged = write::merge(vec![("b.json".into(), b), ("a.json".into(), a)]).unwrap();
+    assert_eq!(merged.operations, whole.operations);
+    assert_eq!(merged.summary, whole.summary);
+    assert_eq!(merged.plan.shard, None);
+}
+
+#[test]
+fn merge_refuses_reports_of_different_plans() {
+    let a = sample();
+    let mut b = sample();
+    b.plan.hash = "b".repeat(64);
+    let err = write::merge(vec![("a.json".into(), a), ("b.json".into(), b)]).unwrap_err();
+    assert!(err.to_string().contains("b.json"), "{err}");
+}
+
+#[test]
+fn atomic_write_replaces_the_file_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out/report.json");
+    write::write_atomically(&path, b"first").unwrap();
+    write::write_atomically(&path, b"second").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"second");
+    let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+    assert_eq!(leftovers, 1, "no temporary file left behind");
+}
