@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
+
+use crate::report::model::{OperationReport, Outcome, PlanInfo, RunReport, Summary};
 
 /// A line and the caller waiting for it to be durable.
 struct Pending {
@@ -161,6 +164,177 @@ pub fn read_lines(path: &Path) -> Result<(Vec<serde_json::Value>, usize), Journa
     Ok((records, unreadable))
 }
 
+/// One line of the journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "lowercase")]
+pub enum Record {
+    /// A run began (a fresh one or a resume).
+    Run {
+        plan: PlanInfo,
+        started_at: String,
+        flotilla_version: String,
+        operations: usize,
+        resume: bool,
+        settings: serde_json::Value,
+    },
+    /// An operation is about to send its PUT; written and fsynced before the PUT goes out.
+    Intent {
+        index: usize,
+        cluster_id: String,
+        namespace: String,
+        name: String,
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_before: Option<i64>,
+        at: String,
+    },
+    /// An operation ended, however it ended.
+    Finished { operation: Box<OperationReport> },
+}
+
+/// What the journal says about one operation, for `--resume`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PriorState {
+    /// Succeeded (or was unchanged): not touched again, not even with a GET.
+    Succeeded(Box<OperationReport>),
+    /// A PUT may have been sent and no end recorded: reconcile with a GET before anything else.
+    InFlight { version_before: Option<i64> },
+    /// Failed, skipped or cancelled: runs again.
+    Unfinished,
+}
+
+/// A journal read back: its runs' plan identities and the last word on each operation.
+#[derive(Clone, Debug, Default)]
+pub struct JournalState {
+    pub plans: Vec<PlanInfo>,
+    pub first_started_at: Option<String>,
+    pub operations_in_plan: usize,
+    pub last: std::collections::BTreeMap<usize, Record>,
+    /// Lines that could not be read (a line torn by a crash).
+    pub unreadable: usize,
+}
+
+impl JournalState {
+    pub fn read(path: &Path) -> Result<Self, JournalError> {
+        let (values, mut unreadable) = read_lines(path)?;
+        let mut state = JournalState::default();
+        for value in values {
+            let Ok(record) = serde_json::from_value::<Record>(value) else {
+                unreadable += 1;
+                continue;
+            };
+            match &record {
+                Record::Run {
+                    plan,
+                    started_at,
+                    operations,
+                    ..
+                } => {
+                    state.plans.push(plan.clone());
+                    state
+                        .first_started_at
+                        .get_or_insert_with(|| started_at.clone());
+                    state.operations_in_plan = *operations;
+                }
+                Record::Intent { index, .. } => {
+                    state.last.insert(*index, record);
+                }
+                Record::Finished { operation } => {
+                    state.last.insert(operation.index, record);
+                }
+            }
+        }
+        state.unreadable = unreadable;
+        Ok(state)
+    }
+
+    /// The plan hash of the journal's runs, when they agree.
+    pub fn plan(&self) -> Option<&PlanInfo> {
+        self.plans.last()
+    }
+
+    pub fn prior_state(&self, index: usize) -> PriorState {
+        match self.last.get(&index) {
+            Some(Record::Finished { operation })
+                if matches!(operation.outcome, Outcome::Succeeded | Outcome::Unchanged) =>
+            {
+                PriorState::Succeeded(operation.clone())
+            }
+            Some(Record::Intent { version_before, .. }) => PriorState::InFlight {
+                version_before: *version_before,
+            },
+            _ => PriorState::Unfinished,
+        }
+    }
+
+    /// The report of everything the journal knows: each operation's last recorded end; one
+    /// whose PUT was sent with no end recorded is reported cancelled.
+    pub fn to_report(&self) -> RunReport {
+        let mut operations = Vec::with_capacity(self.last.len());
+        for record in self.last.values() {
+            match record {
+                Record::Finished { operation } => operations.push((**operation).clone()),
+                Record::Intent {
+                    index,
+                    cluster_id,
+                    namespace,
+                    name,
+                    action,
+                    version_before,
+                    ..
+                } => operations.push(OperationReport {
+                    index: *index,
+                    cluster: crate::report::model::ClusterInfo {
+                        name: String::new(),
+                        id: cluster_id.clone(),
+                    },
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    action: action.clone(),
+                    wave: String::new(),
+                    outcome: Outcome::Cancelled,
+                    final_status: None,
+                    version_before: *version_before,
+                    version_after: None,
+                    attempts: Vec::new(),
+                    reconciled: false,
+                    rollback: None,
+                    duration_ms: 0,
+                    error: None,
+                    skip_reason: Some(
+                        "in flight when the run stopped: its PUT may have been applied".into(),
+                    ),
+                    note: None,
+                }),
+                Record::Run { .. } => {}
+            }
+        }
+        let plan = self.plan().cloned().unwrap_or(PlanInfo {
+            name: String::new(),
+            hash: String::new(),
+            shard: None,
+        });
+        let started_at = self.first_started_at.clone().unwrap_or_default();
+        RunReport {
+            format_version: crate::report::model::FORMAT_VERSION,
+            flotilla_version: env!("CARGO_PKG_VERSION").to_owned(),
+            plan,
+            finished_at: started_at.clone(),
+            started_at,
+            duration_ms: operations
+                .iter()
+                .map(|op| op.duration_ms)
+                .max()
+                .unwrap_or(0),
+            settings: serde_json::json!({"source": "journal"}),
+            summary: Summary::of(&operations),
+            halted: None,
+            interrupted: false,
+            operations,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +367,93 @@ mod tests {
         let (records, unreadable) = read_lines(&path).unwrap();
         assert_eq!(records, vec![json!({"op": 1}), json!({"op": 3})]);
         assert_eq!(unreadable, 1);
+    }
+
+    fn finished(index: usize, outcome: Outcome) -> Record {
+        Record::Finished {
+            operation: Box::new(OperationReport {
+                index,
+                cluster: crate::report::model::ClusterInfo {
+                    name: "c".into(),
+                    id: "id".into(),
+                },
+                namespace: "ns".into(),
+                name: "r".into(),
+                action: "upgrade".into(),
+                wave: "all".into(),
+                outcome,
+                final_status: None,
+                version_before: Some(1),
+                version_after: Some(2),
+                attempts: vec![],
+                reconciled: false,
+                rollback: None,
+                duration_ms: 5,
+                error: None,
+                skip_reason: None,
+                note: None,
+            }),
+        }
+    }
+
+    fn intent(index: usize) -> Record {
+        Record::Intent {
+            index,
+            cluster_id: "id".into(),
+            namespace: "ns".into(),
+            name: "r".into(),
+            action: "upgrade".into(),
+            version_before: Some(7),
+            at: "2026-11-26T00:00:00Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_record_of_each_operation_decides_what_resume_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let journal = JournalFile::open(&path).unwrap();
+        let run = Record::Run {
+            plan: PlanInfo {
+                name: "p".into(),
+                hash: "ab".repeat(32),
+                shard: None,
+            },
+            started_at: "2026-11-26T00:00:00Z".into(),
+            flotilla_version: "0".into(),
+            operations: 5,
+            resume: false,
+            settings: json!({}),
+        };
+        for record in [
+            run,
+            intent(0),
+            finished(0, Outcome::Succeeded),
+            intent(1),
+            finished(2, Outcome::Skipped),
+            intent(3),
+            finished(3, Outcome::Failed),
+            // A resumed run's intent after a failure: in flight again.
+            intent(3),
+        ] {
+            journal.append(&record).await.unwrap();
+        }
+        let state = JournalState::read(&path).unwrap();
+        assert!(matches!(state.prior_state(0), PriorState::Succeeded(_)));
+        assert_eq!(
+            state.prior_state(1),
+            PriorState::InFlight {
+                version_before: Some(7)
+            }
+        );
+        assert_eq!(state.prior_state(2), PriorState::Unfinished);
+        assert!(matches!(state.prior_state(3), PriorState::InFlight { .. }));
+        assert_eq!(state.prior_state(4), PriorState::Unfinished);
+        assert_eq!(state.operations_in_plan, 5);
+        let report = state.to_report();
+        assert_eq!(report.summary.total, 4);
+        assert_eq!(report.summary.succeeded, 1);
+        assert_eq!(report.summary.cancelled, 2);
+        assert_eq!(report.summary.skipped, 1);
     }
 }
