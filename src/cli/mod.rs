@@ -59,6 +59,7 @@ impl Environment {
     }
 }
 
+pub mod logging;
 pub mod plan;
 pub mod validate;
 
@@ -76,6 +77,7 @@ pub fn main() -> ExitCode {
         }
     };
     let env = Environment::detect();
+    let _logs = logging::init(cli.verbose);
     match run(cli, &env) {
         Ok(exit) => exit.into(),
         Err(err) => {

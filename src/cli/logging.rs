@@ -1,0 +1,84 @@
+//! Logging through `tracing` to stderr, routed around the progress bars so they never tear.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use indicatif::MultiProgress;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Where log lines go: straight to stderr, or through the bars while they are drawn.
+#[derive(Clone, Default)]
+pub struct LogSink {
+    bars: Arc<Mutex<Option<MultiProgress>>>,
+}
+
+impl LogSink {
+    /// While set, log lines are printed above the bars instead of through them.
+    pub fn attach(&self, bars: MultiProgress) {
+        *self.bars.lock().unwrap_or_else(|e| e.into_inner()) = Some(bars);
+    }
+
+    pub fn detach(&self) {
+        *self.bars.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+pub struct LogLine {
+    sink: LogSink,
+    buffer: Vec<u8>,
+}
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let bars = self.sink.bars.lock().unwrap_or_else(|e| e.into_inner());
+        let line = std::mem::take(&mut self.buffer);
+        match bars.as_ref() {
+            Some(bars) => bars.suspend(|| io::stderr().lock().write_all(&line)),
+            None => io::stderr().lock().write_all(&line),
+        }
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogSink {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LogLine {
+            sink: self.clone(),
+            buffer: Vec::with_capacity(256),
+        }
+    }
+}
+
+/// Installs the subscriber: `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` overrides.
+pub fn init(verbosity: u8) -> LogSink {
+    let sink = LogSink::default();
+    let default = match verbosity {
+        0 => "warn",
+        1 => "flotilla=info",
+        2 => "flotilla=debug",
+        _ => "flotilla=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(sink.clone())
+        .with_target(false)
+        .try_init();
+    sink
+}
