@@ -34,6 +34,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Print the plan's JSON Schema.
     Schema,
+    /// Render a journal or a JSON report after the fact, or merge the reports of shards.
+    Report(report::ReportArgs),
 }
 
 /// Facts about the world the command runs in, found once here and passed down.
@@ -61,6 +63,7 @@ impl Environment {
 
 pub mod logging;
 pub mod plan;
+pub mod report;
 pub mod validate;
 
 pub fn main() -> ExitCode {
@@ -93,6 +96,7 @@ pub fn run(cli: Cli, env: &Environment) -> Result<Exit, Error> {
     match cli.command {
         Command::Validate(args) => validate::run(args, env),
         Command::Plan(args) => plan::run(args, env),
+        Command::Report(args) => report::run(args, env),
         Command::Schema => {
             print!("{}", crate::plan::schema::SCHEMA_TEXT);
             Ok(Exit::Success)

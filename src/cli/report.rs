@@ -1,0 +1,113 @@
+//! `flotilla report`: render a journal or a JSON report after the fact, and merge shards' reports.
+
+use std::path::{Path, PathBuf};
+
+use super::Environment;
+use crate::error::{Error, Exit};
+use crate::journal::JournalState;
+use crate::report::model::RunReport;
+use crate::report::{render, write};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  flotilla report .flotilla/journal/magento-v2-3f9a1c2b4d5e.jsonl\n  flotilla report report.json --format md >> \"$GITHUB_STEP_SUMMARY\"\n  flotilla report merge report-*.json -o report.json"
+)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub merge: Option<ReportCommand>,
+    /// A journal (`.jsonl`) or a JSON report written by `--report-json`.
+    pub input: Option<PathBuf>,
+    /// How to render it.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ReportCommand {
+    /// Merge the JSON reports of `--shard` jobs of one plan into one report.
+    Merge {
+        /// JSON reports written by `apply --report-json`.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Where to write the merged report (stdout when absent).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Junit,
+    Md,
+}
+
+/// A JSON report is one JSON object; a journal is JSON lines.
+fn load(path: &Path) -> Result<RunReport, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    if let Ok(report) = serde_json::from_slice::<RunReport>(&bytes) {
+        return Ok(report);
+    }
+    let state = JournalState::read(path).map_err(|e| Error::Usage(e.to_string()))?;
+    if state.plans.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: neither a flotilla journal nor a JSON report",
+            path.display()
+        )));
+    }
+    Ok(state.to_report())
+}
+
+pub fn render(report: &RunReport, format: ReportFormat, env: &Environment) -> String {
+    match format {
+        ReportFormat::Table => render::table(report, env.terminal_width),
+        ReportFormat::Json => {
+            let mut text = serde_json::to_string_pretty(report).expect("reports serialise");
+            text.push('\n');
+            text
+        }
+        ReportFormat::Junit => render::junit(report),
+        ReportFormat::Md => render::markdown(report),
+    }
+}
+
+pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
+    match (args.merge, args.input) {
+        (Some(ReportCommand::Merge { reports, output }), _) => {
+            let mut loaded = Vec::with_capacity(reports.len());
+            for path in &reports {
+                let report = write::read_json(path).map_err(|e| Error::Usage(e.to_string()))?;
+                loaded.push((path.display().to_string(), report));
+            }
+            let merged = write::merge(loaded).map_err(|e| Error::Usage(e.to_string()))?;
+            let text = render(&merged, ReportFormat::Json, env);
+            match output {
+                Some(path) => write::write_atomically(&path, text.as_bytes())
+                    .map_err(|e| Error::Other(e.to_string()))?,
+                None => print!("{text}"),
+            }
+            Ok(exit_for(&merged))
+        }
+        (None, Some(input)) => {
+            let report = load(&input)?;
+            print!("{}", render(&report, args.format, env));
+            Ok(exit_for(&report))
+        }
+        (None, None) => Err(Error::Usage(
+            "report needs a journal or a JSON report, or `report merge`".into(),
+        )),
+    }
+}
+
+/// The same exit code as the run the report describes.
+pub fn exit_for(report: &RunReport) -> Exit {
+    if report.interrupted {
+        Exit::Interrupted
+    } else if report.summary.all_succeeded() {
+        Exit::Success
+    } else {
+        Exit::Failed
+    }
+}
