@@ -194,8 +194,15 @@ impl Client {
             err
         })?;
         let path = release_path(cluster, namespace, name, "");
-        self.call(Method::PUT, cluster, &path, String::new(), body)
-            .await
+        self.call(
+            Shape::Object,
+            Method::PUT,
+            cluster,
+            &path,
+            String::new(),
+            body,
+        )
+        .await
     }
 
     /// ShowAutopilotRelease: `GET .../namespace/{namespace}/releases/{name}`.
@@ -212,8 +219,15 @@ impl Client {
         } else {
             String::new()
         };
-        self.call(Method::GET, cluster, &path, query, Vec::new())
-            .await
+        self.call(
+            Shape::Object,
+            Method::GET,
+            cluster,
+            &path,
+            query,
+            Vec::new(),
+        )
+        .await
     }
 
     /// ShowAutopilotReleaseHistory: `GET .../releases/{name}/history`.
@@ -224,8 +238,15 @@ impl Client {
         name: &str,
     ) -> Result<Vec<Release>, ApiError> {
         let path = release_path(cluster, namespace, name, "/history");
-        self.call(Method::GET, cluster, &path, String::new(), Vec::new())
-            .await
+        self.call(
+            Shape::Array,
+            Method::GET,
+            cluster,
+            &path,
+            String::new(),
+            Vec::new(),
+        )
+        .await
     }
 
     /// ListAutopilotReleases: `GET /autopilot/cam/v3/clusters/{cluster_id}/releases`.
@@ -247,7 +268,7 @@ impl Client {
             pairs.push(("namespace", namespace));
         }
         let query = sign::canonical_query(&pairs);
-        self.call(Method::GET, cluster, &path, query, Vec::new())
+        self.call(Shape::Array, Method::GET, cluster, &path, query, Vec::new())
             .await
     }
 
@@ -259,14 +280,22 @@ impl Client {
     ) -> Result<Chart, ApiError> {
         let mut path = String::from("/autopilot/v2/charts/");
         sign::encode_into(&mut path, chart_id);
-        self.call(Method::GET, base, &path, String::new(), Vec::new())
-            .await
+        self.call(
+            Shape::Object,
+            Method::GET,
+            base,
+            &path,
+            String::new(),
+            Vec::new(),
+        )
+        .await
     }
 
     /// One request and its answer read as `T`. `path` is already percent-encoded (whole
     /// segments, [`sign::ENCODE_SET`]) and `query` already canonical.
     async fn call<T: DeserializeOwned>(
         &self,
+        shape: Shape,
         method: Method,
         cluster: &ClusterTarget,
         path: &str,
@@ -317,14 +346,25 @@ impl Client {
                 err.request_id = request_id.clone();
                 err
             })?;
-            return serde_json::from_slice(&bytes).map_err(|e| ApiError {
+            let decode_error = |message: String| ApiError {
                 kind: FailureKind::Decode,
                 status: Some(status),
                 code: None,
-                message: Some(format!("unreadable answer: {e}")),
-                request_id,
+                message: Some(message),
+                request_id: request_id.clone(),
                 retry_after: None,
-            });
+            };
+            // serde would read a struct from an array too; an answer of the wrong shape is
+            // not the object asked for.
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+            if first != Some(shape.opening()) {
+                return Err(decode_error(format!(
+                    "unreadable answer: expected a JSON {}",
+                    shape.name()
+                )));
+            }
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| decode_error(format!("unreadable answer: {e}")));
         }
         // An error status stands even if its body is cut short.
         let body = bytes.unwrap_or_default();
@@ -442,6 +482,29 @@ impl ReleaseApi for Client {
 
     async fn release_history(&self, at: ReleaseAddress<'_>) -> Result<Vec<Release>, ApiError> {
         Client::release_history(self, at.cluster, at.namespace, at.name).await
+    }
+}
+
+/// What a successful answer's body must be.
+#[derive(Clone, Copy)]
+enum Shape {
+    Object,
+    Array,
+}
+
+impl Shape {
+    fn opening(self) -> u8 {
+        match self {
+            Shape::Object => b'{',
+            Shape::Array => b'[',
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Object => "object",
+            Shape::Array => "array",
+        }
     }
 }
 
