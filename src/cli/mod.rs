@@ -59,6 +59,7 @@ impl Environment {
     }
 }
 
+pub mod net;
 pub mod plan;
 pub mod validate;
 
