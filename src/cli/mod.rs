@@ -62,6 +62,7 @@ impl Environment {
 }
 
 pub mod logging;
+pub mod net;
 pub mod plan;
 pub mod report;
 pub mod validate;

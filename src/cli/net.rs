@@ -1,0 +1,126 @@
+//! Network and credential flags shared by the commands that call the API (`apply`, `plan --diff`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cce::client::{ClientConfig, check_endpoint};
+use crate::cce::credentials::CredentialSources;
+use crate::error::Error;
+use crate::plan::resolved::Rollout;
+
+/// Flags flattened into every command that sends requests.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct NetworkArgs {
+    /// Send every request to this base URL instead of the plan's endpoints (a private
+    /// endpoint, a new region, a local simulator).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Authenticate with the IAM token in this file (sent as X-Auth-Token); overrides the
+    /// environment and the profile file.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Trust the CA certificates in this PEM file besides the platform's.
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+    /// Allow plain http:// to hosts other than loopback (never do this over a network you
+    /// do not control: signatures and tokens travel in clear).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+}
+
+/// How long connecting may take, at most (and never longer than a whole request).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl NetworkArgs {
+    /// Refuses a malformed `--endpoint`, or `http://` beyond loopback without
+    /// `--allow-insecure-http`. Call before anything is sent.
+    pub fn check(&self) -> Result<(), Error> {
+        match &self.endpoint {
+            Some(url) => check_endpoint(url, self.allow_insecure_http)
+                .map_err(|e| Error::Usage(format!("--endpoint: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// `--endpoint` without a trailing `/`, to replace every cluster's endpoint.
+    pub fn endpoint_override(&self) -> Option<&str> {
+        self.endpoint.as_deref().map(|e| e.trim_end_matches('/'))
+    }
+
+    /// The client's settings for a run with this rollout: its request time-out, and a
+    /// keep-alive pool as large as its concurrency.
+    pub fn client_config(&self, rollout: &Rollout) -> ClientConfig {
+        ClientConfig {
+            request_timeout: rollout.request_timeout,
+            connect_timeout: CONNECT_TIMEOUT.min(rollout.request_timeout),
+            max_idle_per_host: rollout.concurrency.max(1),
+            ca_cert: self.ca_cert.clone(),
+            allow_insecure_http: self.allow_insecure_http,
+            clock: None,
+        }
+    }
+
+    /// Where credentials are looked for: `--token-file`, the process environment, the
+    /// SDK's profile file.
+    pub fn credential_sources(&self) -> CredentialSources {
+        CredentialSources::from_process(self.token_file.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Harness {
+        #[command(flatten)]
+        net: NetworkArgs,
+    }
+
+    #[test]
+    fn flags_parse_and_feed_the_client_config() {
+        let h = Harness::try_parse_from([
+            "x",
+            "--endpoint",
+            "http://127.0.0.1:8080/",
+            "--token-file",
+            "/tmp/t",
+            "--ca-cert",
+            "/tmp/ca.pem",
+        ])
+        .unwrap();
+        assert!(h.net.check().is_ok());
+        assert_eq!(h.net.endpoint_override(), Some("http://127.0.0.1:8080"));
+        let rollout = Rollout {
+            concurrency: 40,
+            request_timeout: Duration::from_secs(5),
+            ..Rollout::default()
+        };
+        let config = h.net.client_config(&rollout);
+        assert_eq!(config.max_idle_per_host, 40);
+        assert_eq!(config.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.connect_timeout, Duration::from_secs(5));
+        assert_eq!(config.ca_cert, Some(PathBuf::from("/tmp/ca.pem")));
+        assert_eq!(
+            h.net.credential_sources().token_file,
+            Some(PathBuf::from("/tmp/t"))
+        );
+    }
+
+    #[test]
+    fn insecure_endpoint_is_a_usage_error_unless_allowed() {
+        let h = Harness::try_parse_from(["x", "--endpoint", "http://sim.example.com"]).unwrap();
+        let err = h.net.check().unwrap_err();
+        assert_eq!(err.exit(), crate::error::Exit::Invalid);
+        assert!(err.to_string().contains("--allow-insecure-http"), "{err}");
+        let h = Harness::try_parse_from([
+            "x",
+            "--endpoint",
+            "http://sim.example.com",
+            "--allow-insecure-http",
+        ])
+        .unwrap();
+        assert!(h.net.check().is_ok());
+    }
+}
