@@ -36,6 +36,14 @@ pub enum Command {
     Schema,
     /// Render a journal or a JSON report after the fact, or merge the reports of shards.
     Report(report::ReportArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  flotilla completions bash > /etc/bash_completion.d/flotilla"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Facts about the world the command runs in, found once here and passed down.
@@ -98,6 +106,16 @@ pub fn run(cli: Cli, env: &Environment) -> Result<Exit, Error> {
         Command::Validate(args) => validate::run(args, env),
         Command::Plan(args) => plan::run(args, env),
         Command::Report(args) => report::run(args, env),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "flotilla",
+                &mut std::io::stdout(),
+            );
+            Ok(Exit::Success)
+        }
         Command::Schema => {
             print!("{}", crate::plan::schema::SCHEMA_TEXT);
             Ok(Exit::Success)
