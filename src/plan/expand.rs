@@ -278,7 +278,7 @@ fn resolve_clusters(raw: &RawPlan, ctx: &mut Context<'_>) -> Vec<Arc<ClusterTarg
                     ctx.at_value(
                         &region_pointer,
                         format!(
-                            "unknown region `{region}` for cluster `{name}`{}; set `endpoint` to use a region flotilla does not know",
+                            "unknown region `{region}` for cluster `{name}`: set `endpoint` to use a region flotilla does not know{}",
                             suggestion_suffix(&region, region::REGIONS)
                         ),
                     );

@@ -48,6 +48,17 @@ pub fn check(instance: &Value, positions: &Positions) -> Vec<SchemaProblem> {
                     });
                 }
             }
+            ValidationErrorKind::PropertyNames { error: inner } => {
+                let key = inner.instance().as_str().unwrap_or_default().to_owned();
+                let described = described_node(&keyword_location(inner));
+                out.push(SchemaProblem {
+                    pos: positions.key(&push_pointer(&pointer, &key)),
+                    message: match described {
+                        Some(d) => format!("key `{key}` is not {d}{}", where_(&pointer)),
+                        None => format!("key `{key}`: {inner}{}", where_(&pointer)),
+                    },
+                });
+            }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or_default();
                 out.push(SchemaProblem {
@@ -129,9 +140,14 @@ pub fn check(instance: &Value, positions: &Positions) -> Vec<SchemaProblem> {
                         positions.value(&pointer)
                     },
                     message: match described {
-                        Some(d) => {
+                        Some(d) if d.starts_with(|c: char| c.is_ascii_lowercase()) => {
                             format!("{} is not {d}{}", show(error.instance()), where_(&pointer))
                         }
+                        Some(d) => format!(
+                            "invalid value {}{}: {d}",
+                            show(error.instance()),
+                            where_(&pointer)
+                        ),
                         None => format!("{error}{}", where_(&pointer)),
                     },
                 });

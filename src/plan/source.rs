@@ -196,12 +196,7 @@ fn gate(path: &Path, text: &str) -> Result<(), LoadError> {
     else {
         return Ok(());
     };
-    let message = err.to_string();
-    // serde-saphyr appends " at line L column C"; the position is printed before the message.
-    let message = match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message,
-    };
+    let message = gate_message(&err.to_string());
     let diagnostic = match err.location() {
         Some(loc) if loc.line() > 0 => Diagnostic::at(
             path,
@@ -215,6 +210,30 @@ fn gate(path: &Path, text: &str) -> Result<(), LoadError> {
         _ => Diagnostic::file(path, message),
     };
     Err(LoadError::single(diagnostic))
+}
+
+/// serde-saphyr's message, reworded where it speaks of its own API, without the trailing
+/// position (the diagnostic prints it first).
+fn gate_message(raw: &str) -> String {
+    let message = raw.find(" at line ").map_or(raw, |i| &raw[..i]);
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`");
+    }
+    if message.starts_with("budget breached") {
+        return if message.contains("Depth") {
+            format!("the plan nests deeper than {MAX_DEPTH} levels")
+        } else {
+            format!("the plan is too large or repetitive to parse safely ({message})")
+        };
+    }
+    if message.starts_with("alias replay limit exceeded") {
+        return "aliases expand to too many nodes (an alias bomb?)".to_owned();
+    }
+    format!("YAML syntax error: {message}")
 }
 
 /// Plans have little use for aliases: a few hundred thousand replayed events is plenty, and
