@@ -17,13 +17,13 @@ pub fn interpolate_tree(
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<InterpolationProblem> {
     let mut problems = Vec::new();
-    walk(value, &mut String::new(), vars, &mut problems);
+    walk(value, "", vars, &mut problems);
     problems
 }
 
 fn walk(
     value: &mut Value,
-    pointer: &mut String,
+    pointer: &str,
     vars: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<InterpolationProblem>,
 ) {
@@ -31,20 +31,20 @@ fn walk(
         Value::String(s) if s.contains('$') => match interpolate(s, vars) {
             Ok(expanded) => *s = expanded,
             Err(message) => problems.push(InterpolationProblem {
-                pointer: pointer.clone(),
+                pointer: pointer.to_owned(),
                 message,
             }),
         },
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                let mut child = push_pointer(pointer, &i.to_string());
-                walk(item, &mut child, vars, problems);
+                let child = push_pointer(pointer, &i.to_string());
+                walk(item, &child, vars, problems);
             }
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                let mut child = push_pointer(pointer, k);
-                walk(v, &mut child, vars, problems);
+                let child = push_pointer(pointer, k);
+                walk(v, &child, vars, problems);
             }
         }
         _ => {}
