@@ -1,9 +1,10 @@
-//! `flotilla validate`.
+//! `flotilla validate`: schema and semantic checks of plan files, every problem reported with its position.
 
 use std::path::PathBuf;
 
 use super::Environment;
 use crate::error::{Error, Exit};
+use crate::plan;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -12,6 +13,33 @@ pub struct ValidateArgs {
     pub plans: Vec<PathBuf>,
 }
 
-pub fn run(_args: ValidateArgs, _env: &Environment) -> Result<Exit, Error> {
-    Err(Error::Other("validate: not yet implemented".into()))
+/// Checks every plan; valid ones get a one-line summary on stdout, problems go to stderr as
+/// `PATH:LINE:COL: message` with the source line and a caret.
+pub fn run(args: ValidateArgs, _env: &Environment) -> Result<Exit, Error> {
+    let mut problems = 0;
+    for path in &args.plans {
+        match plan::load_path(path) {
+            Ok(plan) => println!(
+                "{}: ok: plan `{}`, {} operation(s) in {} wave(s)",
+                path.display(),
+                plan.name,
+                plan.operation_count(),
+                plan.waves.len()
+            ),
+            Err(err) => {
+                problems += err.diagnostics().len();
+                eprintln!("{err}");
+                eprintln!(
+                    "{}: {} problem(s) found",
+                    path.display(),
+                    err.diagnostics().len()
+                );
+            }
+        }
+    }
+    if problems > 0 {
+        Err(Error::InvalidPlan { count: problems })
+    } else {
+        Ok(Exit::Success)
+    }
 }

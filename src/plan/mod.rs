@@ -1,3 +1,107 @@
 //! The plan language: loading YAML with positions, schema and semantic validation, and expansion into operations.
+//!
+//! [`load_path`] and [`load_source`] run the whole pipeline: size and encoding checks, YAML parsing
+//! (serde-saphyr as a budgeted gate, saphyr for the positioned tree), `${VAR}` interpolation,
+//! JSON Schema validation, semantic checks, and expansion into an [`ExpandedPlan`]. Every problem
+//! found at a stage is reported together; later stages run only when earlier ones found none.
+
+pub mod diagnostic;
+pub mod expand;
+pub mod interpolate;
+mod raw;
 pub mod resolved;
 pub mod schema;
+pub mod select;
+pub mod source;
+
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+pub use diagnostic::{Diagnostic, LoadError, Pos};
+pub use resolved::{ClusterTarget, ExpandedPlan, Operation, Rollout, Wave};
+
+/// Reads, interpolates (from the process environment), validates and expands the plan at `path`.
+pub fn load_path(path: &Path) -> Result<ExpandedPlan, LoadError> {
+    let read_error = |e: std::io::Error| {
+        LoadError::single(Diagnostic::file(path, format!("cannot read the plan: {e}")))
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > source::MAX_PLAN_BYTES {
+        return Err(LoadError::single(Diagnostic::file(
+            path,
+            format!(
+                "the plan is {size} bytes, more than the limit of {} (16 MiB)",
+                source::MAX_PLAN_BYTES
+            ),
+        )));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // Read one byte past the limit so a file that grew since `metadata` is still refused.
+    file.take(source::MAX_PLAN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    load_source(path, &bytes, &|name| std::env::var(name).ok())
+}
+
+/// [`load_path`] on bytes already read, with the variable lookup as a parameter;
+/// `path` names the file in messages and gives the default plan name.
+pub fn load_source(
+    path: &Path,
+    bytes: &[u8],
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<ExpandedPlan, LoadError> {
+    let text = source::decode(path, bytes)?;
+    let mut document = source::parse(path, text)?;
+
+    let problems = interpolate::interpolate_tree(&mut document.value, vars);
+    if !problems.is_empty() {
+        return Err(LoadError::new(
+            problems
+                .into_iter()
+                .map(|p| {
+                    Diagnostic::at(path, text, document.positions.value(&p.pointer), p.message)
+                })
+                .collect(),
+        ));
+    }
+
+    let problems = schema::check(&document.value, &document.positions);
+    if !problems.is_empty() {
+        return Err(LoadError::new(
+            problems
+                .into_iter()
+                .map(|p| Diagnostic::at(path, text, p.pos, p.message))
+                .collect(),
+        ));
+    }
+
+    let raw: raw::RawPlan = serde_json::from_value(document.value).map_err(|e| {
+        // The schema admits only what these types read; this is a bug if it happens.
+        LoadError::single(Diagnostic::at(
+            path,
+            text,
+            Pos::START,
+            format!("the plan does not match flotilla's model: {e}"),
+        ))
+    })?;
+
+    let name = raw.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plan".to_owned())
+    });
+    let hash = hex::encode(Sha256::digest(bytes));
+    let mut ctx = expand::Context {
+        path,
+        text,
+        positions: &document.positions,
+        problems: Vec::new(),
+    };
+    match expand::expand(&raw, name, hash, &mut ctx) {
+        Some(plan) if ctx.problems.is_empty() => Ok(plan),
+        _ => Err(LoadError::new(ctx.problems)),
+    }
+}

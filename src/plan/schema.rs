@@ -1,3 +1,304 @@
 //! The plan's JSON Schema, embedded in the binary: the single source of truth for the plan's shape.
+//! Validation against it reports every error, each mapped back to its YAML position.
+
+use std::sync::LazyLock;
+
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+
+use super::diagnostic::{Pos, suggestion_suffix};
+use super::source::{Positions, push_pointer};
 
 pub const SCHEMA_TEXT: &str = include_str!("../../schema/plan.schema.json");
+
+/// The schema as JSON (parsed once).
+pub static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+    serde_json::from_str(SCHEMA_TEXT).expect("the embedded schema is valid JSON (tested)")
+});
+
+static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
+    jsonschema::draft202012::new(&SCHEMA).expect("the embedded schema compiles (tested)")
+});
+
+/// A schema violation at a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaProblem {
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// Every schema violation of `instance`, positioned with `positions`.
+pub fn check(instance: &Value, positions: &Positions) -> Vec<SchemaProblem> {
+    let mut out = Vec::new();
+    for error in VALIDATOR.iter_errors(instance) {
+        let pointer = error.instance_path().as_str().to_owned();
+        let keyword_pointer = keyword_location(&error);
+        match error.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let allowed = sibling_properties(&keyword_pointer);
+                let allowed_names: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                for key in unexpected {
+                    let at = push_pointer(&pointer, key);
+                    out.push(SchemaProblem {
+                        pos: positions.key(&at),
+                        message: format!(
+                            "unknown key `{key}`{}",
+                            suggestion_suffix(key, allowed_names.iter().copied())
+                        ),
+                    });
+                }
+            }
+            ValidationErrorKind::PropertyNames { error: inner } => {
+                let key = inner.instance().as_str().unwrap_or_default().to_owned();
+                let described = described_node(&keyword_location(inner));
+                out.push(SchemaProblem {
+                    pos: positions.key(&push_pointer(&pointer, &key)),
+                    message: match described {
+                        Some(d) => format!("key `{key}` is not {d}{}", where_(&pointer)),
+                        None => format!("key `{key}`: {inner}{}", where_(&pointer)),
+                    },
+                });
+            }
+            ValidationErrorKind::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                out.push(SchemaProblem {
+                    pos: positions.key(&pointer),
+                    message: format!("missing required key `{name}`{}", where_(&pointer)),
+                });
+            }
+            ValidationErrorKind::Enum { options } => {
+                let given = error.instance();
+                let choices: Vec<&str> = options
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let suffix = given
+                    .as_str()
+                    .map(|g| suggestion_suffix(g, choices.iter().copied()))
+                    .unwrap_or_default();
+                out.push(SchemaProblem {
+                    pos: positions.value(&pointer),
+                    message: format!(
+                        "{} is not one of {}{suffix}",
+                        show(given),
+                        choices
+                            .iter()
+                            .map(|c| format!("`{c}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            ValidationErrorKind::Type { .. } => {
+                let expected = schema_node(parent_pointer(&keyword_pointer))
+                    .and_then(|n| n.get("type"))
+                    .map(|t| match t {
+                        Value::Array(ts) => ts
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" or "),
+                        other => other.as_str().unwrap_or("?").to_owned(),
+                    })
+                    .unwrap_or_else(|| "another type".to_owned());
+                out.push(SchemaProblem {
+                    pos: positions.value(&pointer),
+                    message: format!(
+                        "expected {} {expected}, found {}{}",
+                        article(&expected),
+                        type_name(error.instance()),
+                        where_(&pointer)
+                    ),
+                });
+            }
+            ValidationErrorKind::OneOfNotValid { .. }
+            | ValidationErrorKind::OneOfMultipleValid { .. }
+                if keyword_pointer.starts_with("/$defs/release/") =>
+            {
+                out.push(SchemaProblem {
+                    pos: positions.value(&pointer),
+                    message: "a release needs exactly one of `cluster`, `clusters` or `selector`"
+                        .to_owned(),
+                });
+            }
+            ValidationErrorKind::Pattern { .. }
+            | ValidationErrorKind::AnyOf { .. }
+            | ValidationErrorKind::OneOfNotValid { .. }
+            | ValidationErrorKind::OneOfMultipleValid { .. }
+            | ValidationErrorKind::Constant { .. } => {
+                let described = described_node(&keyword_pointer);
+                let is_key = error.instance().is_string()
+                    && matches!(error.kind(), ValidationErrorKind::Pattern { .. })
+                    && keyword_pointer.contains("/propertyNames/");
+                out.push(SchemaProblem {
+                    pos: if is_key {
+                        positions.key(&push_pointer(
+                            &pointer,
+                            error.instance().as_str().unwrap_or_default(),
+                        ))
+                    } else {
+                        positions.value(&pointer)
+                    },
+                    message: match described {
+                        Some(d) if d.starts_with(|c: char| c.is_ascii_lowercase()) => {
+                            format!("{} is not {d}{}", show(error.instance()), where_(&pointer))
+                        }
+                        Some(d) => format!(
+                            "invalid value {}{}: {d}",
+                            show(error.instance()),
+                            where_(&pointer)
+                        ),
+                        None => format!("{error}{}", where_(&pointer)),
+                    },
+                });
+            }
+            _ => out.push(SchemaProblem {
+                pos: positions.value(&pointer),
+                message: format!("{error}{}", where_(&pointer)),
+            }),
+        }
+    }
+    out
+}
+
+/// The schema location of the failing keyword, as a JSON pointer into [`SCHEMA`].
+fn keyword_location(error: &jsonschema::ValidationError<'_>) -> String {
+    if let Some(uri) = error.absolute_keyword_location()
+        && let Some(fragment) = uri.fragment()
+    {
+        return percent_encoding::percent_decode_str(fragment.as_str())
+            .decode_utf8_lossy()
+            .into_owned();
+    }
+    error.schema_path().as_str().to_owned()
+}
+
+fn parent_pointer(pointer: &str) -> &str {
+    pointer.rfind('/').map_or("", |i| &pointer[..i])
+}
+
+fn schema_node(pointer: &str) -> Option<&'static Value> {
+    SCHEMA.pointer(pointer)
+}
+
+/// The names of the `properties` beside a failing `additionalProperties`.
+fn sibling_properties(keyword_pointer: &str) -> Vec<String> {
+    schema_node(parent_pointer(keyword_pointer))
+        .and_then(|n| n.get("properties"))
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The description of the nearest `$defs` entry (or schema node) holding the failing keyword.
+fn described_node(keyword_pointer: &str) -> Option<&'static str> {
+    let mut p = parent_pointer(keyword_pointer);
+    loop {
+        if let Some(node) = schema_node(p)
+            && let Some(d) = node.get("description").and_then(Value::as_str)
+        {
+            return Some(d);
+        }
+        if p.is_empty() {
+            return None;
+        }
+        p = parent_pointer(p);
+    }
+}
+
+/// " (at `a.b[0]`)"-style context naming the field, for messages where the value alone is unclear.
+fn where_(pointer: &str) -> String {
+    if pointer.is_empty() {
+        return " (at the top level)".to_owned();
+    }
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    format!(" (at `{out}`)")
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("`{s}`"),
+        Value::Object(_) => "this mapping".to_owned(),
+        Value::Array(_) => "this list".to_owned(),
+        other => format!("`{other}`"),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every property in the schema has a description and every fixed-shape object refuses
+    /// unknown keys; `values` is the one documented exception (charts take any keys).
+    #[test]
+    fn schema_describes_every_property_and_refuses_unknown_keys() {
+        fn visit(node: &Value, at: &str, problems: &mut Vec<String>) {
+            match node {
+                Value::Object(map) => {
+                    if let Some(Value::Object(props)) = map.get("properties") {
+                        let closed = map.get("additionalProperties") == Some(&Value::Bool(false));
+                        if !closed && !at.ends_with("/$defs/values") {
+                            problems.push(format!("{at}: additionalProperties is not false"));
+                        }
+                        for (name, prop) in props {
+                            if prop.get("description").is_none() {
+                                problems.push(format!("{at}/properties/{name}: no description"));
+                            }
+                        }
+                    }
+                    for (k, v) in map {
+                        visit(v, &format!("{at}/{k}"), problems);
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, v) in items.iter().enumerate() {
+                        visit(v, &format!("{at}/{i}"), problems);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut problems = Vec::new();
+        visit(&SCHEMA, "", &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+        let _ = &*VALIDATOR;
+    }
+
+    #[test]
+    fn field_context_reads_like_a_yaml_path() {
+        assert_eq!(
+            where_("/releases/2/values/a~1b"),
+            " (at `releases[2].values.a/b`)"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Diagnostics: one problem in a plan with its file position, and the error that carries them all.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A 1-based line and column (columns count characters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Pos {
+    pub const START: Pos = Pos { line: 1, col: 1 };
+}
+
+/// One problem found in a plan file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub path: PathBuf,
+    /// Where the offending YAML node starts; `None` for problems with the file as a whole
+    /// (missing, too large).
+    pub pos: Option<Pos>,
+    pub message: String,
+    /// The source line at `pos`, shown under the message with a caret.
+    pub source_line: Option<String>,
+}
+
+impl Diagnostic {
+    /// A problem without a position.
+    pub fn file(path: &Path, message: impl Into<String>) -> Self {
+        Diagnostic {
+            path: path.to_path_buf(),
+            pos: None,
+            message: message.into(),
+            source_line: None,
+        }
+    }
+
+    /// A problem at `pos` in `text`.
+    pub fn at(path: &Path, text: &str, pos: Pos, message: impl Into<String>) -> Self {
+        Diagnostic {
+            path: path.to_path_buf(),
+            pos: Some(pos),
+            message: message.into(),
+            source_line: text
+                .lines()
+                .nth(pos.line.saturating_sub(1))
+                .map(str::to_owned),
+        }
+    }
+
+    pub fn line(&self) -> Option<usize> {
+        self.pos.map(|p| p.line)
+    }
+
+    pub fn col(&self) -> Option<usize> {
+        self.pos.map(|p| p.col)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        let Some(pos) = self.pos else {
+            return write!(f, "{path}: {}", self.message);
+        };
+        write!(f, "{path}:{}:{}: {}", pos.line, pos.col, self.message)?;
+        if let Some(line) = &self.source_line {
+            // Keep tabs in the caret's indent so it lines up under tab-indented source.
+            let indent: String = line
+                .chars()
+                .take(pos.col.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(f, "\n    {line}\n    {indent}^")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything wrong with a plan; `Display` renders every diagnostic, one after another.
+#[derive(Clone, Debug, thiserror::Error)]
+pub struct LoadError {
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl LoadError {
+    pub fn new(mut diagnostics: Vec<Diagnostic>) -> Self {
+        diagnostics.sort_by_key(|d| d.pos.unwrap_or(Pos { line: 0, col: 0 }));
+        diagnostics.dedup();
+        LoadError { diagnostics }
+    }
+
+    pub fn single(diagnostic: Diagnostic) -> Self {
+        LoadError {
+            diagnostics: vec![diagnostic],
+        }
+    }
+
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The closest of `candidates` to `word` when it is close enough to be a likely misspelling.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| {
+            (
+                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// ", did you mean `x`?" or nothing.
+pub fn suggestion_suffix<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(word, candidates)
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("upgrade", "upgrade"), 0);
+        assert_eq!(edit_distance("upgarde", "upgrade"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn suggestions_pick_the_closest_plausible_candidate() {
+        assert_eq!(
+            did_you_mean("upgarde", ["upgrade", "rollback"]),
+            Some("upgrade")
+        );
+        assert_eq!(
+            did_you_mean("concurency", ["concurrency", "per_cluster"]),
+            Some("concurrency")
+        );
+        assert_eq!(did_you_mean("zzzzzz", ["upgrade", "rollback"]), None);
+    }
+
+    #[test]
+    fn diagnostics_render_position_source_line_and_caret() {
+        let text = "version: 1\nname: Bad_Name\n";
+        let d = Diagnostic::at(
+            Path::new("p.yaml"),
+            text,
+            Pos { line: 2, col: 7 },
+            "bad name",
+        );
+        assert_eq!(
+            d.to_string(),
+            "p.yaml:2:7: bad name\n    name: Bad_Name\n          ^"
+        );
+        let whole = Diagnostic::file(Path::new("p.yaml"), "cannot read");
+        assert_eq!(whole.to_string(), "p.yaml: cannot read");
+    }
+}

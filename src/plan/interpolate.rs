@@ -1,0 +1,160 @@
+//! `${VAR}` and `${VAR:-default}` in plan strings, taken from a variable lookup (the environment).
+
+use serde_json::Value;
+
+use super::source::push_pointer;
+
+/// A string that could not be interpolated, at the JSON pointer of its node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterpolationProblem {
+    pub pointer: String,
+    pub message: String,
+}
+
+/// Replaces variables in every string of `value` (keys stay as written).
+pub fn interpolate_tree(
+    value: &mut Value,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Vec<InterpolationProblem> {
+    let mut problems = Vec::new();
+    walk(value, "", vars, &mut problems);
+    problems
+}
+
+fn walk(
+    value: &mut Value,
+    pointer: &str,
+    vars: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<InterpolationProblem>,
+) {
+    match value {
+        Value::String(s) if s.contains('$') => match interpolate(s, vars) {
+            Ok(expanded) => *s = expanded,
+            Err(message) => problems.push(InterpolationProblem {
+                pointer: pointer.to_owned(),
+                message,
+            }),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let child = push_pointer(pointer, &i.to_string());
+                walk(item, &child, vars, problems);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let child = push_pointer(pointer, k);
+                walk(v, &child, vars, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Expands one string. `$${` is a literal `${`; a `$` not followed by `{` stays as it is.
+/// `${VAR:-default}` takes the default when VAR is unset or empty.
+pub fn interpolate(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(literal) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = literal;
+            continue;
+        }
+        let Some(body_start) = after.strip_prefix('{') else {
+            out.push('$');
+            rest = after;
+            continue;
+        };
+        let Some(end) = body_start.find('}') else {
+            return Err(format!("unterminated `${{` in `{text}`"));
+        };
+        let body = &body_start[..end];
+        let (name, default) = match body.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (body, None),
+        };
+        if !is_variable_name(name) {
+            return Err(format!(
+                "`${{{body}}}` is not a variable reference: names are letters, digits and `_`, not starting with a digit"
+            ));
+        }
+        match (
+            vars(name).filter(|v| default.is_none() || !v.is_empty()),
+            default,
+        ) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable `{name}` is not set (write `${{{name}:-default}}` for a default)"
+                ));
+            }
+        }
+        rest = &body_start[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(name: &str) -> Option<String> {
+        match name {
+            "TAG" => Some("v2".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn variables_and_defaults_are_replaced() {
+        assert_eq!(interpolate("app:${TAG}", &vars).unwrap(), "app:v2");
+        assert_eq!(interpolate("${MISSING:-v1}", &vars).unwrap(), "v1");
+        assert_eq!(interpolate("${TAG:-v1}", &vars).unwrap(), "v2");
+        assert_eq!(interpolate("${EMPTY:-v1}", &vars).unwrap(), "v1");
+        assert_eq!(interpolate("${EMPTY}", &vars).unwrap(), "");
+        assert_eq!(interpolate("${MISSING:-}", &vars).unwrap(), "");
+        assert_eq!(
+            interpolate("cost $5 $${TAG}", &vars).unwrap(),
+            "cost $5 ${TAG}"
+        );
+    }
+
+    #[test]
+    fn missing_variables_and_bad_syntax_are_errors_naming_the_variable() {
+        let e = interpolate("x-${MISSING}", &vars).unwrap_err();
+        assert!(e.contains("`MISSING`"), "{e}");
+        assert!(
+            interpolate("${TAG", &vars)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            interpolate("${1A}", &vars)
+                .unwrap_err()
+                .contains("not a variable")
+        );
+    }
+
+    #[test]
+    fn the_tree_walk_reports_each_problem_with_its_pointer() {
+        let mut v = json!({"a": ["${TAG}", "${NOPE}"], "b/c": {"d": "${ALSO_NOPE}"}, "${KEY}": 1});
+        let problems = interpolate_tree(&mut v, &vars);
+        assert_eq!(v["a"][0], "v2");
+        let pointers: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/a/1", "/b~1c/d"]);
+    }
+}

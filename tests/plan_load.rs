@@ -1,0 +1,331 @@
+//! Loading and expanding plans through the library API: defaults, waves, order, selectors,
+//! shards, and the 100,000-operation budget.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use flotilla::cce::model::Action;
+use flotilla::plan::resolved::{ExpandedPlan, FailureBudget};
+use flotilla::plan::select::{Selector, Shard, filter};
+use flotilla::plan::{LoadError, load_path, load_source};
+use proptest::prelude::*;
+
+fn no_vars(_: &str) -> Option<String> {
+    None
+}
+
+fn load(text: &str) -> Result<ExpandedPlan, LoadError> {
+    load_source(Path::new("test.yaml"), text.as_bytes(), &no_vars)
+}
+
+const FLEET: &str = r#"
+version: 1
+target: { region: cn-north-4, project_id: p1 }
+clusters:
+  c1: { id: 00000000-0000-0000-0000-000000000001, labels: { env: staging } }
+  p1: { id: 00000000-0000-0000-0000-000000000002, labels: { env: prod } }
+  p2: { id: 00000000-0000-0000-0000-000000000003, labels: { env: prod }, region: eu-west-101, project_id: p2 }
+  dev: { id: 00000000-0000-0000-0000-000000000004, labels: { env: dev }, endpoint: "http://127.0.0.1:9999/" }
+defaults:
+  chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05
+  parameters: { no_hooks: true, dry_run: false }
+  values: { imagePullPolicy: IfNotPresent, image: { repo: r, tag: v1 }, replicas: 2 }
+rollout:
+  concurrency: 4
+  waves:
+    - { name: canary, select: { clusters: [c1] }, soak: 2m }
+    - { name: prod, select: { labels: { env: prod } }, max_failures: "10%" }
+releases:
+  - name: web
+    namespace: shop
+    selector: { labels: {} }
+    values: { image: { tag: v2 }, dbPassword: hunter2 }
+  - name: db
+    namespace: data
+    clusters: [p2, p1]
+    action: rollback
+    parameters: { release_version: 3 }
+    rollback_on_failure: true
+"#;
+
+#[test]
+fn defaults_deep_merge_into_each_release_body() {
+    let plan = load(FLEET).expect("valid");
+    let web = plan.operations().find(|o| o.release == "web").unwrap();
+    let body = serde_json::to_value(&*web.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "chart_id": "af4b699e-018c-11ec-b8b0-0255ac100b05",
+            "action": "upgrade",
+            "parameters": {"dry_run": false, "no_hooks": true},
+            "values": {"imagePullPolicy": "IfNotPresent", "image": {"repo": "r", "tag": "v2"}, "replicas": 2, "dbPassword": "hunter2"}
+        })
+    );
+    let db = plan.operations().find(|o| o.release == "db").unwrap();
+    assert_eq!(db.action, Action::Rollback);
+    assert!(db.rollback_on_failure);
+    let params = db.body.parameters.as_ref().unwrap();
+    assert_eq!(params.release_version, Some(3));
+    assert_eq!(params.no_hooks, Some(true));
+}
+
+#[test]
+fn operations_of_one_release_share_one_body() {
+    let plan = load(FLEET).unwrap();
+    let webs: Vec<_> = plan.operations().filter(|o| o.release == "web").collect();
+    assert_eq!(webs.len(), 4);
+    assert!(
+        webs.windows(2)
+            .all(|w| std::sync::Arc::ptr_eq(&w[0].body, &w[1].body))
+    );
+}
+
+#[test]
+fn clusters_resolve_endpoint_region_and_project() {
+    let plan = load(FLEET).unwrap();
+    let cluster = |name: &str| {
+        plan.operations()
+            .find(|o| o.cluster.name == name)
+            .unwrap()
+            .cluster
+            .clone()
+    };
+    assert_eq!(
+        cluster("c1").endpoint,
+        "https://cce.cn-north-4.myhuaweicloud.com"
+    );
+    assert_eq!(cluster("c1").project_id.as_deref(), Some("p1"));
+    assert_eq!(
+        cluster("p2").endpoint,
+        "https://cce.eu-west-101.myhuaweicloud.eu"
+    );
+    assert_eq!(cluster("p2").region, "eu-west-101");
+    assert_eq!(cluster("p2").project_id.as_deref(), Some("p2"));
+    assert_eq!(cluster("dev").endpoint, "http://127.0.0.1:9999");
+}
+
+#[test]
+fn waves_take_clusters_in_order_and_the_rest_form_an_implicit_wave() {
+    let plan = load(FLEET).unwrap();
+    let names: Vec<_> = plan
+        .waves
+        .iter()
+        .map(|w| (w.name.as_str(), w.implicit, w.operations.len()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("canary", false, 1),
+            ("prod", false, 4),
+            ("(implicit)", true, 1)
+        ]
+    );
+    assert_eq!(plan.waves[0].soak, std::time::Duration::from_secs(120));
+    assert_eq!(
+        plan.waves[1].max_failures,
+        Some(FailureBudget::Percent(10.0))
+    );
+    assert_eq!(plan.waves[2].operations[0].cluster.name, "dev");
+    for (i, op) in plan.operations().enumerate() {
+        assert_eq!(op.index, i);
+        assert_eq!(
+            plan.waves[op.wave]
+                .operations
+                .iter()
+                .filter(|o| o.index == i)
+                .count(),
+            1
+        );
+    }
+}
+
+#[test]
+fn a_plan_without_waves_is_one_implicit_wave() {
+    let text = FLEET.replace("  waves:\n    - { name: canary, select: { clusters: [c1] }, soak: 2m }\n    - { name: prod, select: { labels: { env: prod } }, max_failures: \"10%\" }\n", "");
+    let plan = load(&text).unwrap();
+    assert_eq!(plan.waves.len(), 1);
+    assert!(plan.waves[0].implicit);
+    assert_eq!(plan.operation_count(), 6);
+}
+
+#[test]
+fn operations_in_a_wave_alternate_across_clusters() {
+    let plan = load(FLEET).unwrap();
+    let prod: Vec<_> = plan.waves[1]
+        .operations
+        .iter()
+        .map(|o| format!("{}:{}", o.cluster.name, o.release))
+        .collect();
+    // Clusters in declaration order (p1, p2), releases in plan order, dealt round-robin.
+    assert_eq!(prod, ["p1:web", "p2:web", "p1:db", "p2:db"]);
+}
+
+#[test]
+fn interpolation_uses_the_given_lookup_and_reports_missing_variables_with_position() {
+    let text = FLEET.replace("tag: v2 }", "tag: \"${TAG}\" }");
+    let vars = |name: &str| (name == "TAG").then(|| "v9".to_owned());
+    let plan = load_source(Path::new("t.yaml"), text.as_bytes(), &vars).unwrap();
+    let web = plan.operations().find(|o| o.release == "web").unwrap();
+    assert_eq!(web.body.values.as_ref().unwrap()["image"]["tag"], "v9");
+
+    let err = load(&text).unwrap_err();
+    let d = &err.diagnostics()[0];
+    assert_eq!((d.line(), d.col()), (Some(22), Some(29)), "{err}");
+    assert!(d.message.contains("`TAG`"), "{err}");
+    assert!(err.to_string().starts_with("test.yaml:22:29: "), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let text = FLEET
+        .replace("concurrency: 4", "concurrency: 0")
+        .replace("namespace: data", "namespace: Data")
+        .replace("[c1]", "[c1x]");
+    let err = load(&text).unwrap_err();
+    // Schema problems are all reported (semantic checks wait for a well-formed plan).
+    assert_eq!(err.diagnostics().len(), 2, "{err}");
+    let text = FLEET
+        .replace("[c1]", "[c1x]")
+        .replace("[p2, p1]", "[p2, p3]");
+    let err = load(&text).unwrap_err();
+    let lines: Vec<_> = err
+        .diagnostics()
+        .iter()
+        .map(|d| d.line().unwrap())
+        .collect();
+    assert_eq!(lines, [16, 25], "{err}");
+    assert!(
+        err.diagnostics()[0].message.contains("did you mean `c1`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn selectors_keep_matching_operations_and_renumber_them() {
+    let plan = load(FLEET).unwrap();
+    let selectors: Vec<Selector> = vec!["env=prod".parse().unwrap(), "release=db".parse().unwrap()];
+    let narrowed = filter(&plan, &selectors, None);
+    assert_eq!(narrowed.waves.len(), 1);
+    assert_eq!(narrowed.waves[0].name, "prod");
+    assert_eq!(
+        narrowed.waves[0].max_failures,
+        Some(FailureBudget::Percent(10.0))
+    );
+    let ops: Vec<_> = narrowed
+        .operations()
+        .map(|o| (o.index, o.wave, o.cluster.name.as_str()))
+        .collect();
+    assert_eq!(ops, [(0, 0, "p1"), (1, 0, "p2")]);
+    let none = filter(&plan, &["namespace=nope".parse().unwrap()], None);
+    assert_eq!(none.operation_count(), 0);
+    assert!(none.waves.is_empty());
+}
+
+fn fleet_text(clusters: usize, releases: usize) -> String {
+    let mut t = String::from("version: 1\ntarget: { region: cn-north-4 }\nclusters:\n");
+    for c in 0..clusters {
+        let env = if c % 10 == 0 { "canary" } else { "prod" };
+        let _ = writeln!(
+            t,
+            "  c{c}: {{ id: {c:08x}-0000-4000-8000-000000000000, labels: {{ env: {env}, zone: z{} }} }}",
+            c % 3
+        );
+    }
+    t.push_str("defaults:\n  chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05\n  values: { imageTag: v2, db: { host: h } }\n");
+    // Cluster c3 is the first prod cluster in zone z0, so both waves select operations.
+    if clusters >= 4 {
+        t.push_str("rollout:\n  waves:\n    - { name: canary, select: { labels: { env: canary } } }\n    - { name: z0, select: { labels: { zone: z0 } } }\n");
+    }
+    t.push_str("releases:\n");
+    for r in 0..releases {
+        let _ = writeln!(
+            t,
+            "  - {{ name: r{r}, namespace: ns{}, selector: {{ labels: {{}} }}, values: {{ replicas: {r} }} }}",
+            r % 7
+        );
+    }
+    t
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn shards_partition_the_operations_exactly(clusters in 1usize..40, releases in 1usize..4, count in 1u32..8) {
+        let plan = load(&fleet_text(clusters, releases)).unwrap();
+        let all: BTreeSet<(String, String, String)> = plan
+            .operations()
+            .map(|o| (o.cluster.name.clone(), o.namespace.clone(), o.release.clone()))
+            .collect();
+        let mut seen = BTreeSet::new();
+        let mut total = 0;
+        for index in 1..=count {
+            let shard = filter(&plan, &[], Some(Shard { index, count }));
+            let clusters_here: BTreeSet<_> = shard.operations().map(|o| o.cluster.name.clone()).collect();
+            for op in shard.operations() {
+                total += 1;
+                seen.insert((op.cluster.name.clone(), op.namespace.clone(), op.release.clone()));
+            }
+            // Whole clusters: every operation of a cluster in this shard is here.
+            for name in &clusters_here {
+                prop_assert_eq!(
+                    shard.operations().filter(|o| &o.cluster.name == name).count(),
+                    plan.operations().filter(|o| &o.cluster.name == name).count()
+                );
+            }
+        }
+        prop_assert_eq!(total, all.len());
+        prop_assert_eq!(seen, all);
+    }
+}
+
+#[test]
+fn a_hundred_thousand_operation_plan_loads_quickly() {
+    let text = fleet_text(1000, 100);
+    let started = std::time::Instant::now();
+    let plan = load(&text).unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(plan.operation_count(), 100_000);
+    assert_eq!(plan.waves.len(), 3);
+    // The budget is for release builds; debug builds are several times slower.
+    let limit = if cfg!(debug_assertions) { 20.0 } else { 1.0 };
+    assert!(elapsed.as_secs_f64() < limit, "took {elapsed:?}");
+}
+
+#[test]
+fn every_example_plan_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let plan = load_path(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(plan.operation_count() > 0, "{}", path.display());
+            count += 1;
+        }
+    }
+    assert!(count >= 3);
+}
+
+#[test]
+fn the_demo_plan_is_a_realistic_simulator_fleet() {
+    let plan = load_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo.yaml")).unwrap();
+    let clusters: BTreeSet<_> = plan.operations().map(|o| o.cluster.name.clone()).collect();
+    let releases: BTreeSet<_> = plan.operations().map(|o| o.release.clone()).collect();
+    let regions: BTreeSet<_> = plan
+        .operations()
+        .map(|o| o.cluster.region.clone())
+        .collect();
+    assert!(clusters.len() >= 6);
+    assert!(releases.len() >= 3);
+    assert_eq!(regions.len(), 1);
+    let waves: Vec<_> = plan.waves.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(waves, ["canary", "prod"]);
+    assert!(plan.operations().all(|o| {
+        o.body
+            .values
+            .as_ref()
+            .is_some_and(|v| v.contains_key("imageTag"))
+    }));
+}
