@@ -174,6 +174,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         {
             version_before = *before;
             self.result.version_before = *before;
+            self.result.put_sent = true;
             match self.reconcile(*before).await {
                 Ok(Reconciled::Applied(release)) => {
                     self.result.reconciled = true;
@@ -419,6 +420,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             puts += 1;
             if phase == Phase::Put {
                 self.result.put_attempts += 1;
+                self.result.put_sent = true;
             }
             let answer = self.call(|api, at| api.update_release(at, body)).await;
             let error = match answer {
@@ -660,6 +662,16 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         retry_in: Option<Duration>,
     ) {
         let throttled = error.is_some_and(ApiError::is_throttle);
+        if let Some(error) = error {
+            tracing::debug!(
+                release = %self.op.release,
+                cluster = %self.op.cluster.name,
+                ?phase,
+                %error,
+                ?retry_in,
+                "request failed"
+            );
+        }
         if let Some(error) = error.filter(|e| e.is_throttle()) {
             let change = self.pacer.on_throttle(sent_at, error);
             self.send_rate_change(change).await;

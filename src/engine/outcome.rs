@@ -162,6 +162,9 @@ pub struct OperationResult {
     pub final_status: Option<ReleaseStatus>,
     pub version_before: Option<i64>,
     pub version_after: Option<i64>,
+    /// True once a PUT of the change was sent (it may have reached the service). A resume must
+    /// treat a cancelled operation with `put_sent` as in flight: reconcile, never resend blindly.
+    pub put_sent: bool,
     /// True once this run's PUT is known to have been applied (answered 2xx or reconciled);
     /// a resume must reconcile such an operation rather than send it again.
     pub put_applied: bool,
@@ -200,6 +203,7 @@ impl OperationResult {
             final_status: None,
             version_before: None,
             version_after: None,
+            put_sent: false,
             put_applied: false,
             put_attempts: 0,
             polls: 0,

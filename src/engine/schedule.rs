@@ -70,11 +70,11 @@ pub async fn run<A: ReleaseApi>(
             });
     }
     // A dry run's body is built once per distinct body, not once per operation.
-    let mut dry_bodies: HashMap<*const UpdateReleaseBody, Arc<UpdateReleaseBody>> = HashMap::new();
+    let mut dry_bodies: HashMap<usize, Arc<UpdateReleaseBody>> = HashMap::new();
     if options.dry_run {
         for op in plan.operations() {
             dry_bodies
-                .entry(Arc::as_ptr(&op.body))
+                .entry(body_key(&op.body))
                 .or_insert_with(|| dry_run_body(&op.body));
         }
     }
@@ -183,7 +183,7 @@ struct WaveRun<'r, 'a, A> {
     wave_number: usize,
     pacers: &'r [Pacer],
     pacer_of_endpoint: &'r HashMap<&'a str, usize>,
-    dry_bodies: &'r HashMap<*const UpdateReleaseBody, Arc<UpdateReleaseBody>>,
+    dry_bodies: &'r HashMap<usize, Arc<UpdateReleaseBody>>,
     resume: &'r HashMap<usize, PriorState>,
     summary: RunSummary,
     failures: usize,
@@ -199,7 +199,10 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
 
         if self.stopped(state).await {
             for (position, op) in ops.iter().enumerate() {
-                let result = self.not_run(op, state);
+                let result = match self.resume.get(&op.index) {
+                    Some(PriorState::AlreadySucceeded(_)) => self.journal_result(op),
+                    _ => self.not_run(op, state),
+                };
                 self.finish(position, result, &mut slots, state).await;
             }
             state.results.extend(slots.into_iter().flatten());
@@ -272,7 +275,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
                     })
                     .await;
                 let pacer = &self.pacers[self.pacer_of_endpoint[op.cluster.endpoint.as_str()]];
-                let body: &UpdateReleaseBody = match self.dry_bodies.get(&Arc::as_ptr(&op.body)) {
+                let body: &UpdateReleaseBody = match self.dry_bodies.get(&body_key(&op.body)) {
                     Some(dry) => dry,
                     None => &op.body,
                 };
@@ -421,6 +424,11 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
         state.halted = Some(reason.clone());
         let _ = self.ctx.events.send(Event::Halted { reason }).await;
     }
+}
+
+/// Identifies a body shared by several operations (one `Arc` per release in the plan).
+fn body_key(body: &Arc<UpdateReleaseBody>) -> usize {
+    Arc::as_ptr(body) as usize
 }
 
 fn budget_text(budget: FailureBudget) -> String {

@@ -644,6 +644,18 @@ async fn cancellation_marks_the_rest_cancelled_and_sends_nothing_after() {
         .filter(|r| r.skip_reason.as_deref() == Some("interrupted before it started"))
         .count();
     assert!(unstarted >= 10);
+    // Those interrupted while waiting were applied: a resume must reconcile them, not resend.
+    let interrupted_waits: Vec<&OperationResult> = report
+        .results
+        .iter()
+        .filter(|r| r.skip_reason.as_deref() == Some("interrupted"))
+        .collect();
+    assert!(!interrupted_waits.is_empty());
+    assert!(
+        interrupted_waits
+            .iter()
+            .all(|r| r.put_sent && r.put_applied)
+    );
     assert!(events.iter().any(|e| matches!(e, Event::Cancelled)));
     // It ends promptly: in-flight polls are abandoned, nothing waits for the wait timeout.
     assert!(Instant::now() - at < Duration::from_secs(1));
@@ -937,5 +949,34 @@ async fn a_stated_apig_0308_limit_is_honoured_per_minute() {
     assert!(
         (17.0..=20.0).contains(&rate),
         "settled at {rate}/s against 20/s"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_run_future_is_send_and_many_operations_schedule_quickly() {
+    fn assert_send<T: Send>(_: &T) {}
+    let clusters: Vec<_> = (0..500).map(|i| cluster(&format!("c{i}"), "r1")).collect();
+    let mut r = rollout();
+    r.preflight = false;
+    r.wait.enabled = false;
+    r.concurrency = 256;
+    let p = plan(r, vec![ops_on(&clusters, 10, "v2")]);
+    let api = FakeApi::new();
+    api.seed(&p);
+    api.lock().default_latency = Duration::ZERO;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let future = run(&p, api.clone(), EngineOptions::default(), tx);
+    assert_send(&future);
+    let cpu = std::time::Instant::now();
+    let report = future.await;
+    drain.await.unwrap();
+    ok(&report);
+    assert_eq!(api.puts().len(), 5000);
+    // Debug build, shared machine: a generous bound that still catches quadratic scheduling.
+    assert!(
+        cpu.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        cpu.elapsed()
     );
 }
