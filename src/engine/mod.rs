@@ -1,2 +1,23 @@
 //! The engine: scheduling operations wave by wave within limits, retries, reconciliation and waiting.
+pub mod adapt;
 pub mod api;
+pub mod event;
+#[cfg(test)]
+mod fake;
+pub mod journal;
+pub mod operation;
+pub mod outcome;
+pub mod pace;
+pub mod retry;
+pub mod schedule;
+#[cfg(test)]
+mod tests;
+
+pub use event::{Event, RequestEvent};
+pub use journal::{Journal, JournalError, NoJournal, PutIntent};
+pub use operation::PriorState;
+pub use outcome::{
+    Attempt, Method, OperationError, OperationResult, Outcome, Phase, RollbackResult, RunReport,
+    RunSummary,
+};
+pub use schedule::{EngineOptions, run};

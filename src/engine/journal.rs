@@ -1,0 +1,51 @@
+//! The journal as the engine sees it: told before every PUT (and the engine waits until it is
+//! durable) and when each operation ends. The file journal lives in `crate::journal`.
+
+use futures::future::BoxFuture;
+
+use super::outcome::OperationResult;
+use crate::plan::resolved::Operation;
+
+/// A PUT about to be sent.
+#[derive(Clone, Copy, Debug)]
+pub struct PutIntent<'a> {
+    pub operation: &'a Operation,
+    /// The revision before the change, when known (preflight on, or from a resumed journal).
+    pub version_before: Option<i64>,
+    /// The rollback PUT of a failed upgrade, not the change itself.
+    pub rollback: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("journal: {0}")]
+pub struct JournalError(pub String);
+
+/// Called by the engine; both calls are awaited before the engine goes on, so a journal that
+/// fsyncs makes the record durable before the PUT leaves. Concurrent operations call it
+/// concurrently, so a journal may batch (group-commit) the writes of one instant.
+pub trait Journal: Send + Sync {
+    /// Before the first PUT of the change (resends of the same change are not announced again)
+    /// and before a rollback PUT. An error fails the operation without sending.
+    fn before_put<'a>(&'a self, intent: PutIntent<'a>) -> BoxFuture<'a, Result<(), JournalError>>;
+
+    /// When an operation ends, whatever its outcome (skipped and cancelled ones included).
+    fn finished<'a>(
+        &'a self,
+        result: &'a OperationResult,
+    ) -> BoxFuture<'a, Result<(), JournalError>>;
+}
+
+/// Keeps nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    fn before_put<'a>(&'a self, _: PutIntent<'a>) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn finished<'a>(&'a self, _: &'a OperationResult) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}

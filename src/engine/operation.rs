@@ -1,0 +1,767 @@
+//! One operation's state machine: preflight GET, PUT with retries and reconciliation, wait, and
+//! the rollback of a failed upgrade.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::api::{ReleaseAddress, ReleaseApi};
+use super::event::{Event, RequestEvent};
+use super::journal::{Journal, PutIntent};
+use super::outcome::{Attempt, OperationError, OperationResult, Outcome, Phase, RollbackResult};
+use super::pace::{Pacer, RateChange};
+use super::retry::{self, Decision, RequestKind};
+use crate::cce::error::{ApiError, ErrorClass, FailureKind};
+use crate::cce::model::{Action, Release, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
+use crate::plan::resolved::{Operation, Rollout};
+
+/// What an interrupted or resumed operation knew before this run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PriorState {
+    /// Succeeded in an earlier run: not touched, not even with a GET. The earlier result, when
+    /// given, is reported (marked `from_journal`).
+    AlreadySucceeded(Option<Box<OperationResult>>),
+    /// A PUT may have been sent: reconcile with a GET before sending anything.
+    InFlight { version_before: Option<i64> },
+}
+
+/// A client-side bound on one call, beyond the client's own `request_timeout`, so that an API
+/// that never answers cannot hold an operation forever.
+const CALL_GUARD: Duration = Duration::from_secs(1);
+
+/// Shared by every operation of a run.
+pub(crate) struct Context<'a, A> {
+    pub api: &'a A,
+    pub rollout: &'a Rollout,
+    pub events: &'a mpsc::Sender<Event>,
+    pub cancel: &'a CancellationToken,
+    pub journal: Option<&'a dyn Journal>,
+    pub dry_run: bool,
+    pub seed: u64,
+    pub run_start: Instant,
+}
+
+enum End {
+    Succeeded,
+    Failed(OperationError),
+    Cancelled,
+}
+
+/// An operation ended before its step completed.
+enum Stop {
+    Failed(OperationError),
+    Cancelled,
+}
+
+impl From<Stop> for End {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Failed(error) => End::Failed(error),
+            Stop::Cancelled => End::Cancelled,
+        }
+    }
+}
+
+/// A GET that did not produce a release.
+enum ReadError {
+    Api(ApiError),
+    Cancelled,
+}
+
+enum Reconciled {
+    Applied(Release),
+    Unchanged(Release),
+    /// Without `version_before`, a settled release cannot prove either way.
+    Unknown,
+}
+
+/// How polling ended; a release reached is in `last_seen`.
+enum PollEnd {
+    Reached,
+    TimedOut,
+    Failed(ApiError),
+    Cancelled,
+}
+
+enum PutEnd {
+    /// Applied; the revision the PUT answered with, when it answered.
+    Applied(Option<i64>),
+    Failed(OperationError),
+    Cancelled,
+}
+
+pub(crate) struct OperationRun<'c, 'a, A> {
+    ctx: &'c Context<'a, A>,
+    op: &'a Operation,
+    body: &'c UpdateReleaseBody,
+    pacer: &'c Pacer,
+    endpoint: &'a str,
+    result: OperationResult,
+    draws: u32,
+    last_seen: Option<Release>,
+}
+
+impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
+    pub(crate) fn new(
+        ctx: &'c Context<'a, A>,
+        op: &'a Operation,
+        body: &'c UpdateReleaseBody,
+        pacer: &'c Pacer,
+    ) -> Self {
+        let mut result = OperationResult::new(op, Outcome::Failed, ctx.dry_run);
+        result.started_at = Instant::now() - ctx.run_start;
+        OperationRun {
+            ctx,
+            op,
+            body,
+            pacer,
+            endpoint: &op.cluster.endpoint,
+            result,
+            draws: 0,
+            last_seen: None,
+        }
+    }
+
+    /// Runs the operation to its end.
+    pub(crate) async fn run(mut self, prior: Option<&PriorState>) -> OperationResult {
+        let started = Instant::now();
+        let end = self.drive(prior).await;
+        let mut result = self.result;
+        if let Some(seen) = &self.last_seen {
+            result.final_status = seen.status.clone();
+            if result.put_applied || result.dry_run {
+                result.version_after = Some(seen.version);
+            }
+        }
+        match end {
+            End::Succeeded => result.outcome = Outcome::Succeeded,
+            End::Failed(error) => {
+                result.outcome = Outcome::Failed;
+                result.error = Some(error);
+            }
+            End::Cancelled => {
+                result.outcome = Outcome::Cancelled;
+                result.skip_reason = Some("interrupted".to_owned());
+            }
+        }
+        result.duration = Instant::now() - started;
+        result
+    }
+
+    fn address(&self) -> ReleaseAddress<'a> {
+        ReleaseAddress {
+            cluster: &self.op.cluster,
+            namespace: &self.op.namespace,
+            name: &self.op.release,
+        }
+    }
+
+    fn next_draw(&mut self) -> f64 {
+        self.draws += 1;
+        retry::draw(self.ctx.seed, self.op.index, self.draws)
+    }
+
+    async fn drive(&mut self, prior: Option<&PriorState>) -> End {
+        let rollout = self.ctx.rollout;
+        let mut version_before = None;
+        let mut already_applied = None;
+        if let Some(PriorState::InFlight {
+            version_before: before,
+        }) = prior
+        {
+            version_before = *before;
+            self.result.version_before = *before;
+            self.result.put_sent = true;
+            match self.reconcile(*before).await {
+                Ok(Reconciled::Applied(release)) => {
+                    self.result.reconciled = true;
+                    already_applied = Some(release.version);
+                }
+                Ok(Reconciled::Unchanged(release)) => {
+                    if release.status().is_pending()
+                        && let Err(stop) = self.settle_before_put(&mut version_before).await
+                    {
+                        return stop.into();
+                    }
+                }
+                Ok(Reconciled::Unknown) => {
+                    return End::Failed(OperationError::message(
+                        "interrupted run: cannot tell whether the change was applied (no version before it)",
+                    ));
+                }
+                Err(stop) => return stop.into(),
+            }
+        } else if rollout.preflight {
+            match self.get(Phase::Preflight).await {
+                Ok(release) => {
+                    version_before = Some(release.version);
+                    self.result.version_before = Some(release.version);
+                    if release.status().is_pending()
+                        && let Err(stop) = self.settle_before_put(&mut version_before).await
+                    {
+                        return stop.into();
+                    }
+                }
+                Err(ReadError::Api(error)) if error.status == Some(404) => {
+                    return End::Failed(OperationError::from_api("release not found", &error));
+                }
+                Err(ReadError::Api(error)) => {
+                    return End::Failed(OperationError::from_api("preflight", &error));
+                }
+                Err(ReadError::Cancelled) => return End::Cancelled,
+            }
+        }
+
+        let applied = match already_applied {
+            Some(version) => Some(version),
+            None => {
+                if let Some(journal) = self.ctx.journal {
+                    let intent = PutIntent {
+                        operation: self.op,
+                        version_before,
+                        rollback: false,
+                        dry_run: self.ctx.dry_run,
+                    };
+                    if let Err(error) = journal.before_put(intent).await {
+                        return End::Failed(OperationError::message(format!(
+                            "{error}; nothing sent"
+                        )));
+                    }
+                }
+                match self.put(self.body, version_before, Phase::Put).await {
+                    PutEnd::Applied(release) => release,
+                    PutEnd::Failed(error) => return End::Failed(error),
+                    PutEnd::Cancelled => return End::Cancelled,
+                }
+            }
+        };
+        if !self.ctx.dry_run {
+            self.result.put_applied = true;
+        }
+        if self.ctx.dry_run || !rollout.wait.enabled {
+            return End::Succeeded;
+        }
+
+        let first_new = first_new_version(version_before, applied);
+        let failure = match self.wait_for_change(Phase::Wait, first_new).await {
+            Ok(()) => return End::Succeeded,
+            Err(WaitFailure::Cancelled) => return End::Cancelled,
+            Err(WaitFailure::Settled(error)) => (error, true),
+            Err(WaitFailure::Other(error)) => (error, false),
+        };
+        let (error, settled_badly) = failure;
+        let rollback_applies = self.op.rollback_on_failure
+            && self.op.action == Action::Upgrade
+            && settled_badly
+            && !self.ctx.cancel.is_cancelled();
+        if let (true, Some(to_version)) = (rollback_applies, version_before) {
+            let rollback = self.roll_back(to_version).await;
+            self.result.rollback = Some(rollback);
+        }
+        End::Failed(error)
+    }
+
+    /// Waits (up to `wait.timeout`) for a `PENDING_*` release to settle before changing it; the
+    /// revision it settles at becomes `version_before`.
+    async fn settle_before_put(&mut self, version_before: &mut Option<i64>) -> Result<(), Stop> {
+        let deadline = Instant::now() + self.ctx.rollout.wait.timeout;
+        match self
+            .poll_until(Phase::Preflight, deadline, |r| !r.status().is_pending())
+            .await
+        {
+            PollEnd::Reached => {
+                let settled = self.last_seen.as_ref().map(|r| r.version);
+                *version_before = settled;
+                self.result.version_before = settled;
+                Ok(())
+            }
+            PollEnd::TimedOut => Err(Stop::Failed(OperationError::message(format!(
+                "release still {} after waiting {} before the change",
+                self.last_status_text(),
+                crate::plan::resolved::duration_text::format(self.ctx.rollout.wait.timeout)
+            )))),
+            PollEnd::Failed(error) => Err(Stop::Failed(OperationError::from_api(
+                "waiting before the change",
+                &error,
+            ))),
+            PollEnd::Cancelled => Err(Stop::Cancelled),
+        }
+    }
+
+    fn last_status_text(&self) -> String {
+        self.last_seen
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |r| r.status().to_string())
+    }
+
+    async fn wait_for_change(
+        &mut self,
+        phase: Phase,
+        first_new: Option<i64>,
+    ) -> Result<(), WaitFailure> {
+        let deadline = Instant::now() + self.ctx.rollout.wait.timeout;
+        let end = self
+            .poll_until(phase, deadline, |r| {
+                first_new.is_none_or(|v| r.version >= v) && is_settled(&r.status())
+            })
+            .await;
+        match end {
+            PollEnd::Reached => {
+                let Some(release) = &self.last_seen else {
+                    return Ok(());
+                };
+                let status = release.status();
+                if status == ReleaseStatus::Deployed {
+                    return Ok(());
+                }
+                let detail = if release.status_description.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", release.status_description)
+                };
+                let error = OperationError::message(format!(
+                    "release {status} at revision {}{detail}",
+                    release.version
+                ));
+                if status == ReleaseStatus::Deleted {
+                    // A deleted release cannot be rolled back.
+                    Err(WaitFailure::Other(error))
+                } else {
+                    Err(WaitFailure::Settled(error))
+                }
+            }
+            PollEnd::TimedOut => Err(WaitFailure::Settled(OperationError::message(format!(
+                "timed out after {} waiting for the release; last status {}",
+                crate::plan::resolved::duration_text::format(self.ctx.rollout.wait.timeout),
+                self.last_status_text()
+            )))),
+            PollEnd::Failed(error) => Err(WaitFailure::Other(OperationError::from_api(
+                "waiting for the release",
+                &error,
+            ))),
+            PollEnd::Cancelled => Err(WaitFailure::Cancelled),
+        }
+    }
+
+    async fn roll_back(&mut self, to_version: i64) -> RollbackResult {
+        let mut rollback = RollbackResult {
+            outcome: Outcome::Failed,
+            to_version,
+            final_status: None,
+            version_after: None,
+            error: None,
+        };
+        let current = self.last_seen.as_ref().map(|r| r.version);
+        let body = UpdateReleaseBody {
+            chart_id: self.body.chart_id.clone(),
+            action: Action::Rollback,
+            parameters: Some(ReleaseParameters {
+                release_version: Some(to_version),
+                ..ReleaseParameters::default()
+            }),
+            values: None,
+        };
+        if let Some(journal) = self.ctx.journal {
+            let intent = PutIntent {
+                operation: self.op,
+                version_before: current,
+                rollback: true,
+                dry_run: false,
+            };
+            if let Err(error) = journal.before_put(intent).await {
+                rollback.error = Some(OperationError::message(format!("{error}; nothing sent")));
+                return rollback;
+            }
+        }
+        let answer = match self.put(&body, current, Phase::RollbackPut).await {
+            PutEnd::Applied(answer) => answer,
+            PutEnd::Failed(error) => {
+                rollback.error = Some(error);
+                return rollback;
+            }
+            PutEnd::Cancelled => {
+                rollback.outcome = Outcome::Cancelled;
+                return rollback;
+            }
+        };
+        let first_new = first_new_version(current, answer);
+        let waited = self.wait_for_change(Phase::RollbackWait, first_new).await;
+        if let Some(seen) = &self.last_seen {
+            rollback.final_status = seen.status.clone();
+            rollback.version_after = Some(seen.version);
+        }
+        match waited {
+            Ok(()) => rollback.outcome = Outcome::Succeeded,
+            Err(WaitFailure::Cancelled) => rollback.outcome = Outcome::Cancelled,
+            Err(WaitFailure::Settled(error) | WaitFailure::Other(error)) => {
+                rollback.error = Some(error);
+            }
+        }
+        rollback
+    }
+
+    /// The PUT with retries; an ambiguous failure is reconciled before anything is resent.
+    async fn put(
+        &mut self,
+        body: &UpdateReleaseBody,
+        version_before: Option<i64>,
+        phase: Phase,
+    ) -> PutEnd {
+        let policy = &self.ctx.rollout.retry;
+        let mut puts = 0u32;
+        let mut delay = Duration::ZERO;
+        loop {
+            let Ok(sent_at) = self.acquire().await else {
+                return PutEnd::Cancelled;
+            };
+            puts += 1;
+            if phase == Phase::Put {
+                self.result.put_attempts += 1;
+                self.result.put_sent = true;
+            }
+            let answer = self.call(|api, at| api.update_release(at, body)).await;
+            let error = match answer {
+                Ok(release) => {
+                    self.record(phase, sent_at, delay, None, None).await;
+                    let version = release.version;
+                    self.last_seen = Some(release);
+                    return PutEnd::Applied(Some(version));
+                }
+                Err(error) => error,
+            };
+            let mut class = error.class();
+            if self.ctx.dry_run && class == ErrorClass::Ambiguous {
+                // A dry run changes nothing: sending it again is always safe.
+                class = ErrorClass::Retryable;
+            }
+            let draw = self.next_draw();
+            let decision = retry::decide(RequestKind::Put, puts, class, policy, draw);
+            let retry_in = match decision {
+                Decision::Retry { delay } => Some(delay),
+                _ => None,
+            };
+            self.record(phase, sent_at, delay, Some(&error), retry_in)
+                .await;
+            match decision {
+                Decision::Fail => {
+                    let context = if puts > 1 {
+                        format!("PUT failed after {puts} attempts")
+                    } else {
+                        "PUT failed".to_owned()
+                    };
+                    return PutEnd::Failed(OperationError::from_api(&context, &error));
+                }
+                Decision::Retry { delay: next } => {
+                    if self.sleep(next).await.is_err() {
+                        return PutEnd::Cancelled;
+                    }
+                    delay = next;
+                }
+                Decision::Reconcile => match self.reconcile(version_before).await {
+                    Ok(Reconciled::Applied(release)) => {
+                        if phase == Phase::Put {
+                            self.result.reconciled = true;
+                        }
+                        return PutEnd::Applied(Some(release.version));
+                    }
+                    Ok(Reconciled::Unchanged(_)) => {
+                        let draw = self.next_draw();
+                        match retry::retry_or_fail(puts, policy, draw) {
+                            Decision::Retry { delay: next } => {
+                                if self.sleep(next).await.is_err() {
+                                    return PutEnd::Cancelled;
+                                }
+                                delay = next;
+                            }
+                            _ => {
+                                return PutEnd::Failed(OperationError::from_api(
+                                    &format!(
+                                        "PUT not applied after {puts} attempts (the last one ambiguous, the release unchanged)"
+                                    ),
+                                    &error,
+                                ));
+                            }
+                        }
+                    }
+                    Ok(Reconciled::Unknown) => {
+                        return PutEnd::Failed(OperationError::from_api(
+                            "PUT outcome unknown (preflight off: no version to compare); not resent",
+                            &error,
+                        ));
+                    }
+                    Err(Stop::Cancelled) => return PutEnd::Cancelled,
+                    Err(Stop::Failed(failure)) => return PutEnd::Failed(failure),
+                },
+            }
+        }
+    }
+
+    /// GETs the release after an ambiguous PUT: was the change applied?
+    async fn reconcile(&mut self, version_before: Option<i64>) -> Result<Reconciled, Stop> {
+        let release = match self.get(Phase::Reconcile).await {
+            Ok(release) => release,
+            Err(ReadError::Cancelled) => return Err(Stop::Cancelled),
+            Err(ReadError::Api(error)) => {
+                return Err(Stop::Failed(OperationError::from_api(
+                    "could not check whether the PUT was applied; not resent",
+                    &error,
+                )));
+            }
+        };
+        let pending = release.status().is_pending();
+        Ok(match version_before {
+            Some(before) if release.version > before => Reconciled::Applied(release),
+            Some(_) => Reconciled::Unchanged(release),
+            None if pending => Reconciled::Applied(release),
+            None => Reconciled::Unknown,
+        })
+    }
+
+    /// Polls every `wait.poll` until `done` holds for the release, or `deadline`.
+    async fn poll_until(
+        &mut self,
+        phase: Phase,
+        deadline: Instant,
+        done: impl Fn(&Release) -> bool,
+    ) -> PollEnd {
+        let poll = self.ctx.rollout.wait.poll;
+        loop {
+            let wake = (Instant::now() + poll).min(deadline);
+            if self.sleep_until(wake).await.is_err() {
+                return PollEnd::Cancelled;
+            }
+            let Ok(sent_at) = self.acquire().await else {
+                return PollEnd::Cancelled;
+            };
+            match self.call(|api, at| api.show_release(at)).await {
+                Ok(release) => {
+                    self.result.polls += 1;
+                    self.send_request_event(phase, None, None).await;
+                    let reached = done(&release);
+                    self.last_seen = Some(release);
+                    if reached {
+                        return PollEnd::Reached;
+                    }
+                }
+                Err(error) => {
+                    let fatal = error.class() == ErrorClass::Fatal;
+                    self.record(phase, sent_at, Duration::ZERO, Some(&error), None)
+                        .await;
+                    if fatal {
+                        return PollEnd::Failed(error);
+                    }
+                    // Otherwise the next poll is the retry; the deadline bounds it.
+                }
+            }
+            if Instant::now() >= deadline {
+                return PollEnd::TimedOut;
+            }
+        }
+    }
+
+    /// One GET with retries.
+    async fn get(&mut self, phase: Phase) -> Result<Release, ReadError> {
+        let policy = &self.ctx.rollout.retry;
+        let mut gets = 0u32;
+        let mut delay = Duration::ZERO;
+        loop {
+            let Ok(sent_at) = self.acquire().await else {
+                return Err(ReadError::Cancelled);
+            };
+            gets += 1;
+            match self.call(|api, at| api.show_release(at)).await {
+                Ok(release) => {
+                    if phase == Phase::Reconcile {
+                        self.record(phase, sent_at, delay, None, None).await;
+                    } else {
+                        self.result.polls += 1;
+                        self.send_request_event(phase, None, None).await;
+                    }
+                    self.last_seen = Some(release.clone());
+                    return Ok(release);
+                }
+                Err(error) => {
+                    let draw = self.next_draw();
+                    let decision =
+                        retry::decide(RequestKind::Get, gets, error.class(), policy, draw);
+                    let retry_in = match decision {
+                        Decision::Retry { delay } => Some(delay),
+                        _ => None,
+                    };
+                    self.record(phase, sent_at, delay, Some(&error), retry_in)
+                        .await;
+                    match decision {
+                        Decision::Retry { delay: next } => {
+                            if self.sleep(next).await.is_err() {
+                                return Err(ReadError::Cancelled);
+                            }
+                            delay = next;
+                        }
+                        _ => return Err(ReadError::Api(error)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a slot from the endpoint's pacer; no new request once cancelled.
+    async fn acquire(&mut self) -> Result<Instant, ()> {
+        if self.ctx.cancel.is_cancelled() {
+            return Err(());
+        }
+        let permit = self.pacer.acquire(self.ctx.cancel).await.map_err(|_| ())?;
+        if let Some(change) = permit.rate_change {
+            self.send_rate_change(change).await;
+        }
+        Ok(permit.sent_at)
+    }
+
+    /// One call, bounded by `request_timeout` (plus a little, the client bounds it first).
+    async fn call<T, F>(
+        &self,
+        request: impl FnOnce(&'a A, ReleaseAddress<'a>) -> F,
+    ) -> Result<T, ApiError>
+    where
+        F: Future<Output = Result<T, ApiError>>,
+    {
+        let limit = self.ctx.rollout.request_timeout + CALL_GUARD;
+        match tokio::time::timeout(limit, request(self.ctx.api, self.address())).await {
+            Ok(answer) => answer,
+            Err(_) => Err(ApiError::new(FailureKind::TimedOut)),
+        }
+    }
+
+    async fn sleep(&self, delay: Duration) -> Result<(), ()> {
+        self.sleep_until(Instant::now() + delay).await
+    }
+
+    async fn sleep_until(&self, at: Instant) -> Result<(), ()> {
+        if self.ctx.cancel.is_cancelled() {
+            return Err(());
+        }
+        if at <= Instant::now() {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            () = self.ctx.cancel.cancelled() => Err(()),
+            () = tokio::time::sleep_until(at) => Ok(()),
+        }
+    }
+
+    /// Records a reported attempt (and sends its event); throttles pause the endpoint.
+    async fn record(
+        &mut self,
+        phase: Phase,
+        sent_at: Instant,
+        delay_before: Duration,
+        error: Option<&ApiError>,
+        retry_in: Option<Duration>,
+    ) {
+        let throttled = error.is_some_and(ApiError::is_throttle);
+        if let Some(error) = error {
+            tracing::debug!(
+                release = %self.op.release,
+                cluster = %self.op.cluster.name,
+                ?phase,
+                %error,
+                ?retry_in,
+                "request failed"
+            );
+        }
+        if let Some(error) = error.filter(|e| e.is_throttle()) {
+            let change = self.pacer.on_throttle(sent_at, error);
+            self.send_rate_change(change).await;
+        }
+        self.result.attempts.push(Attempt {
+            phase,
+            method: phase.method(),
+            status: match error {
+                Some(e) => e.status,
+                None => Some(200),
+            },
+            error_code: error.and_then(|e| e.code.clone()),
+            error: error.map(ToString::to_string),
+            request_id: error.and_then(|e| e.request_id.clone()),
+            throttled,
+            delay_before,
+            sent_at: sent_at.saturating_duration_since(self.ctx.run_start),
+        });
+        self.send_request_event(phase, error, retry_in).await;
+    }
+
+    async fn send_request_event(
+        &self,
+        phase: Phase,
+        error: Option<&ApiError>,
+        retry_in: Option<Duration>,
+    ) {
+        let event = RequestEvent {
+            index: self.op.index,
+            phase,
+            method: phase.method(),
+            ok: error.is_none(),
+            status: match error {
+                Some(e) => e.status,
+                None => Some(200),
+            },
+            error_code: error.and_then(|e| e.code.clone()),
+            throttled: error.is_some_and(ApiError::is_throttle),
+            retry_in,
+        };
+        // A display that went away does not stop the run.
+        let _ = self.ctx.events.send(Event::Request(event)).await;
+    }
+
+    async fn send_rate_change(&self, change: RateChange) {
+        let _ = self
+            .ctx
+            .events
+            .send(Event::RateChanged {
+                endpoint: self.endpoint.to_owned(),
+                rate: change.rate,
+                paused_for: change.paused_for,
+            })
+            .await;
+    }
+}
+
+enum WaitFailure {
+    /// The release settled badly (FAILED, UNKNOWN) or never settled: a rollback may help.
+    Settled(OperationError),
+    /// Anything else (DELETED, a fatal GET error).
+    Other(OperationError),
+    Cancelled,
+}
+
+/// DEPLOYED, FAILED, UNKNOWN and DELETED end a wait; PENDING_*, DELETING and unknown states do not.
+fn is_settled(status: &ReleaseStatus) -> bool {
+    matches!(
+        status,
+        ReleaseStatus::Deployed
+            | ReleaseStatus::Failed
+            | ReleaseStatus::Unknown
+            | ReleaseStatus::Deleted
+    )
+}
+
+/// The first revision that counts as this change: past `version_before`, or, without it, the
+/// revision the PUT answered with.
+fn first_new_version(version_before: Option<i64>, answered: Option<i64>) -> Option<i64> {
+    match version_before {
+        Some(before) => Some(before + 1),
+        None => answered,
+    }
+}
+
+/// The PUT body of a dry run: the same body with `parameters.dry_run: true`.
+pub fn dry_run_body(body: &UpdateReleaseBody) -> Arc<UpdateReleaseBody> {
+    let mut body = body.clone();
+    let mut parameters = body.parameters.take().unwrap_or_default();
+    parameters.dry_run = Some(true);
+    body.parameters = Some(parameters);
+    Arc::new(body)
+}

@@ -1,0 +1,312 @@
+//! What the engine reports: one [`OperationResult`] per operation, and the run's summary.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cce::error::{ApiError, FailureKind};
+use crate::cce::model::{Action, ReleaseStatus};
+use crate::error::Exit;
+use crate::plan::resolved::Operation;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The step of an operation a request belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// GET before the PUT: records `version_before`, waits out a `PENDING_*` release.
+    Preflight,
+    /// The change itself.
+    Put,
+    /// GET after an ambiguous PUT (or on resume): was the change applied?
+    Reconcile,
+    /// GET polls until the release settles.
+    Wait,
+    /// The rollback PUT after a failed upgrade (`rollback_on_failure`).
+    RollbackPut,
+    /// GET polls until the rollback settles.
+    RollbackWait,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Put,
+}
+
+impl Phase {
+    pub fn method(self) -> Method {
+        match self {
+            Phase::Put | Phase::RollbackPut => Method::Put,
+            _ => Method::Get,
+        }
+    }
+}
+
+/// One request worth reporting: every PUT, every reconcile GET, and every failed GET
+/// (successful preflight and poll GETs are only counted, in [`OperationResult::polls`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub phase: Phase,
+    pub method: Method,
+    /// HTTP status, when an answer came.
+    pub status: Option<u16>,
+    pub error_code: Option<String>,
+    /// What went wrong, when something did (the error's display, without secrets).
+    pub error: Option<String>,
+    pub request_id: Option<String>,
+    /// A gateway throttle (429).
+    pub throttled: bool,
+    /// The back-off waited before this request (pacing not included).
+    #[serde(with = "duration_ms")]
+    pub delay_before: Duration,
+    /// When it was sent, from the start of the run.
+    #[serde(with = "duration_ms")]
+    pub sent_at: Duration,
+}
+
+/// Why an operation failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OperationError {
+    pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+    pub status: Option<u16>,
+}
+
+impl OperationError {
+    pub fn message(message: impl Into<String>) -> Self {
+        OperationError {
+            code: None,
+            message: message.into(),
+            request_id: None,
+            status: None,
+        }
+    }
+
+    pub fn from_api(context: &str, error: &ApiError) -> Self {
+        let what = match error.kind {
+            FailureKind::NotSent => "request not sent".to_owned(),
+            FailureKind::TimedOut => "timed out waiting for the answer".to_owned(),
+            FailureKind::ConnectionLost => "connection lost before the answer".to_owned(),
+            FailureKind::Http => format!("HTTP {}", error.status.unwrap_or(0)),
+            FailureKind::Decode => "unreadable answer".to_owned(),
+        };
+        let message = match &error.message {
+            Some(detail) => format!("{context}: {what}: {detail}"),
+            None => format!("{context}: {what}"),
+        };
+        OperationError {
+            code: error.code.clone(),
+            message,
+            request_id: error.request_id.clone(),
+            status: error.status,
+        }
+    }
+}
+
+/// The rollback after a failed upgrade.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackResult {
+    /// `succeeded` when the release is back at `version_before`'s content and `DEPLOYED`.
+    pub outcome: Outcome,
+    /// The revision rolled back to.
+    pub to_version: i64,
+    pub final_status: Option<ReleaseStatus>,
+    pub version_after: Option<i64>,
+    pub error: Option<OperationError>,
+}
+
+/// Everything known about one operation at its end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OperationResult {
+    /// [`Operation::index`]: stable for a plan file.
+    pub index: usize,
+    pub wave: usize,
+    pub cluster_name: String,
+    pub cluster_id: String,
+    pub namespace: String,
+    pub release: String,
+    pub action: Action,
+    pub outcome: Outcome,
+    /// Succeeded in an earlier run, per the journal: nothing was sent this time.
+    pub from_journal: bool,
+    pub dry_run: bool,
+    /// The last status seen.
+    pub final_status: Option<ReleaseStatus>,
+    pub version_before: Option<i64>,
+    pub version_after: Option<i64>,
+    /// True once a PUT of the change was sent (it may have reached the service). A resume must
+    /// treat a cancelled operation with `put_sent` as in flight: reconcile, never resend blindly.
+    pub put_sent: bool,
+    /// True once this run's PUT is known to have been applied (answered 2xx or reconciled);
+    /// a resume must reconcile such an operation rather than send it again.
+    pub put_applied: bool,
+    /// PUTs of the change sent (rollback PUTs not included).
+    pub put_attempts: u32,
+    /// Successful GETs not listed in `attempts` (preflight and polls).
+    pub polls: u32,
+    pub attempts: Vec<Attempt>,
+    /// An ambiguous PUT (or a resumed in-flight one) was settled by a reconcile GET.
+    pub reconciled: bool,
+    pub rollback: Option<RollbackResult>,
+    /// From the start of the run.
+    #[serde(with = "duration_ms")]
+    pub started_at: Duration,
+    #[serde(with = "duration_ms")]
+    pub duration: Duration,
+    pub error: Option<OperationError>,
+    /// Why it was skipped or cancelled.
+    pub skip_reason: Option<String>,
+}
+
+impl OperationResult {
+    /// A result with nothing done yet.
+    pub fn new(op: &Operation, outcome: Outcome, dry_run: bool) -> Self {
+        OperationResult {
+            index: op.index,
+            wave: op.wave,
+            cluster_name: op.cluster.name.clone(),
+            cluster_id: op.cluster.id.clone(),
+            namespace: op.namespace.clone(),
+            release: op.release.clone(),
+            action: op.action,
+            outcome,
+            from_journal: false,
+            dry_run,
+            final_status: None,
+            version_before: None,
+            version_after: None,
+            put_sent: false,
+            put_applied: false,
+            put_attempts: 0,
+            polls: 0,
+            attempts: Vec::new(),
+            reconciled: false,
+            rollback: None,
+            started_at: Duration::ZERO,
+            duration: Duration::ZERO,
+            error: None,
+            skip_reason: None,
+        }
+    }
+
+    /// An operation that never started.
+    pub fn not_run(op: &Operation, outcome: Outcome, reason: &str, dry_run: bool) -> Self {
+        let mut result = Self::new(op, outcome, dry_run);
+        result.skip_reason = Some(reason.to_owned());
+        result
+    }
+
+    /// Retries were needed: some request of the change failed before it succeeded.
+    pub fn retried(&self) -> bool {
+        self.put_attempts > 1 || self.reconciled || self.attempts.iter().any(|a| a.error.is_some())
+    }
+}
+
+/// Counts over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub cancelled: usize,
+    /// Of `succeeded`: taken from the journal, nothing sent.
+    pub from_journal: usize,
+    /// Operations with a retried or reconciled request.
+    pub retried: usize,
+    /// Throttled requests (429).
+    pub throttled: usize,
+}
+
+impl RunSummary {
+    pub fn add(&mut self, result: &OperationResult) {
+        self.total += 1;
+        match result.outcome {
+            Outcome::Succeeded => self.succeeded += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Cancelled => self.cancelled += 1,
+        }
+        self.from_journal += usize::from(result.from_journal);
+        self.retried += usize::from(result.retried());
+        self.throttled += result.attempts.iter().filter(|a| a.throttled).count();
+    }
+
+    pub fn all_succeeded(&self) -> bool {
+        self.succeeded == self.total
+    }
+}
+
+/// The engine's answer: every operation in plan order, the summary and the timing.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub plan_name: String,
+    pub plan_hash: String,
+    pub dry_run: bool,
+    pub started_at: jiff::Timestamp,
+    pub finished_at: jiff::Timestamp,
+    pub duration: Duration,
+    /// In plan order (the order of [`crate::plan::resolved::ExpandedPlan::operations`]).
+    pub results: Vec<OperationResult>,
+    pub summary: RunSummary,
+    /// Why the run halted (a failure budget exceeded, a journal that failed), if it did.
+    pub halted: Option<String>,
+    /// A cancel signal stopped the run.
+    pub cancelled: bool,
+}
+
+impl RunReport {
+    /// 130 when interrupted; 0 when every operation succeeded (or there was none); 1 otherwise.
+    pub fn exit(&self) -> Exit {
+        if self.cancelled {
+            Exit::Interrupted
+        } else if self.summary.all_succeeded() {
+            Exit::Success
+        } else {
+            Exit::Failed
+        }
+    }
+}
+
+/// Durations as whole milliseconds in serialized results.
+pub mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

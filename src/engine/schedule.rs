@@ -1,0 +1,439 @@
+//! The run: waves in order with soak between them, operations started in plan order within the
+//! `concurrency` and `per_cluster` caps, failure budgets, halting and cancellation.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::api::ReleaseApi;
+use super::event::Event;
+use super::journal::Journal;
+use super::operation::{Context, OperationRun, PriorState, dry_run_body};
+use super::outcome::{OperationResult, Outcome, RunReport, RunSummary};
+use super::pace::Pacer;
+use crate::cce::model::UpdateReleaseBody;
+use crate::plan::resolved::{ExpandedPlan, FailureBudget, Operation, Wave};
+
+/// Run-wide settings; everything else comes from the plan's (already overridden) `rollout`.
+#[derive(Clone, Default)]
+pub struct EngineOptions {
+    /// Send every PUT with `parameters.dry_run: true`; never wait.
+    pub dry_run: bool,
+    /// What an earlier run of this plan left, by [`Operation::index`].
+    pub resume: HashMap<usize, PriorState>,
+    /// Cancel to stop: no new operation or request starts, in-flight requests finish.
+    pub cancel: CancellationToken,
+    pub journal: Option<Arc<dyn Journal>>,
+    /// Seeds the retry jitter, so a run can be replayed.
+    pub seed: u64,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("dry_run", &self.dry_run)
+            .field("resume", &self.resume.len())
+            .field("cancelled", &self.cancel.is_cancelled())
+            .field("journal", &self.journal.is_some())
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+/// Runs `plan` to its end and reports every operation, in plan order.
+pub async fn run<A: ReleaseApi>(
+    plan: &ExpandedPlan,
+    api: Arc<A>,
+    options: EngineOptions,
+    events: mpsc::Sender<Event>,
+) -> RunReport {
+    let run_start = Instant::now();
+    let started_at = jiff::Timestamp::now();
+    let rollout = &plan.rollout;
+    let total = plan.operation_count();
+
+    // One pacer per endpoint, shared by every request to it.
+    let mut pacer_of_endpoint: HashMap<&str, usize> = HashMap::new();
+    let mut pacers: Vec<Pacer> = Vec::new();
+    for op in plan.operations() {
+        pacer_of_endpoint
+            .entry(op.cluster.endpoint.as_str())
+            .or_insert_with(|| {
+                pacers.push(Pacer::new(rollout.rate, rollout.burst, run_start));
+                pacers.len() - 1
+            });
+    }
+    // A dry run's body is built once per distinct body, not once per operation.
+    let mut dry_bodies: HashMap<usize, Arc<UpdateReleaseBody>> = HashMap::new();
+    if options.dry_run {
+        for op in plan.operations() {
+            dry_bodies
+                .entry(body_key(&op.body))
+                .or_insert_with(|| dry_run_body(&op.body));
+        }
+    }
+
+    let ctx = Context {
+        api: api.as_ref(),
+        rollout,
+        events: &events,
+        cancel: &options.cancel,
+        journal: options.journal.as_deref(),
+        dry_run: options.dry_run,
+        seed: options.seed,
+        run_start,
+    };
+    let mut state = RunState {
+        results: Vec::with_capacity(total),
+        summary: RunSummary::default(),
+        failures: 0,
+        total,
+        halted: None,
+        cancel_reported: false,
+    };
+    let _ = events
+        .send(Event::RunStarted {
+            operations: total,
+            waves: plan.waves.len(),
+            dry_run: options.dry_run,
+        })
+        .await;
+
+    let mut ran_before: Option<&Wave> = None;
+    for (wave_number, wave) in plan.waves.iter().enumerate() {
+        if let Some(previous) = ran_before.filter(|w| !w.soak.is_zero())
+            && state.halted.is_none()
+            && !options.cancel.is_cancelled()
+        {
+            let _ = events
+                .send(Event::Soaking {
+                    after_wave: wave_number - 1,
+                    duration: previous.soak,
+                })
+                .await;
+            tokio::select! {
+                biased;
+                () = options.cancel.cancelled() => {}
+                () = tokio::time::sleep(previous.soak) => {}
+            }
+        }
+        let mut wave_run = WaveRun {
+            ctx: &ctx,
+            wave,
+            wave_number,
+            pacers: &pacers,
+            pacer_of_endpoint: &pacer_of_endpoint,
+            dry_bodies: &dry_bodies,
+            resume: &options.resume,
+            summary: RunSummary::default(),
+            failures: 0,
+        };
+        let ran = wave_run.run(&mut state).await;
+        let wave_summary = wave_run.summary;
+        if ran {
+            let _ = events
+                .send(Event::WaveFinished {
+                    wave: wave_number,
+                    summary: wave_summary,
+                })
+                .await;
+            ran_before = Some(wave);
+        }
+    }
+
+    let duration = Instant::now() - run_start;
+    let _ = events
+        .send(Event::RunFinished {
+            summary: state.summary,
+            duration,
+        })
+        .await;
+    RunReport {
+        plan_name: plan.name.clone(),
+        plan_hash: plan.hash.clone(),
+        dry_run: options.dry_run,
+        started_at,
+        finished_at: jiff::Timestamp::now(),
+        duration,
+        results: state.results,
+        summary: state.summary,
+        halted: state.halted,
+        cancelled: options.cancel.is_cancelled(),
+    }
+}
+
+struct RunState {
+    results: Vec<OperationResult>,
+    summary: RunSummary,
+    failures: usize,
+    total: usize,
+    halted: Option<String>,
+    cancel_reported: bool,
+}
+
+struct WaveRun<'r, 'a, A> {
+    ctx: &'r Context<'a, A>,
+    wave: &'a Wave,
+    wave_number: usize,
+    pacers: &'r [Pacer],
+    pacer_of_endpoint: &'r HashMap<&'a str, usize>,
+    dry_bodies: &'r HashMap<usize, Arc<UpdateReleaseBody>>,
+    resume: &'r HashMap<usize, PriorState>,
+    summary: RunSummary,
+    failures: usize,
+}
+
+impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
+    /// Runs one wave; returns whether it started at all (it does not after a halt or a cancel).
+    async fn run(&mut self, state: &mut RunState) -> bool {
+        let ops = &self.wave.operations;
+        let base = state.results.len();
+        // Results of this wave by position; filled as operations end.
+        let mut slots: Vec<Option<OperationResult>> = (0..ops.len()).map(|_| None).collect();
+
+        if self.stopped(state).await {
+            for (position, op) in ops.iter().enumerate() {
+                let result = match self.resume.get(&op.index) {
+                    Some(PriorState::AlreadySucceeded(_)) => self.journal_result(op),
+                    _ => self.not_run(op, state),
+                };
+                self.finish(position, result, &mut slots, state).await;
+            }
+            state.results.extend(slots.into_iter().flatten());
+            debug_assert_eq!(state.results.len(), base + ops.len());
+            return false;
+        }
+
+        // Per-cluster queues in plan order; `ready` holds (next position, cluster) for every
+        // cluster with room and work, so the next startable operation is found in O(log n).
+        let mut cluster_of_id: HashMap<&str, usize> = HashMap::new();
+        let mut queues: Vec<VecDeque<usize>> = Vec::new();
+        let mut previously_succeeded = Vec::new();
+        for (position, op) in ops.iter().enumerate() {
+            if let Some(PriorState::AlreadySucceeded(_)) = self.resume.get(&op.index) {
+                previously_succeeded.push(position);
+                continue;
+            }
+            let cluster = *cluster_of_id
+                .entry(op.cluster.id.as_str())
+                .or_insert_with(|| {
+                    queues.push(VecDeque::new());
+                    queues.len() - 1
+                });
+            queues[cluster].push_back(position);
+        }
+        let _ = self
+            .ctx
+            .events
+            .send(Event::WaveStarted {
+                wave: self.wave_number,
+                name: self.wave.name.clone(),
+                operations: ops.len() - previously_succeeded.len(),
+            })
+            .await;
+        for position in previously_succeeded {
+            let result = self.journal_result(&ops[position]);
+            self.finish(position, result, &mut slots, state).await;
+        }
+
+        let cluster_of = |op: &Operation| cluster_of_id[op.cluster.id.as_str()];
+        let mut ready: BTreeSet<(usize, usize)> = queues
+            .iter()
+            .enumerate()
+            .filter_map(|(cluster, queue)| queue.front().map(|&position| (position, cluster)))
+            .collect();
+        let per_cluster = self.ctx.rollout.per_cluster.max(1);
+        let concurrency = self.ctx.rollout.concurrency.max(1);
+        let mut in_flight_on: Vec<usize> = vec![0; queues.len()];
+        let mut running = FuturesUnordered::new();
+
+        loop {
+            while running.len() < concurrency && !self.stopped(state).await {
+                let Some((position, cluster)) = ready.pop_first() else {
+                    break;
+                };
+                queues[cluster].pop_front();
+                in_flight_on[cluster] += 1;
+                if in_flight_on[cluster] < per_cluster
+                    && let Some(&next) = queues[cluster].front()
+                {
+                    ready.insert((next, cluster));
+                }
+                let op = &ops[position];
+                let _ = self
+                    .ctx
+                    .events
+                    .send(Event::OperationStarted {
+                        index: op.index,
+                        wave: self.wave_number,
+                    })
+                    .await;
+                let pacer = &self.pacers[self.pacer_of_endpoint[op.cluster.endpoint.as_str()]];
+                let body: &UpdateReleaseBody = match self.dry_bodies.get(&body_key(&op.body)) {
+                    Some(dry) => dry,
+                    None => &op.body,
+                };
+                let prior = self.resume.get(&op.index);
+                let run = OperationRun::new(self.ctx, op, body, pacer);
+                running.push(async move { (position, run.run(prior).await) });
+            }
+            let Some((position, result)) = running.next().await else {
+                break;
+            };
+            let cluster = cluster_of(&ops[position]);
+            in_flight_on[cluster] -= 1;
+            if in_flight_on[cluster] + 1 == per_cluster
+                && let Some(&next) = queues[cluster].front()
+            {
+                ready.insert((next, cluster));
+            }
+            self.finish(position, result, &mut slots, state).await;
+        }
+
+        // Whatever did not start: skipped after a halt, cancelled after a signal.
+        for position in 0..ops.len() {
+            if slots[position].is_none() {
+                let result = self.not_run(&ops[position], state);
+                self.finish(position, result, &mut slots, state).await;
+            }
+        }
+        state.results.extend(slots.into_iter().flatten());
+        debug_assert_eq!(state.results.len(), base + ops.len());
+        true
+    }
+
+    /// True once the run halted or was cancelled (announcing the cancel once).
+    async fn stopped(&self, state: &mut RunState) -> bool {
+        if self.ctx.cancel.is_cancelled() {
+            if !state.cancel_reported {
+                state.cancel_reported = true;
+                let _ = self.ctx.events.send(Event::Cancelled).await;
+            }
+            return true;
+        }
+        state.halted.is_some()
+    }
+
+    fn not_run(&self, op: &Operation, state: &RunState) -> OperationResult {
+        if self.ctx.cancel.is_cancelled() {
+            OperationResult::not_run(
+                op,
+                Outcome::Cancelled,
+                "interrupted before it started",
+                self.ctx.dry_run,
+            )
+        } else {
+            let reason = state.halted.as_deref().unwrap_or("halted");
+            OperationResult::not_run(
+                op,
+                Outcome::Skipped,
+                &format!("run halted: {reason}"),
+                self.ctx.dry_run,
+            )
+        }
+    }
+
+    fn journal_result(&self, op: &Operation) -> OperationResult {
+        let mut result = match self.resume.get(&op.index) {
+            Some(PriorState::AlreadySucceeded(Some(previous))) => {
+                let mut result = (**previous).clone();
+                result.attempts.clear();
+                result
+            }
+            _ => OperationResult::new(op, Outcome::Succeeded, self.ctx.dry_run),
+        };
+        result.outcome = Outcome::Succeeded;
+        result.from_journal = true;
+        result.duration = Duration::ZERO;
+        result.started_at = Duration::ZERO;
+        result.error = None;
+        result.skip_reason = None;
+        result
+    }
+
+    /// Records an operation's end: journal, event, budgets.
+    async fn finish(
+        &mut self,
+        position: usize,
+        result: OperationResult,
+        slots: &mut [Option<OperationResult>],
+        state: &mut RunState,
+    ) {
+        if !result.from_journal
+            && let Some(journal) = self.ctx.journal
+            && let Err(error) = journal.finished(&result).await
+            && state.halted.is_none()
+        {
+            self.halt(state, error.to_string()).await;
+        }
+        self.summary.add(&result);
+        state.summary.add(&result);
+        if result.outcome == Outcome::Failed {
+            self.failures += 1;
+            state.failures += 1;
+            self.check_budgets(state).await;
+        }
+        let _ = self
+            .ctx
+            .events
+            .send(Event::OperationFinished(Box::new(result.clone())))
+            .await;
+        slots[position] = Some(result);
+    }
+
+    async fn check_budgets(&mut self, state: &mut RunState) {
+        if state.halted.is_some() {
+            return;
+        }
+        let wave_total = self.wave.operations.len();
+        if let Some(budget) = self.wave.max_failures
+            && budget.exceeded(self.failures, wave_total)
+        {
+            let reason = format!(
+                "wave \"{}\" exceeded its failure budget: {} failed of {} (max {})",
+                self.wave.name,
+                self.failures,
+                wave_total,
+                budget_text(budget)
+            );
+            self.halt(state, reason).await;
+        } else if self
+            .ctx
+            .rollout
+            .max_failures
+            .exceeded(state.failures, state.total)
+        {
+            let reason = format!(
+                "the run exceeded its failure budget: {} failed of {} (max {})",
+                state.failures,
+                state.total,
+                budget_text(self.ctx.rollout.max_failures)
+            );
+            self.halt(state, reason).await;
+        }
+    }
+
+    async fn halt(&self, state: &mut RunState, reason: String) {
+        tracing::warn!(%reason, "halting");
+        state.halted = Some(reason.clone());
+        let _ = self.ctx.events.send(Event::Halted { reason }).await;
+    }
+}
+
+/// Identifies a body shared by several operations (one `Arc` per release in the plan).
+fn body_key(body: &Arc<UpdateReleaseBody>) -> usize {
+    Arc::as_ptr(body) as usize
+}
+
+fn budget_text(budget: FailureBudget) -> String {
+    match budget {
+        FailureBudget::Count(n) => n.to_string(),
+        FailureBudget::Percent(p) => format!("{p}%"),
+    }
+}
