@@ -34,6 +34,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Print the plan's JSON Schema.
     Schema,
+    /// Run a local CCE Autopilot release API simulator, with gateway throttling and faults.
+    Sim(Box<sim::SimArgs>),
 }
 
 /// Facts about the world the command runs in, found once here and passed down.
@@ -60,6 +62,7 @@ impl Environment {
 }
 
 pub mod plan;
+pub mod sim;
 pub mod validate;
 
 pub fn main() -> ExitCode {
@@ -91,6 +94,7 @@ pub fn run(cli: Cli, env: &Environment) -> Result<Exit, Error> {
     match cli.command {
         Command::Validate(args) => validate::run(args, env),
         Command::Plan(args) => plan::run(args, env),
+        Command::Sim(args) => sim::run(*args, env),
         Command::Schema => {
             print!("{}", crate::plan::schema::SCHEMA_TEXT);
             Ok(Exit::Success)
