@@ -309,6 +309,11 @@ impl RunningSim {
         self.shared.store().snapshot().redacted()
     }
 
+    /// Runs `f` on the store itself, e.g. to set up a state that requests cannot reach.
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut self.shared.store())
+    }
+
     /// Every request so far, in the order they finished (empty when the log is not retained).
     pub fn request_log(&self) -> Vec<LogEntry> {
         self.shared.log.entries()

@@ -328,22 +328,12 @@ impl Store {
             let key = ReleaseKey::new(&op.cluster.id, &op.namespace, &op.release);
             self.releases.entry(key).or_insert_with(|| ReleaseRecord {
                 cluster_name: op.cluster.name.clone(),
-                history: vec![RevisionSnapshot {
-                    version: 1,
-                    action: "install".into(),
-                    chart_id: chart.id.clone(),
-                    chart_name: chart.name.clone(),
-                    chart_version: chart.version.clone(),
-                    status: ReleaseStatus::Deployed,
-                    status_description: String::new(),
-                    description: "Install complete".into(),
-                    values: Map::new(),
-                    parameters: ReleaseParameters::default(),
-                    create_at: now.clone(),
-                    update_at: now.clone(),
-                    settles_to: None,
-                    settles_in_ms: None,
-                }],
+                history: vec![new_revision(
+                    &chart,
+                    Map::new(),
+                    ReleaseParameters::default(),
+                    ReleaseStatus::Deployed,
+                )],
                 applied_puts: 0,
                 pending: None,
             });
