@@ -44,6 +44,8 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Run a local CCE Autopilot release API simulator, with gateway throttling and faults.
+    Sim(Box<sim::SimArgs>),
 }
 
 /// Facts about the world the command runs in, found once here and passed down.
@@ -73,6 +75,7 @@ pub mod logging;
 pub mod net;
 pub mod plan;
 pub mod report;
+pub mod sim;
 pub mod validate;
 
 pub fn main() -> ExitCode {
@@ -116,6 +119,7 @@ pub fn run(cli: Cli, env: &Environment) -> Result<Exit, Error> {
             );
             Ok(Exit::Success)
         }
+        Command::Sim(args) => sim::run(*args, env),
         Command::Schema => {
             print!("{}", crate::plan::schema::SCHEMA_TEXT);
             Ok(Exit::Success)

@@ -1,1 +1,364 @@
-//! The simulator: a local CCE Autopilot release API with gateway throttling and faults.
+//! The simulator: a local CCE Autopilot release API with gateway throttling and faults, run by
+//! `flotilla sim`, by `apply --simulate` and by tests, in-process.
+//!
+//! [`Simulator::start`] binds, seeds and serves; [`RunningSim`] tells where, shows the state and
+//! the request log, and shuts down (flushing the log and writing the `--state` file).
+
+pub mod auth;
+pub mod faults;
+pub mod log;
+mod server;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use auth::SimAuth;
+pub use faults::{Fault, FaultRates};
+pub use log::LogEntry;
+pub use store::{ReleaseSnapshot, RevisionSnapshot, SimStateSnapshot, Store};
+
+use crate::plan::resolved::ExpandedPlan;
+use auth::Authenticator;
+use faults::{FaultDice, Throttle};
+use log::RequestLog;
+use server::Shared;
+
+/// Everything `flotilla sim` can be told. `Default` is a quiet simulator on a free loopback port:
+/// no authentication, 2 s settle, no faults, seed 0, log kept in memory only.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub listen: SocketAddr,
+    pub auth: SimAuth,
+    /// How long `PENDING_*` lasts after a change.
+    pub settle: Duration,
+    pub deploy_fail_rate: f64,
+    pub latency: Duration,
+    /// Up to this much more latency, drawn per request.
+    pub jitter: Duration,
+    /// Requests per second per credential; `None`: no throttling.
+    pub throttle: Option<f64>,
+    /// Send `Retry-After` with 429s.
+    pub retry_after: bool,
+    pub error_rate: f64,
+    pub ambiguous_rate: f64,
+    pub hang_rate: f64,
+    pub reset_rate: f64,
+    pub rng_seed: u64,
+    /// Write the request log here (JSON lines).
+    pub request_log: Option<PathBuf>,
+    /// Keep the request log in memory for [`RunningSim::request_log`].
+    pub retain_log: bool,
+    /// Load the state from this file at start (missing: empty) and write it at shutdown.
+    pub state_file: Option<PathBuf>,
+    /// A pinned "now" for the `X-Sdk-Date` window, e.g. to replay recorded signatures.
+    pub clock: Option<jiff::Timestamp>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            auth: SimAuth::None,
+            settle: Duration::from_secs(2),
+            deploy_fail_rate: 0.0,
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            throttle: None,
+            retry_after: true,
+            error_rate: 0.0,
+            ambiguous_rate: 0.0,
+            hang_rate: 0.0,
+            reset_rate: 0.0,
+            rng_seed: 0,
+            request_log: None,
+            retain_log: true,
+            state_file: None,
+            clock: None,
+        }
+    }
+}
+
+impl SimConfig {
+    pub fn with_settle(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self
+    }
+
+    pub fn with_auth(mut self, auth: SimAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn with_rng_seed(mut self, seed: u64) -> Self {
+        self.rng_seed = seed;
+        self
+    }
+
+    pub fn with_throttle(mut self, rps: f64) -> Self {
+        self.throttle = Some(rps);
+        self
+    }
+
+    pub fn with_request_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.request_log = Some(path.into());
+        self
+    }
+
+    pub fn with_state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+
+    pub fn with_clock(mut self, now: jiff::Timestamp) -> Self {
+        self.clock = Some(now);
+        self
+    }
+
+    pub fn fault_rates(&self) -> FaultRates {
+        FaultRates {
+            error: self.error_rate,
+            ambiguous: self.ambiguous_rate,
+            hang: self.hang_rate,
+            reset: self.reset_rate,
+            deploy_fail: self.deploy_fail_rate,
+        }
+    }
+
+    /// Refuses rates outside `0..=1`, request fault rates adding past 1, and a throttle ≤ 0.
+    pub fn check(&self) -> Result<(), SimError> {
+        self.fault_rates().check().map_err(SimError::Config)?;
+        if let Some(rps) = self.throttle
+            && !(rps.is_finite() && rps > 0.0)
+        {
+            return Err(SimError::Config(format!(
+                "throttle {rps} is not a positive number of requests per second"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("simulator settings: {0}")]
+    Config(String),
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path}: {source}")]
+    StateIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path}: {source}")]
+    StateFormat {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    RequestLog(#[from] log::LogError),
+}
+
+/// Starts simulators.
+pub struct Simulator;
+
+impl Simulator {
+    /// Loads the `--state` file, seeds every release the plans target, binds and serves.
+    pub async fn start(config: SimConfig, seed: &[&ExpandedPlan]) -> Result<RunningSim, SimError> {
+        config.check()?;
+        let mut store = match &config.state_file {
+            Some(path) => load_state(path, config.settle)?,
+            None => Store::new(config.settle),
+        };
+        for plan in seed {
+            store.seed(plan);
+        }
+        let log = RequestLog::open(config.request_log.as_deref(), config.retain_log)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let dice = FaultDice::new(config.rng_seed, config.fault_rates(), config.jitter);
+        let id_prefix = u64::from_be_bytes(
+            Sha256::digest(config.rng_seed.to_be_bytes())[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            dice_idle: dice.is_idle(),
+            dice: Mutex::new(dice),
+            throttle: config.throttle.map(|rps| Mutex::new(Throttle::new(rps))),
+            auth: Authenticator::new(config.auth.clone(), config.clock),
+            log,
+            latency: config.latency,
+            retry_after: config.retry_after,
+            next_seq: AtomicU64::new(0),
+            id_prefix,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(server::accept_loop(
+            listener,
+            shared.clone(),
+            stopped.clone(),
+        ));
+        let flusher = shared
+            .log
+            .has_file()
+            .then(|| tokio::spawn(flush_periodically(shared.clone(), stopped)));
+        Ok(RunningSim {
+            addr,
+            shared,
+            stop,
+            server: Some(server),
+            flusher,
+            state_file: config.state_file,
+        })
+    }
+}
+
+fn load_state(path: &Path, settle: Duration) -> Result<Store, SimError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let snapshot: SimStateSnapshot =
+                serde_json::from_slice(&bytes).map_err(|source| SimError::StateFormat {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            Ok(Store::from_snapshot(snapshot, settle))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Store::new(settle)),
+        Err(source) => Err(SimError::StateIo {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Writes the log file every quarter second, so that a killed simulator loses little.
+async fn flush_periodically(
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), log::LogError> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => shared.log.flush()?,
+            () = server::until_stopped(&mut stopped) => return Ok(()),
+        }
+    }
+}
+
+/// A simulator serving in the background. Dropping it stops the server without writing the
+/// state file; [`RunningSim::shutdown`] stops it properly.
+pub struct RunningSim {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+    flusher: Option<JoinHandle<Result<(), log::LogError>>>,
+    state_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RunningSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSim")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl RunningSim {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash: what a cluster's endpoint is set to.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// True when requests must be signed or carry a token.
+    pub fn auth_enabled(&self) -> bool {
+        !self.shared.auth.mode().is_none()
+    }
+
+    /// What `GET /_sim/state` answers: every release with its history and `applied_puts`,
+    /// secret-looking values masked.
+    pub fn state(&self) -> SimStateSnapshot {
+        self.shared.store().snapshot().redacted()
+    }
+
+    /// Runs `f` on the store itself, e.g. to set up a state that requests cannot reach.
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut self.shared.store())
+    }
+
+    /// Every request so far, in the order they finished (empty when the log is not retained).
+    pub fn request_log(&self) -> Vec<LogEntry> {
+        self.shared.log.entries()
+    }
+
+    /// Stops serving (open connections are closed), flushes the request log and writes the
+    /// `--state` file.
+    pub async fn shutdown(mut self) -> Result<(), SimError> {
+        let _ = self.stop.send(true);
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        if let Some(flusher) = self.flusher.take()
+            && let Ok(Err(e)) = flusher.await
+        {
+            return Err(e.into());
+        }
+        self.shared.log.flush()?;
+        if let Some(path) = &self.state_file {
+            let snapshot = self.shared.store().snapshot();
+            write_state(path, &snapshot)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Writes beside the target and renames, so a crash never leaves half a file.
+fn write_state(path: &Path, snapshot: &SimStateSnapshot) -> Result<(), SimError> {
+    let io_error = |source| SimError::StateIo {
+        path: path.to_owned(),
+        source,
+    };
+    let text = serde_json::to_vec_pretty(snapshot).map_err(|source| SimError::StateFormat {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, text).map_err(io_error)?;
+    std::fs::rename(&temporary, path).map_err(io_error)
+}

@@ -1,0 +1,281 @@
+//! `flotilla sim`: run the release API simulator until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rand::RngExt;
+
+use super::Environment;
+use crate::error::{Error, Exit};
+use crate::secret::Secret;
+use crate::sim::{SimAuth, SimConfig, Simulator};
+
+const EXAMPLES: &str = "\
+Examples:
+  flotilla sim --seed plans/fleet.yaml
+  flotilla sim --seed plans/fleet.yaml --throttle 20 --error-rate 0.05 --ambiguous-rate 0.02 --rng-seed 7
+  FLOTILLA_SIM_AK=AK... FLOTILLA_SIM_SK=SK... flotilla sim --listen 127.0.0.1:8443 --state sim-state.json";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct SimArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Create every release this plan targets at revision 1, DEPLOYED (repeatable).
+    #[arg(long, value_name = "PLAN")]
+    pub seed: Vec<PathBuf>,
+    /// Load the state from this JSON file at start (missing: empty) and write it on shutdown.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Access key: requests must be signed with SDK-HMAC-SHA256.
+    #[arg(long, env = "FLOTILLA_SIM_AK", hide_env_values = true, requires = "sk",
+          conflicts_with = "token", value_parser = secret_value, value_name = "AK")]
+    pub ak: Option<Secret>,
+    /// Secret key matching --ak.
+    #[arg(long, env = "FLOTILLA_SIM_SK", hide_env_values = true, requires = "ak",
+          value_parser = secret_value, value_name = "SK")]
+    pub sk: Option<Secret>,
+    /// With --ak: X-Project-Id must be this project id.
+    #[arg(long, requires = "ak", value_name = "ID")]
+    pub project_id: Option<String>,
+    /// Requests must carry this X-Auth-Token.
+    #[arg(long, env = "FLOTILLA_SIM_TOKEN", hide_env_values = true,
+          value_parser = secret_value, value_name = "TOKEN")]
+    pub token: Option<Secret>,
+    /// How long a change stays PENDING_* (e.g. 500ms, 2s, 1m).
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "D")]
+    pub settle: Duration,
+    /// Probability that a deploy ends FAILED (an imageTag starting with `fail-` always does).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    pub deploy_fail_rate: f64,
+    /// Latency added to every API answer.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "D")]
+    pub latency: Duration,
+    /// Up to this much more latency, drawn per request.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "D")]
+    pub jitter: Duration,
+    /// Requests per second per credential; more get 429 APIG.0308.
+    #[arg(long, value_parser = parse_rate, value_name = "RPS")]
+    pub throttle: Option<f64>,
+    /// Leave the Retry-After header out of 429 answers.
+    #[arg(long)]
+    pub no_retry_after: bool,
+    /// Probability of a 500/502/503 before anything is applied.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    pub error_rate: f64,
+    /// Probability of applying the change, then answering 500 or cutting the connection.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    pub ambiguous_rate: f64,
+    /// Probability of applying the change, then never answering.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    pub hang_rate: f64,
+    /// Probability of cutting the connection before anything is applied.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    pub reset_rate: f64,
+    /// Seed of the fault dice; the same seed and request order replay the same faults
+    /// (default: random, printed at start).
+    #[arg(long, value_name = "N")]
+    pub rng_seed: Option<u64>,
+    /// Write one JSON line per request to this file.
+    #[arg(long, value_name = "FILE")]
+    pub request_log: Option<PathBuf>,
+}
+
+fn secret_value(text: &str) -> Result<Secret, String> {
+    if text.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(Secret::new(text))
+    }
+}
+
+/// `500ms`, `2s`, `1m`, `1h`, or `0`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit: ms, s, m or h (e.g. 500ms, 2s)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 2s or 1m"))?;
+    let millis = match unit {
+        "ms" => Some(number),
+        "s" => number.checked_mul(1000),
+        "m" => number.checked_mul(60_000),
+        "h" => number.checked_mul(3_600_000),
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+fn parse_probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a probability between 0 and 1")),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a positive number of requests per second"
+        )),
+    }
+}
+
+impl SimArgs {
+    /// The simulator's settings, and the seed used.
+    pub fn config(&self) -> SimConfig {
+        let auth = match (&self.ak, &self.sk, &self.token) {
+            (Some(ak), Some(sk), _) => SimAuth::AkSk {
+                ak: ak.clone(),
+                sk: sk.clone(),
+                project_id: self.project_id.clone(),
+            },
+            (_, _, Some(token)) => SimAuth::Token(token.clone()),
+            _ => SimAuth::None,
+        };
+        SimConfig {
+            listen: self.listen,
+            auth,
+            settle: self.settle,
+            deploy_fail_rate: self.deploy_fail_rate,
+            latency: self.latency,
+            jitter: self.jitter,
+            throttle: self.throttle,
+            retry_after: !self.no_retry_after,
+            error_rate: self.error_rate,
+            ambiguous_rate: self.ambiguous_rate,
+            hang_rate: self.hang_rate,
+            reset_rate: self.reset_rate,
+            rng_seed: self.rng_seed.unwrap_or_else(|| rand::rng().random()),
+            request_log: self.request_log.clone(),
+            retain_log: false,
+            state_file: self.state.clone(),
+            clock: None,
+        }
+    }
+}
+
+pub fn run(args: SimArgs, _env: &Environment) -> Result<Exit, Error> {
+    let mut plans = Vec::with_capacity(args.seed.len());
+    for path in &args.seed {
+        let plan = crate::plan::load_path(path)
+            .map_err(|e| Error::Usage(format!("--seed {}: {e}", path.display())))?;
+        plans.push(plan);
+    }
+    let config = args.config();
+    config.check().map_err(|e| Error::Usage(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    runtime.block_on(serve(config, plans))
+}
+
+async fn serve(
+    config: SimConfig,
+    plans: Vec<crate::plan::resolved::ExpandedPlan>,
+) -> Result<Exit, Error> {
+    let seed_refs: Vec<&_> = plans.iter().collect();
+    let auth_off = config.auth.is_none();
+    let rng_seed = config.rng_seed;
+    let sim = Simulator::start(config, &seed_refs)
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {}", sim.base_url())
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Error::io("writing to stdout", e))?;
+    }
+    if auth_off {
+        eprintln!("authentication is off: every request is accepted (use --ak/--sk or --token)");
+    }
+    let releases = sim.state().releases.len();
+    eprintln!(
+        "{releases} release(s) loaded; rng seed {rng_seed} (replay with --rng-seed {rng_seed})"
+    );
+    wait_for_stop_signal()
+        .await
+        .map_err(|e| Error::io("listening for signals", e))?;
+    eprintln!("stopping");
+    sim.shutdown()
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?;
+    Ok(Exit::Success)
+}
+
+#[cfg(unix)]
+async fn wait_for_stop_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_their_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("ms").is_err());
+    }
+
+    #[test]
+    fn probabilities_and_rates_are_bounded() {
+        assert_eq!(parse_probability("0.2"), Ok(0.2));
+        assert!(parse_probability("1.2").is_err());
+        assert!(parse_probability("-0.1").is_err());
+        assert_eq!(parse_rate("20"), Ok(20.0));
+        assert!(parse_rate("0").is_err());
+    }
+
+    #[test]
+    fn secrets_given_as_flags_do_not_show_in_debug_output() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "flotilla",
+            "sim",
+            "--ak",
+            "AKVISIBLE",
+            "--sk",
+            "SKVISIBLE",
+        ])
+        .unwrap();
+        let debug = format!("{cli:?}");
+        assert!(
+            !debug.contains("AKVISIBLE") && !debug.contains("SKVISIBLE"),
+            "{debug}"
+        );
+    }
+}

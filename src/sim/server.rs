@@ -1,0 +1,520 @@
+//! HTTP: accepting connections, routing, the gateway steps (latency, authentication, throttle,
+//! faults) around each release or chart operation, and cutting connections without an answer.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::auth::{self, Authenticator, Received};
+use super::faults::{Draw, Fault, FaultDice, Throttle};
+use super::log::{LogEntry, RequestLog};
+use super::store::{CreateReleaseBody, Rejection, ReleaseKey, Store};
+use crate::cce::model::UpdateReleaseBody;
+
+/// The largest request body read.
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// What every connection's requests share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub store: Mutex<Store>,
+    pub dice: Mutex<FaultDice>,
+    pub dice_idle: bool,
+    pub throttle: Option<Mutex<Throttle>>,
+    pub auth: Authenticator,
+    pub log: RequestLog,
+    pub latency: Duration,
+    pub retry_after: bool,
+    pub next_seq: AtomicU64,
+    pub id_prefix: u64,
+}
+
+impl Shared {
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Accepts connections until `stop` turns true.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut stopped = stop.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve_connection(stream, shared.clone(), stop.clone()));
+                }
+                // Out of file descriptors and the like: wait a little rather than spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            () = until_stopped(&mut stopped) => break,
+        }
+    }
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+pub(crate) async fn until_stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// A connection's kill switch, pulled by a handler that must not answer.
+#[derive(Debug, Default)]
+struct ConnectionControl {
+    cut: Notify,
+    /// Close with a TCP reset rather than a FIN.
+    reset: AtomicBool,
+}
+
+impl ConnectionControl {
+    fn cut(&self) {
+        self.reset.store(true, Ordering::Relaxed);
+        self.cut.notify_one();
+    }
+}
+
+/// The TCP stream, which resets the connection when it is dropped after a cut.
+struct CuttableStream {
+    inner: TcpStream,
+    control: Arc<ConnectionControl>,
+}
+
+impl Drop for CuttableStream {
+    fn drop(&mut self) {
+        if self.control.reset.load(Ordering::Relaxed) {
+            let _ = self.inner.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for CuttableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CuttableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let control = Arc::new(ConnectionControl::default());
+    let io = TokioIo::new(CuttableStream {
+        inner: stream,
+        control: control.clone(),
+    });
+    let handler_control = control.clone();
+    let service =
+        service_fn(move |request| handle(shared.clone(), handler_control.clone(), request));
+    let connection = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, service);
+    // Dropping the connection future closes the socket: that is how a cut, and shutdown, happen.
+    tokio::select! {
+        _ = connection => {}
+        _ = control.cut.notified() => {}
+        () = until_stopped(&mut stop) => {}
+    }
+}
+
+/// How a request ends.
+enum Ending {
+    Answer(Answer),
+    /// Cut the connection without an answer.
+    Cut,
+    /// Never answer.
+    Hang,
+}
+
+struct Answer {
+    status: u16,
+    body: Bytes,
+    error_code: Option<&'static str>,
+    retry_after: Option<u64>,
+}
+
+impl Answer {
+    fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Answer {
+                status,
+                body: Bytes::from(body),
+                error_code: None,
+                retry_after: None,
+            },
+            Err(e) => Answer::error(500, "CCE.01500001", &format!("encoding the answer: {e}")),
+        }
+    }
+
+    fn error(status: u16, code: &'static str, message: &str) -> Self {
+        let body = serde_json::json!({"error_code": code, "error_msg": message});
+        Answer {
+            status,
+            body: Bytes::from(body.to_string()),
+            error_code: Some(code),
+            retry_after: None,
+        }
+    }
+
+    fn rejected(rejection: Rejection) -> Self {
+        Answer::error(rejection.status, rejection.code, &rejection.message)
+    }
+
+    fn into_response(self, request_id: &str) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(self.body));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            headers.insert("x-request-id", id);
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// What the log needs to know beyond the answer.
+#[derive(Default)]
+struct Trail {
+    fault: Option<Fault>,
+    applied: bool,
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    control: Arc<ConnectionControl>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let arrived = shared.log.stamp();
+    let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+    let request_id = format!("{:016x}{:016x}", shared.id_prefix, seq);
+    let (parts, body) = request.into_parts();
+    let needs_credential = shared.log.is_recording() || shared.throttle.is_some();
+    let credential = if needs_credential {
+        auth::credential_label(&parts.headers)
+    } else {
+        String::new()
+    };
+    let mut trail = Trail::default();
+    let ending = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => {
+            let body = collected.to_bytes();
+            process(&shared, &parts, &body, &credential, &mut trail).await
+        }
+        Err(e) => Ending::Answer(Answer::error(
+            400,
+            super::store::codes::BAD_REQUEST,
+            &format!("reading the request body: {e}"),
+        )),
+    };
+    let (status, error_code) = match &ending {
+        Ending::Answer(answer) => (Some(answer.status), answer.error_code),
+        Ending::Cut | Ending::Hang => (None, None),
+    };
+    if shared.log.is_recording() {
+        let finished = shared.log.stamp();
+        shared.log.record(LogEntry {
+            seq,
+            request_id: request_id.clone(),
+            arrived: arrived.rfc3339(),
+            finished: finished.rfc3339(),
+            arrived_ms: arrived.since_start_ms,
+            finished_ms: finished.since_start_ms,
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            credential,
+            status,
+            error_code: error_code.map(str::to_owned),
+            fault: trail.fault.map(|f| f.as_str().to_owned()),
+            applied: trail.applied,
+        });
+    }
+    match ending {
+        Ending::Answer(answer) => Ok(answer.into_response(&request_id)),
+        Ending::Cut => {
+            control.cut();
+            std::future::pending().await
+        }
+        Ending::Hang => std::future::pending().await,
+    }
+}
+
+/// The API operations and the simulator's own routes.
+enum Route {
+    ShowRelease(ReleaseKey),
+    UpdateRelease(ReleaseKey),
+    DeleteRelease(ReleaseKey),
+    History(ReleaseKey),
+    ListReleases(String),
+    CreateRelease(String),
+    ListCharts,
+    ShowChart(String),
+    ChartValues(String),
+    SimState,
+}
+
+impl Route {
+    fn parse(method: &Method, segments: &[&str]) -> Option<Route> {
+        let key =
+            |cluster: &str, namespace: &str, name: &str| ReleaseKey::new(cluster, namespace, name);
+        Some(match (method, segments) {
+            (
+                m,
+                [
+                    "autopilot",
+                    "cam",
+                    "v3",
+                    "clusters",
+                    c,
+                    "namespace",
+                    ns,
+                    "releases",
+                    n,
+                ],
+            ) => match *m {
+                Method::GET => Route::ShowRelease(key(c, ns, n)),
+                Method::PUT => Route::UpdateRelease(key(c, ns, n)),
+                Method::DELETE => Route::DeleteRelease(key(c, ns, n)),
+                _ => return None,
+            },
+            (
+                &Method::GET,
+                [
+                    "autopilot",
+                    "cam",
+                    "v3",
+                    "clusters",
+                    c,
+                    "namespace",
+                    ns,
+                    "releases",
+                    n,
+                    "history",
+                ],
+            ) => Route::History(key(c, ns, n)),
+            (m, ["autopilot", "cam", "v3", "clusters", c, "releases"]) => match *m {
+                Method::GET => Route::ListReleases((*c).to_owned()),
+                Method::POST => Route::CreateRelease((*c).to_owned()),
+                _ => return None,
+            },
+            (&Method::GET, ["autopilot", "v2", "charts"]) => Route::ListCharts,
+            (&Method::GET, ["autopilot", "v2", "charts", id]) => Route::ShowChart((*id).to_owned()),
+            (&Method::GET, ["autopilot", "v2", "charts", id, "values"]) => {
+                Route::ChartValues((*id).to_owned())
+            }
+            (&Method::GET, ["_sim", "state"]) => Route::SimState,
+            _ => return None,
+        })
+    }
+}
+
+async fn process(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    credential: &str,
+    trail: &mut Trail,
+) -> Ending {
+    let segments = auth::path_segments(parts.uri.path());
+    let segment_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let Some(route) = Route::parse(&parts.method, &segment_refs) else {
+        return Ending::Answer(Answer::error(
+            404,
+            "APIG.0101",
+            "The API does not exist or has not been published in the environment",
+        ));
+    };
+    if let Route::SimState = route {
+        let snapshot = shared.store().snapshot().redacted();
+        return Ending::Answer(Answer::json(200, &snapshot));
+    }
+    let draw = if shared.dice_idle {
+        Draw::default()
+    } else {
+        shared.dice.lock().unwrap_or_else(|e| e.into_inner()).draw()
+    };
+    let delay = shared.latency + draw.jitter;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Err(message) = shared.auth.verify(&Received {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+        body,
+    }) {
+        return Ending::Answer(Answer::error(401, "APIG.0301", &message));
+    }
+    if let Some(throttle) = &shared.throttle {
+        let mut throttle = throttle.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(wait) = throttle.admit(credential, Instant::now()) {
+            trail.fault = Some(Fault::Throttle);
+            let message = format!(
+                "The throttling threshold has been reached: policy user over ratelimit,limit:{},time:1 minute",
+                throttle.limit_per_minute()
+            );
+            let mut answer = Answer::error(429, "APIG.0308", &message);
+            if shared.retry_after {
+                answer.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+            }
+            return Ending::Answer(answer);
+        }
+    }
+    match draw.fault {
+        Some(Fault::Reset) => {
+            trail.fault = Some(Fault::Reset);
+            return Ending::Cut;
+        }
+        Some(Fault::Error) => {
+            trail.fault = Some(Fault::Error);
+            let (code, message) = match draw.error_status {
+                502 => ("APIG.0202", "Backend unavailable"),
+                503 => ("CCE.01503001", "Service temporarily unavailable"),
+                _ => ("CCE.01500001", "Internal server error"),
+            };
+            return Ending::Answer(Answer::error(draw.error_status, code, message));
+        }
+        _ => {}
+    }
+    let answer = operate(
+        shared,
+        route,
+        parts.uri.query(),
+        body,
+        draw.deploy_fails,
+        trail,
+    );
+    match draw.fault {
+        Some(Fault::AmbiguousError) => {
+            trail.fault = Some(Fault::AmbiguousError);
+            Ending::Answer(Answer::error(500, "CCE.01500001", "Internal server error"))
+        }
+        Some(Fault::AmbiguousCut) => {
+            trail.fault = Some(Fault::AmbiguousCut);
+            Ending::Cut
+        }
+        Some(Fault::Hang) => {
+            trail.fault = Some(Fault::Hang);
+            Ending::Hang
+        }
+        _ => Ending::Answer(answer),
+    }
+}
+
+/// The operation itself, on the store.
+fn operate(
+    shared: &Shared,
+    route: Route,
+    raw_query: Option<&str>,
+    body: &[u8],
+    deploy_fails: bool,
+    trail: &mut Trail,
+) -> Answer {
+    let result = match route {
+        Route::ShowRelease(key) => shared.store().show(&key).map(|r| Answer::json(200, &r)),
+        Route::History(key) => shared.store().history(&key).map(|h| Answer::json(200, &h)),
+        Route::UpdateRelease(key) => match serde_json::from_slice::<UpdateReleaseBody>(body) {
+            Ok(update) => shared
+                .store()
+                .update(&key, &update, deploy_fails)
+                .map(|outcome| {
+                    trail.applied = outcome.applied;
+                    Answer::json(200, &outcome.release)
+                }),
+            Err(e) => Err(Rejection::bad_request(format!("invalid request body: {e}"))),
+        },
+        Route::DeleteRelease(key) => shared.store().delete(&key).map(|outcome| {
+            trail.applied = outcome.applied;
+            Answer::json(200, &serde_json::json!({}))
+        }),
+        Route::ListReleases(cluster) => {
+            let query = auth::query_pairs(raw_query);
+            let find = |name: &str| {
+                query
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            shared
+                .store()
+                .list(&cluster, find("namespace"), find("chart_id"))
+                .map(|list| Answer::json(200, &list))
+        }
+        Route::CreateRelease(cluster) => match serde_json::from_slice::<CreateReleaseBody>(body) {
+            Ok(create) => shared
+                .store()
+                .create(&cluster, create, deploy_fails)
+                .map(|outcome| {
+                    trail.applied = outcome.applied;
+                    Answer::json(201, &outcome.release)
+                }),
+            Err(e) => Err(Rejection::bad_request(format!("invalid request body: {e}"))),
+        },
+        Route::ListCharts => Ok(Answer::json(200, &shared.store().charts())),
+        Route::ShowChart(id) => shared.store().chart(&id).map(|c| Answer::json(200, &c)),
+        Route::ChartValues(id) => shared.store().chart(&id).map(|chart| {
+            let basic: serde_json::Value =
+                serde_json::from_str(&chart.values).unwrap_or_else(|_| serde_json::json!({}));
+            Answer::json(200, &serde_json::json!({"values": {"basic": basic}}))
+        }),
+        Route::SimState => Ok(Answer::json(200, &shared.store().snapshot().redacted())),
+    };
+    result.unwrap_or_else(Answer::rejected)
+}

@@ -1,0 +1,402 @@
+//! The simulator's HTTP contract: every route, its shapes and error codes, `/_sim/state`, the
+//! request log and the `--state` file, over a real socket (real time, short settle).
+
+pub mod sim_support;
+
+use std::time::Duration;
+
+use flotilla::cce::model::{Chart, Release, ReleaseStatus};
+use flotilla::sim::{LogEntry, RunningSim, SimConfig, Simulator};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sim_support::{client, fleet, get, put, release_url, send, values_of};
+
+async fn start(settle: Duration) -> RunningSim {
+    Simulator::start(SimConfig::default().with_settle(settle), &[&fleet()])
+        .await
+        .expect("simulator starts")
+}
+
+fn release(body: &Value) -> Release {
+    serde_json::from_value(body.clone()).expect("a release object")
+}
+
+#[tokio::test]
+async fn show_answers_the_documented_release_shape_with_a_request_id() {
+    let sim = start(Duration::ZERO).await;
+    let reply = get(
+        &client(),
+        &release_url(&sim.base_url(), "c1", "web", "frontend"),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.request_id.as_deref().map(str::len), Some(32));
+    let object = reply.body.as_object().unwrap();
+    for field in [
+        "chart_name",
+        "chart_public",
+        "chart_version",
+        "cluster_id",
+        "cluster_name",
+        "create_at",
+        "description",
+        "name",
+        "namespace",
+        "parameters",
+        "resources",
+        "status",
+        "status_description",
+        "update_at",
+        "values",
+        "version",
+    ] {
+        assert!(object.contains_key(field), "missing {field}");
+    }
+    assert!(
+        reply.body["values"].is_string(),
+        "values is a JSON-encoded string"
+    );
+    assert!(reply.body["parameters"].is_string());
+    assert_eq!(reply.body["status"], "DEPLOYED");
+    assert_eq!(reply.body["version"], 1);
+    assert_eq!(reply.body["cluster_id"], "c1");
+}
+
+#[tokio::test]
+async fn errors_carry_the_documented_body_and_a_request_id() {
+    let sim = start(Duration::ZERO).await;
+    let c = client();
+    let base = sim.base_url();
+    for (url, status, code) in [
+        (
+            release_url(&base, "nope", "web", "frontend"),
+            404,
+            "CCE.01404001",
+        ),
+        (release_url(&base, "c1", "web", "nope"), 404, "CCE.01404002"),
+        (
+            format!("{base}/autopilot/v2/charts/nope"),
+            404,
+            "CCE.01404003",
+        ),
+        (format!("{base}/no/such/route"), 404, "APIG.0101"),
+    ] {
+        let reply = get(&c, &url).await;
+        assert_eq!(reply.status, status, "{url}");
+        assert_eq!(reply.body["error_code"], code, "{url}");
+        assert!(
+            reply.body["error_msg"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert!(reply.request_id.is_some());
+    }
+}
+
+#[tokio::test]
+async fn put_upgrade_is_pending_then_deployed_and_counted_once() {
+    let sim = start(Duration::from_millis(200)).await;
+    let c = client();
+    let url = release_url(&sim.base_url(), "c1", "web", "frontend");
+    let reply = put(
+        &c,
+        &url,
+        json!({"chart_id": "chart-fe", "action": "upgrade", "values": {"imageTag": "v2"}}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let answered = release(&reply.body);
+    assert_eq!(
+        (answered.version, answered.status()),
+        (2, ReleaseStatus::PendingUpgrade)
+    );
+
+    let busy = put(
+        &c,
+        &url,
+        json!({"action": "upgrade", "values": {"imageTag": "v3"}}),
+    )
+    .await;
+    assert_eq!(
+        (busy.status, busy.body["error_code"].as_str()),
+        (409, Some("CCE.01409001"))
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shown = get(&c, &url).await;
+    assert_eq!(shown.body["status"], "DEPLOYED");
+    assert_eq!(values_of(&shown.body), json!({"imageTag": "v2"}));
+    let state = sim.state();
+    let entry = state.release("c1", "web", "frontend").unwrap();
+    assert_eq!((entry.applied_puts, entry.version), (1, 2));
+    assert_eq!(state.applied_puts, 1);
+}
+
+#[tokio::test]
+async fn bad_bodies_and_actions_are_400_and_change_nothing() {
+    let sim = start(Duration::ZERO).await;
+    let c = client();
+    let url = release_url(&sim.base_url(), "c1", "web", "frontend");
+    for body in [
+        json!({"action": "explode"}),
+        json!({"values": {"a": 1}}),
+        json!({"action": "upgrade", "parameters": {"surprise": true}}),
+        json!("not an object"),
+    ] {
+        let reply = put(&c, &url, body.clone()).await;
+        assert_eq!(reply.status, 400, "{body}");
+        assert_eq!(reply.body["error_code"], "CCE.01400001");
+    }
+    let missing = put(
+        &c,
+        &url,
+        json!({"action": "rollback", "parameters": {"release_version": 5}}),
+    )
+    .await;
+    assert_eq!(
+        (missing.status, missing.body["error_code"].as_str()),
+        (400, Some("CCE.01400002"))
+    );
+    assert_eq!(sim.state().applied_puts, 0);
+}
+
+#[tokio::test]
+async fn dry_run_answers_the_current_release_and_is_not_counted() {
+    let sim = start(Duration::ZERO).await;
+    let c = client();
+    let url = release_url(&sim.base_url(), "c1", "web", "frontend");
+    let reply = put(
+        &c,
+        &url,
+        json!({"action": "upgrade", "parameters": {"dry_run": true}, "values": {"imageTag": "v9"}}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["version"], 1);
+    assert_eq!(values_of(&reply.body), json!({}));
+    let state = sim.state();
+    assert_eq!(state.applied_puts, 0);
+    assert_eq!(
+        state
+            .release("c1", "web", "frontend")
+            .unwrap()
+            .history
+            .len(),
+        1
+    );
+    assert!(!sim.request_log().iter().any(|e| e.applied));
+}
+
+#[tokio::test]
+async fn history_list_create_and_delete_follow_the_sdk_routes() {
+    let sim = start(Duration::ZERO).await;
+    let c = client();
+    let base = sim.base_url();
+    let url = release_url(&base, "c1", "web", "frontend");
+    put(
+        &c,
+        &url,
+        json!({"action": "upgrade", "values": {"imageTag": "v2"}}),
+    )
+    .await;
+    let rolled = put(
+        &c,
+        &url,
+        json!({"action": "rollback", "parameters": {"release_version": 1}}),
+    )
+    .await;
+    assert_eq!(rolled.body["status"], "PENDING_ROLLBACK");
+
+    let history = get(&c, &format!("{url}/history")).await;
+    let versions: Vec<i64> = history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+
+    let list = get(
+        &c,
+        &format!("{base}/autopilot/cam/v3/clusters/c1/releases?namespace=web&chart_id=chart-be"),
+    )
+    .await;
+    let names: Vec<&str> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["backend"]);
+
+    let created = send(
+        &c,
+        Method::POST,
+        &format!("{base}/autopilot/cam/v3/clusters/c1/releases"),
+        Some(json!({"chart_id": "chart-be", "name": "worker", "namespace": "jobs", "values": {"imageTag": "v1"}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status, 201);
+    assert_eq!(created.body["status"], "PENDING_INSTALL");
+    let again = send(
+        &c,
+        Method::POST,
+        &format!("{base}/autopilot/cam/v3/clusters/c1/releases"),
+        Some(json!({"chart_id": "chart-be", "name": "worker", "namespace": "jobs"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.status, 409);
+
+    let worker = release_url(&base, "c1", "jobs", "worker");
+    assert_eq!(get(&c, &worker).await.body["status"], "DEPLOYED");
+    let deleted = send(&c, Method::DELETE, &worker, None).await.unwrap();
+    assert_eq!(deleted.status, 200);
+    assert_eq!(get(&c, &worker).await.status, 404);
+}
+
+#[tokio::test]
+async fn chart_route_answers_the_seeded_chart_matching_its_releases() {
+    let sim = start(Duration::ZERO).await;
+    let c = client();
+    let base = sim.base_url();
+    let reply = get(&c, &format!("{base}/autopilot/v2/charts/chart-fe")).await;
+    assert_eq!(reply.status, 200);
+    let chart: Chart = serde_json::from_value(reply.body.clone()).unwrap();
+    assert_eq!(chart.id, "chart-fe");
+    assert!(reply.body["values"].is_string() && reply.body["public"].is_boolean());
+    let shown = get(&c, &release_url(&base, "c2", "web", "frontend")).await;
+    assert_eq!(shown.body["chart_name"].as_str(), Some(chart.name.as_str()));
+    assert_eq!(
+        shown.body["chart_version"].as_str(),
+        Some(chart.version.as_str())
+    );
+    let all = get(&c, &format!("{base}/autopilot/v2/charts")).await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn sim_state_route_shows_every_release_with_history_and_applied_puts() {
+    let sim = start(Duration::ZERO).await;
+    let c = client();
+    let base = sim.base_url();
+    put(
+        &c,
+        &release_url(&base, "c2", "web", "frontend"),
+        json!({"action": "upgrade", "values": {"apiToken": "s3cret"}}),
+    )
+    .await;
+    let reply = get(&c, &format!("{base}/_sim/state")).await;
+    assert_eq!(reply.status, 200);
+    let typed: flotilla::sim::SimStateSnapshot =
+        serde_json::from_value(reply.body.clone()).unwrap();
+    assert_eq!(typed, sim.state());
+    assert_eq!(typed.releases.len(), 3);
+    let changed = typed.release("c2", "web", "frontend").unwrap();
+    assert_eq!((changed.applied_puts, changed.history.len()), (1, 2));
+    assert_eq!(changed.history[1].values["apiToken"], "******");
+    assert!(!reply.body.to_string().contains("s3cret"));
+}
+
+#[tokio::test]
+async fn request_log_has_one_entry_per_request_and_is_written_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("requests.jsonl");
+    let sim = Simulator::start(
+        SimConfig::default()
+            .with_settle(Duration::ZERO)
+            .with_request_log(&log_path),
+        &[&fleet()],
+    )
+    .await
+    .unwrap();
+    let c = client();
+    let base = sim.base_url();
+    put(
+        &c,
+        &release_url(&base, "c1", "web", "frontend"),
+        json!({"action": "upgrade"}),
+    )
+    .await;
+    get(&c, &release_url(&base, "c1", "web", "nope")).await;
+    get(&c, &format!("{base}/elsewhere")).await;
+    let in_memory = sim.request_log();
+    sim.shutdown().await.unwrap();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let written: Vec<LogEntry> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(written, in_memory);
+    assert_eq!(written.len(), 3);
+    let statuses: Vec<Option<u16>> = written.iter().map(|e| e.status).collect();
+    assert_eq!(statuses, vec![Some(200), Some(404), Some(404)]);
+    assert!(written[0].applied && !written[1].applied);
+    assert_eq!(written[0].method, "PUT");
+    assert_eq!(written[1].error_code.as_deref(), Some("CCE.01404002"));
+    for entry in &written {
+        assert_eq!(entry.credential, "anonymous");
+        assert!(entry.finished_ms >= entry.arrived_ms);
+        assert!(
+            entry.arrived.parse::<jiff::Timestamp>().is_ok(),
+            "{}",
+            entry.arrived
+        );
+        assert!(
+            entry.arrived.contains('.'),
+            "sub-second precision: {}",
+            entry.arrived
+        );
+    }
+}
+
+#[tokio::test]
+async fn state_file_round_trips_across_restarts_and_a_missing_file_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_path = dir.path().join("state.json");
+    let empty = Simulator::start(SimConfig::default().with_state_file(&state_path), &[])
+        .await
+        .unwrap();
+    assert!(empty.state().releases.is_empty());
+    empty.shutdown().await.unwrap();
+
+    let first = Simulator::start(
+        SimConfig::default()
+            .with_settle(Duration::ZERO)
+            .with_state_file(&state_path),
+        &[&fleet()],
+    )
+    .await
+    .unwrap();
+    put(
+        &client(),
+        &release_url(&first.base_url(), "c1", "web", "backend"),
+        json!({"action": "upgrade", "values": {"imageTag": "v7", "dbPassword": "pw"}}),
+    )
+    .await;
+    let before = first.state();
+    first.shutdown().await.unwrap();
+
+    let second = Simulator::start(SimConfig::default().with_state_file(&state_path), &[])
+        .await
+        .unwrap();
+    assert_eq!(second.state(), before);
+    let shown = get(
+        &client(),
+        &release_url(&second.base_url(), "c1", "web", "backend"),
+    )
+    .await;
+    assert_eq!(
+        values_of(&shown.body),
+        json!({"imageTag": "v7", "dbPassword": "******"})
+    );
+    second.shutdown().await.unwrap();
+    let saved = std::fs::read_to_string(&state_path).unwrap();
+    assert!(
+        saved.contains("\"pw\""),
+        "the state file keeps real values to restore them"
+    );
+}

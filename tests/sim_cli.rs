@@ -1,0 +1,195 @@
+//! `flotilla sim` as a process: the `listening on` line, serving, and a clean stop on SIGTERM
+//! that writes the state file and the request log.
+
+pub mod sim_support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use flotilla::sim::{LogEntry, SimStateSnapshot, Store};
+use sim_support::{fleet, release_url};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Sim {
+    child: Child,
+    base_url: String,
+}
+
+async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Sim {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+    command
+        .arg("sim")
+        .args(args)
+        .env_remove("FLOTILLA_SIM_AK")
+        .env_remove("FLOTILLA_SIM_SK")
+        .env_remove("FLOTILLA_SIM_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("flotilla runs");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut first))
+        .await
+        .expect("the first line comes quickly")
+        .unwrap();
+    let base_url = first
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .to_owned();
+    assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url}");
+    Sim { child, base_url }
+}
+
+/// Sends SIGTERM and waits for the exit; answers the exit code and stderr.
+async fn terminate(mut sim: Sim) -> (Option<i32>, String) {
+    let pid = sim.child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), sim.child.wait())
+        .await
+        .expect("stops on SIGTERM")
+        .unwrap();
+    let mut stderr = String::new();
+    sim.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    (status.code(), stderr)
+}
+
+#[tokio::test]
+async fn sim_binary_serves_and_stops_cleanly_on_sigterm_writing_state_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_path = dir.path().join("state.json");
+    let log_path = dir.path().join("requests.jsonl");
+    let mut store = Store::new(Duration::ZERO);
+    store.seed(&fleet());
+    std::fs::write(&state_path, serde_json::to_vec(&store.snapshot()).unwrap()).unwrap();
+
+    let sim = spawn(
+        &[
+            "--settle",
+            "0",
+            "--rng-seed",
+            "1",
+            "--state",
+            state_path.to_str().unwrap(),
+            "--request-log",
+            log_path.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let c = sim_support::client();
+    let url = release_url(&sim.base_url, "c1", "web", "frontend");
+    let reply = sim_support::put(
+        &c,
+        &url,
+        serde_json::json!({"action": "upgrade", "values": {"imageTag": "v5"}}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        sim_support::get(&c, &format!("{}/nowhere", sim.base_url))
+            .await
+            .status,
+        404
+    );
+
+    let (code, stderr) = terminate(sim).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("authentication is off"), "{stderr}");
+
+    let state: SimStateSnapshot =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    let release = state.release("c1", "web", "frontend").unwrap();
+    assert_eq!((release.version, release.applied_puts), (2, 1));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let entries: Vec<LogEntry> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].status, Some(404));
+}
+
+#[tokio::test]
+async fn credentials_from_the_environment_are_enforced_and_never_printed() {
+    let sim = spawn(
+        &[],
+        &[
+            ("FLOTILLA_SIM_AK", "AKFROMENV123"),
+            ("FLOTILLA_SIM_SK", "SKFROMENV456"),
+        ],
+    )
+    .await;
+    let reply = sim_support::get(
+        &sim_support::client(),
+        &format!("{}/_sim/state", sim.base_url),
+    )
+    .await;
+    assert_eq!(
+        reply.status, 200,
+        "the simulator's own route needs no signature"
+    );
+    let api = sim_support::get(
+        &sim_support::client(),
+        &release_url(&sim.base_url, "c1", "web", "x"),
+    )
+    .await;
+    assert_eq!(
+        (api.status, api.body["error_code"].as_str()),
+        (401, Some("APIG.0301"))
+    );
+    let (code, stderr) = terminate(sim).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        !stderr.contains("AKFROMENV123") && !stderr.contains("SKFROMENV456"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("authentication is off"));
+}
+
+#[test]
+fn sim_help_lists_every_flag() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["sim", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--listen",
+        "--seed",
+        "--state",
+        "--ak",
+        "--sk",
+        "--project-id",
+        "--token",
+        "--settle",
+        "--deploy-fail-rate",
+        "--latency",
+        "--jitter",
+        "--throttle",
+        "--no-retry-after",
+        "--error-rate",
+        "--ambiguous-rate",
+        "--hang-rate",
+        "--reset-rate",
+        "--rng-seed",
+        "--request-log",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
