@@ -14,6 +14,8 @@ use std::thread;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::engine::{self, OperationResult};
+use crate::report::convert;
 use crate::report::model::{OperationReport, Outcome, PlanInfo, RunReport, Summary};
 
 /// A line and the caller waiting for it to be durable.
@@ -180,6 +182,9 @@ pub enum Record {
     /// An operation is about to send its PUT; written and fsynced before the PUT goes out.
     Intent {
         index: usize,
+        /// The rollback PUT of a failed upgrade rather than the change itself.
+        #[serde(default)]
+        rollback: bool,
         cluster_id: String,
         namespace: String,
         name: String,
@@ -189,18 +194,11 @@ pub enum Record {
         at: String,
     },
     /// An operation ended, however it ended.
-    Finished { operation: Box<OperationReport> },
-}
-
-/// What the journal says about one operation, for `--resume`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PriorState {
-    /// Succeeded (or was unchanged): not touched again, not even with a GET.
-    Succeeded(Box<OperationReport>),
-    /// A PUT may have been sent and no end recorded: reconcile with a GET before anything else.
-    InFlight { version_before: Option<i64> },
-    /// Failed, skipped or cancelled: runs again.
-    Unfinished,
+    Finished {
+        /// The name of the operation's wave.
+        wave: String,
+        result: Box<OperationResult>,
+    },
 }
 
 /// A journal read back: its runs' plan identities and the last word on each operation.
@@ -228,8 +226,15 @@ impl JournalState {
                     plan,
                     started_at,
                     operations,
+                    resume,
                     ..
                 } => {
+                    // A fresh run starts over: only a resume continues the runs before it.
+                    if !resume {
+                        state.last.clear();
+                        state.plans.clear();
+                        state.first_started_at = None;
+                    }
                     state.plans.push(plan.clone());
                     state
                         .first_started_at
@@ -239,8 +244,8 @@ impl JournalState {
                 Record::Intent { index, .. } => {
                     state.last.insert(*index, record);
                 }
-                Record::Finished { operation } => {
-                    state.last.insert(operation.index, record);
+                Record::Finished { result, .. } => {
+                    state.last.insert(result.index, record);
                 }
             }
         }
@@ -253,18 +258,37 @@ impl JournalState {
         self.plans.last()
     }
 
-    pub fn prior_state(&self, index: usize) -> PriorState {
-        match self.last.get(&index) {
-            Some(Record::Finished { operation })
-                if matches!(operation.outcome, Outcome::Succeeded | Outcome::Unchanged) =>
-            {
-                PriorState::Succeeded(operation.clone())
-            }
-            Some(Record::Intent { version_before, .. }) => PriorState::InFlight {
-                version_before: *version_before,
+    /// What `--resume` does with operation `index`; `None`: run it as usual.
+    pub fn prior_state(&self, index: usize) -> Option<engine::PriorState> {
+        match self.last.get(&index)? {
+            Record::Finished { result, .. } => match result.outcome {
+                engine::Outcome::Succeeded => {
+                    Some(engine::PriorState::AlreadySucceeded(Some(result.clone())))
+                }
+                // Interrupted after its PUT left: it may have been applied.
+                engine::Outcome::Cancelled if result.put_sent => {
+                    Some(engine::PriorState::InFlight {
+                        version_before: result.version_before,
+                    })
+                }
+                _ => None,
             },
-            _ => PriorState::Unfinished,
+            // A crash during the rollback of a failed upgrade: the upgrade itself ended in
+            // failure, so the operation runs again from its preflight.
+            Record::Intent { rollback: true, .. } => None,
+            Record::Intent { version_before, .. } => Some(engine::PriorState::InFlight {
+                version_before: *version_before,
+            }),
+            Record::Run { .. } => None,
         }
+    }
+
+    /// Every operation's prior state, for the engine's options.
+    pub fn resume_states(&self) -> std::collections::HashMap<usize, engine::PriorState> {
+        self.last
+            .keys()
+            .filter_map(|&index| Some((index, self.prior_state(index)?)))
+            .collect()
     }
 
     /// The report of everything the journal knows: each operation's last recorded end; one
@@ -273,9 +297,12 @@ impl JournalState {
         let mut operations = Vec::with_capacity(self.last.len());
         for record in self.last.values() {
             match record {
-                Record::Finished { operation } => operations.push((**operation).clone()),
+                Record::Finished { wave, result } => {
+                    operations.push(convert::operation(result, wave));
+                }
                 Record::Intent {
                     index,
+                    rollback: _,
                     cluster_id,
                     namespace,
                     name,
@@ -369,36 +396,45 @@ mod tests {
         assert_eq!(unreadable, 1);
     }
 
-    fn finished(index: usize, outcome: Outcome) -> Record {
-        Record::Finished {
-            operation: Box::new(OperationReport {
-                index,
-                cluster: crate::report::model::ClusterInfo {
-                    name: "c".into(),
-                    id: "id".into(),
-                },
-                namespace: "ns".into(),
-                name: "r".into(),
-                action: "upgrade".into(),
-                wave: "all".into(),
-                outcome,
-                final_status: None,
-                version_before: Some(1),
-                version_after: Some(2),
-                attempts: vec![],
-                reconciled: false,
-                rollback: None,
-                duration_ms: 5,
-                error: None,
-                skip_reason: None,
-                note: None,
+    fn finished(index: usize, outcome: engine::Outcome, put_sent: bool) -> Record {
+        use crate::cce::model::{Action, UpdateReleaseBody};
+        use crate::plan::resolved::{ClusterTarget, Operation};
+        use std::sync::Arc;
+        let op = Operation {
+            index,
+            wave: 0,
+            cluster: Arc::new(ClusterTarget {
+                name: "c".into(),
+                id: "id".into(),
+                labels: Default::default(),
+                region: "cn-north-4".into(),
+                endpoint: "https://cce.cn-north-4.myhuaweicloud.com".into(),
+                project_id: None,
             }),
+            namespace: "ns".into(),
+            release: "r".into(),
+            action: Action::Upgrade,
+            body: Arc::new(UpdateReleaseBody {
+                chart_id: None,
+                action: Action::Upgrade,
+                parameters: None,
+                values: None,
+            }),
+            rollback_on_failure: false,
+        };
+        let mut result = OperationResult::new(&op, outcome, false);
+        result.put_sent = put_sent;
+        result.version_before = Some(1);
+        Record::Finished {
+            wave: "all".into(),
+            result: Box::new(result),
         }
     }
 
     fn intent(index: usize) -> Record {
         Record::Intent {
             index,
+            rollback: false,
             cluster_id: "id".into(),
             namespace: "ns".into(),
             name: "r".into(),
@@ -425,35 +461,67 @@ mod tests {
             resume: false,
             settings: json!({}),
         };
+        let fresh_run = |resume| Record::Run {
+            plan: PlanInfo {
+                name: "p".into(),
+                hash: "ab".repeat(32),
+                shard: None,
+            },
+            started_at: "2026-11-26T00:00:00Z".into(),
+            flotilla_version: "0".into(),
+            operations: 6,
+            resume,
+            settings: json!({}),
+        };
         for record in [
             run,
+            // An earlier run's success is forgotten by the fresh run below.
+            finished(5, engine::Outcome::Succeeded, true),
+            fresh_run(false),
             intent(0),
-            finished(0, Outcome::Succeeded),
+            finished(0, engine::Outcome::Succeeded, true),
             intent(1),
-            finished(2, Outcome::Skipped),
+            finished(2, engine::Outcome::Skipped, false),
             intent(3),
-            finished(3, Outcome::Failed),
+            finished(3, engine::Outcome::Failed, true),
+            fresh_run(true),
             // A resumed run's intent after a failure: in flight again.
             intent(3),
+            finished(4, engine::Outcome::Cancelled, true),
         ] {
             journal.append(&record).await.unwrap();
         }
         let state = JournalState::read(&path).unwrap();
-        assert!(matches!(state.prior_state(0), PriorState::Succeeded(_)));
-        assert_eq!(
+        assert!(matches!(
+            state.prior_state(0),
+            Some(engine::PriorState::AlreadySucceeded(_))
+        ));
+        assert!(matches!(
             state.prior_state(1),
-            PriorState::InFlight {
+            Some(engine::PriorState::InFlight {
                 version_before: Some(7)
-            }
+            })
+        ));
+        assert!(state.prior_state(2).is_none());
+        assert!(matches!(
+            state.prior_state(3),
+            Some(engine::PriorState::InFlight { .. })
+        ));
+        assert!(
+            matches!(
+                state.prior_state(4),
+                Some(engine::PriorState::InFlight {
+                    version_before: Some(1)
+                })
+            ),
+            "a cancelled operation whose PUT left is in flight"
         );
-        assert_eq!(state.prior_state(2), PriorState::Unfinished);
-        assert!(matches!(state.prior_state(3), PriorState::InFlight { .. }));
-        assert_eq!(state.prior_state(4), PriorState::Unfinished);
-        assert_eq!(state.operations_in_plan, 5);
+        assert!(state.prior_state(5).is_none(), "fresh run forgot it");
+        assert_eq!(state.operations_in_plan, 6);
         let report = state.to_report();
-        assert_eq!(report.summary.total, 4);
+        assert_eq!(report.summary.total, 5);
         assert_eq!(report.summary.succeeded, 1);
-        assert_eq!(report.summary.cancelled, 2);
+        assert_eq!(report.summary.cancelled, 3);
         assert_eq!(report.summary.skipped, 1);
     }
 }

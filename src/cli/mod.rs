@@ -77,6 +77,7 @@ pub mod plan;
 pub mod report;
 pub mod sim;
 pub mod validate;
+pub mod values;
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

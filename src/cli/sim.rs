@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use super::Environment;
+use super::{Environment, values};
 use crate::error::{Error, Exit};
 use crate::secret::Secret;
 use crate::sim::{SimAuth, SimConfig, Simulator};
@@ -46,34 +46,34 @@ pub struct SimArgs {
           value_parser = secret_value, value_name = "TOKEN")]
     pub token: Option<Secret>,
     /// How long a change stays PENDING_* (e.g. 500ms, 2s, 1m).
-    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "D")]
+    #[arg(long, default_value = "2s", value_parser = values::duration, value_name = "D")]
     pub settle: Duration,
     /// Probability that a deploy ends FAILED (an imageTag starting with `fail-` always does).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    #[arg(long, default_value_t = 0.0, value_parser = values::probability, value_name = "P")]
     pub deploy_fail_rate: f64,
     /// Latency added to every API answer.
-    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "D")]
+    #[arg(long, default_value = "0s", value_parser = values::duration, value_name = "D")]
     pub latency: Duration,
     /// Up to this much more latency, drawn per request.
-    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "D")]
+    #[arg(long, default_value = "0s", value_parser = values::duration, value_name = "D")]
     pub jitter: Duration,
     /// Requests per second per credential; more get 429 APIG.0308.
-    #[arg(long, value_parser = parse_rate, value_name = "RPS")]
+    #[arg(long, value_parser = values::per_second, value_name = "RPS")]
     pub throttle: Option<f64>,
     /// Leave the Retry-After header out of 429 answers.
     #[arg(long)]
     pub no_retry_after: bool,
     /// Probability of a 500/502/503 before anything is applied.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    #[arg(long, default_value_t = 0.0, value_parser = values::probability, value_name = "P")]
     pub error_rate: f64,
     /// Probability of applying the change, then answering 500 or cutting the connection.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    #[arg(long, default_value_t = 0.0, value_parser = values::probability, value_name = "P")]
     pub ambiguous_rate: f64,
     /// Probability of applying the change, then never answering.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    #[arg(long, default_value_t = 0.0, value_parser = values::probability, value_name = "P")]
     pub hang_rate: f64,
     /// Probability of cutting the connection before anything is applied.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_probability, value_name = "P")]
+    #[arg(long, default_value_t = 0.0, value_parser = values::probability, value_name = "P")]
     pub reset_rate: f64,
     /// Seed of the fault dice; the same seed and request order replay the same faults
     /// (default: random, printed at start).
@@ -89,51 +89,6 @@ fn secret_value(text: &str) -> Result<Secret, String> {
         Err("must not be empty".into())
     } else {
         Ok(Secret::new(text))
-    }
-}
-
-/// `500ms`, `2s`, `1m`, `1h`, or `0`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} needs a unit: ms, s, m or h (e.g. 500ms, 2s)"))?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 2s or 1m"))?;
-    let millis = match unit {
-        "ms" => Some(number),
-        "s" => number.checked_mul(1000),
-        "m" => number.checked_mul(60_000),
-        "h" => number.checked_mul(3_600_000),
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    millis
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
-
-fn parse_probability(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(format!("{text:?} is not a probability between 0 and 1")),
-    }
-}
-
-fn parse_rate(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!(
-            "{text:?} is not a positive number of requests per second"
-        )),
     }
 }
 
@@ -237,29 +192,6 @@ async fn wait_for_stop_signal() -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_with_their_unit() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("ms").is_err());
-    }
-
-    #[test]
-    fn probabilities_and_rates_are_bounded() {
-        assert_eq!(parse_probability("0.2"), Ok(0.2));
-        assert!(parse_probability("1.2").is_err());
-        assert!(parse_probability("-0.1").is_err());
-        assert_eq!(parse_rate("20"), Ok(20.0));
-        assert!(parse_rate("0").is_err());
-    }
-
     #[test]
     fn secrets_given_as_flags_do_not_show_in_debug_output() {
         use clap::Parser;

@@ -1,5 +1,6 @@
 //! Reports: one model of what a run did, rendered as a terminal table, JSON, JUnit and Markdown,
 //! written atomically, and merged across shards.
+pub mod convert;
 pub mod model;
 pub mod progress;
 pub mod render;

@@ -1,0 +1,131 @@
+//! From the engine's results to the report document.
+
+use crate::engine::{self, Method, OperationResult};
+use crate::plan::resolved::ExpandedPlan;
+
+use super::model::{
+    AttemptReport, ClusterInfo, ErrorReport, FORMAT_VERSION, OperationReport, Outcome, PlanInfo,
+    RollbackReport, RunReport, Summary,
+};
+
+pub fn outcome(outcome: engine::Outcome) -> Outcome {
+    match outcome {
+        engine::Outcome::Succeeded => Outcome::Succeeded,
+        engine::Outcome::Failed => Outcome::Failed,
+        engine::Outcome::Skipped => Outcome::Skipped,
+        engine::Outcome::Cancelled => Outcome::Cancelled,
+    }
+}
+
+fn error(error: &engine::OperationError) -> ErrorReport {
+    ErrorReport {
+        code: error.code.clone(),
+        message: error.message.clone(),
+        request_id: error.request_id.clone(),
+    }
+}
+
+/// One operation's report; `wave` is its wave's name.
+pub fn operation(result: &OperationResult, wave: &str) -> OperationReport {
+    OperationReport {
+        index: result.index,
+        cluster: ClusterInfo {
+            name: result.cluster_name.clone(),
+            id: result.cluster_id.clone(),
+        },
+        namespace: result.namespace.clone(),
+        name: result.release.clone(),
+        action: result.action.as_str().to_owned(),
+        wave: wave.to_owned(),
+        outcome: outcome(result.outcome),
+        final_status: result.final_status.as_ref().map(|s| s.as_str().to_owned()),
+        version_before: result.version_before,
+        version_after: result.version_after,
+        attempts: result
+            .attempts
+            .iter()
+            .map(|attempt| AttemptReport {
+                request: match attempt.method {
+                    Method::Put => "put".to_owned(),
+                    Method::Get => "get".to_owned(),
+                },
+                status: attempt.status,
+                error_code: attempt.error_code.clone(),
+                failure: attempt
+                    .status
+                    .is_none()
+                    .then(|| attempt.error.clone())
+                    .flatten(),
+                delay_ms: millis(attempt.delay_before),
+            })
+            .collect(),
+        reconciled: result.reconciled,
+        rollback: result.rollback.as_ref().map(|rollback| RollbackReport {
+            outcome: outcome(rollback.outcome),
+            to_version: Some(rollback.to_version),
+            final_status: rollback
+                .final_status
+                .as_ref()
+                .map(|s| s.as_str().to_owned()),
+            error: rollback.error.as_ref().map(error),
+        }),
+        duration_ms: millis(result.duration),
+        error: result.error.as_ref().map(error),
+        skip_reason: result.skip_reason.clone(),
+        note: note(result),
+    }
+}
+
+fn note(result: &OperationResult) -> Option<String> {
+    if result.from_journal {
+        Some("succeeded in an earlier run (journal); nothing sent".to_owned())
+    } else if result.dry_run && result.outcome == engine::Outcome::Succeeded {
+        Some("dry run: validated by the service, nothing changed".to_owned())
+    } else {
+        None
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The wave names of a plan, by wave index.
+pub fn wave_names(plan: &ExpandedPlan) -> Vec<String> {
+    plan.waves.iter().map(|w| w.name.clone()).collect()
+}
+
+/// The whole run's report.
+pub fn run_report(
+    run: &engine::RunReport,
+    plan: &ExpandedPlan,
+    shard: Option<String>,
+    settings: serde_json::Value,
+) -> RunReport {
+    let waves = wave_names(plan);
+    let operations: Vec<OperationReport> = run
+        .results
+        .iter()
+        .map(|result| {
+            let wave = waves.get(result.wave).map_or("", String::as_str);
+            operation(result, wave)
+        })
+        .collect();
+    RunReport {
+        format_version: FORMAT_VERSION,
+        flotilla_version: env!("CARGO_PKG_VERSION").to_owned(),
+        plan: PlanInfo {
+            name: run.plan_name.clone(),
+            hash: run.plan_hash.clone(),
+            shard,
+        },
+        started_at: run.started_at.to_string(),
+        finished_at: run.finished_at.to_string(),
+        duration_ms: millis(run.duration),
+        settings,
+        summary: Summary::of(&operations),
+        halted: run.halted.clone(),
+        interrupted: run.cancelled,
+        operations,
+    }
+}
