@@ -281,16 +281,12 @@ proptest! {
 }
 
 #[test]
-fn a_hundred_thousand_operation_plan_loads_quickly() {
+fn a_hundred_thousand_operation_plan_loads() {
+    // Its speed is measured by the benchmark (B5), not asserted here.
     let text = fleet_text(1000, 100);
-    let started = std::time::Instant::now();
     let plan = load(&text).unwrap();
-    let elapsed = started.elapsed();
     assert_eq!(plan.operation_count(), 100_000);
     assert_eq!(plan.waves.len(), 3);
-    // The budget is for release builds; debug builds are several times slower.
-    let limit = if cfg!(debug_assertions) { 20.0 } else { 1.0 };
-    assert!(elapsed.as_secs_f64() < limit, "took {elapsed:?}");
 }
 
 #[test]

@@ -30,6 +30,8 @@ Exit codes:
 pub enum Command {
     /// Check plans against the schema and for semantic mistakes; never touches the network.
     Validate(validate::ValidateArgs),
+    /// Upgrade or roll back every release of a plan, wave by wave, within the rate limit.
+    Apply(Box<apply::ApplyArgs>),
     /// Show the operations a plan expands to, wave by wave, with the exact request bodies.
     Plan(plan::PlanArgs),
     /// Print the plan's JSON Schema.
@@ -57,20 +59,35 @@ pub struct Environment {
     pub ci: bool,
     /// Columns of the terminal, when there is one.
     pub terminal_width: Option<u16>,
+    /// `GITHUB_STEP_SUMMARY`: where GitHub Actions collects a job's Markdown summary.
+    pub github_step_summary: Option<std::path::PathBuf>,
 }
 
 impl Environment {
     pub fn detect() -> Self {
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        let stdout_is_terminal = std::io::stdout().is_terminal();
+        let terminal_width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .or_else(|| {
+                stdout_is_terminal
+                    .then(|| comfy_table::Table::new().width())
+                    .flatten()
+            });
         Environment {
-            stdout_is_terminal: std::io::stdout().is_terminal(),
+            stdout_is_terminal,
             stderr_is_terminal: std::io::stderr().is_terminal(),
             ci,
-            terminal_width: std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()),
+            terminal_width,
+            github_step_summary: std::env::var_os("GITHUB_STEP_SUMMARY")
+                .filter(|s| !s.is_empty())
+                .map(Into::into),
         }
     }
 }
 
+pub mod apply;
 pub mod logging;
 pub mod net;
 pub mod plan;
@@ -93,8 +110,8 @@ pub fn main() -> ExitCode {
         }
     };
     let env = Environment::detect();
-    let _logs = logging::init(cli.verbose);
-    match run(cli, &env) {
+    let logs = logging::init(cli.verbose);
+    match run(cli, &env, &logs) {
         Ok(exit) => exit.into(),
         Err(err) => {
             if !matches!(err, Error::InvalidPlan { .. }) {
@@ -105,8 +122,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub fn run(cli: Cli, env: &Environment) -> Result<Exit, Error> {
+pub fn run(cli: Cli, env: &Environment, logs: &logging::LogSink) -> Result<Exit, Error> {
     match cli.command {
+        Command::Apply(args) => apply::run(*args, env, logs),
         Command::Validate(args) => validate::run(args, env),
         Command::Plan(args) => plan::run(args, env),
         Command::Report(args) => report::run(args, env),

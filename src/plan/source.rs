@@ -415,9 +415,9 @@ mod tests {
                 "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
             ));
         }
-        let started = std::time::Instant::now();
+        // How fast it is refused is measured by the benchmark, not asserted here.
         let d = first_error(&text);
-        assert!(started.elapsed().as_secs() < 2);
+        assert!(d.message.contains("alias"), "{d}");
         assert!(d.pos.is_some(), "{d}");
     }
 

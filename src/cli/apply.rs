@@ -1,0 +1,696 @@
+//! `flotilla apply`: the dispatcher. It owns the world — signals, timers, the terminal, files —
+//! and drives the engine, which talks back through events on a channel.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rand::RngExt as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::logging::LogSink;
+use super::net::NetworkArgs;
+use super::{Environment, values};
+use crate::cce::client::{Client, check_endpoint};
+use crate::cce::credentials::{self, Credentials};
+use crate::engine::{
+    self, EngineOptions, Event, Journal, JournalError, OperationResult, PutIntent,
+};
+use crate::error::{Error, Exit};
+use crate::journal::{JournalFile, JournalState, Record};
+use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate};
+use crate::plan::select::{self, Selector, Shard};
+use crate::report::model::RunReport;
+use crate::report::progress::{HEARTBEAT, Progress, ProgressMode};
+use crate::report::{convert, render, write};
+use crate::secret::Secret;
+use crate::sim::{RunningSim, SimAuth, SimConfig, Simulator};
+
+pub const APPLY_EXAMPLES: &str = "\
+Examples:
+  flotilla apply plans/demo.yaml --simulate
+  flotilla apply plans/fleet.yaml --shard 2/4 --rate 2.5 --junit junit.xml --report-json report.json
+  flotilla apply plans/fleet.yaml --select env=prod --dry-run
+  flotilla apply plans/fleet.yaml --resume";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = APPLY_EXAMPLES)]
+pub struct ApplyArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+
+    #[command(flatten)]
+    pub net: NetworkArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// Keep only operations matching EXPR: `cluster=NAME`, `namespace=NS`, `release=NAME`, or a
+    /// label `KEY=VALUE` (repeatable; all must match).
+    #[arg(long, value_name = "EXPR")]
+    pub select: Vec<Selector>,
+    /// Keep the K-th of N shards (whole clusters per shard), so N CI jobs can split a fleet.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Send every PUT with `parameters.dry_run: true`: the service validates, nothing changes.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send every PUT, even where the release already is as planned.
+    #[arg(long)]
+    pub force: bool,
+
+    /// How to show progress: bars on a terminal, plain lines in CI.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Write the JSON report here (schema/report.schema.json).
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "PATH")]
+    pub summary_md: Option<PathBuf>,
+
+    /// The journal file [default: .flotilla/journal/<plan name>-<short hash>.jsonl].
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+    /// Continue the run recorded in the journal: done operations are left alone, in-flight
+    /// ones are reconciled before anything is resent.
+    #[arg(long)]
+    pub resume: bool,
+    /// Resume even though the plan changed since the journal was written.
+    #[arg(long, requires = "resume")]
+    pub force_resume: bool,
+
+    #[command(flatten)]
+    pub simulate: SimulateArgs,
+}
+
+/// Flags that override the plan's `rollout`.
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Rollout overrides")]
+pub struct LimitArgs {
+    /// Operations in flight, all clusters together.
+    #[arg(long, value_parser = values::at_least_one, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Operations in flight on one cluster.
+    #[arg(long, value_parser = values::at_least_one, value_name = "N")]
+    pub per_cluster: Option<usize>,
+    /// Requests per second per endpoint, every request counted, or `unlimited`.
+    #[arg(long, value_parser = values::rate, value_name = "RATE")]
+    pub rate: Option<Rate>,
+    /// Requests that may go at once before the rate applies.
+    #[arg(long, value_name = "N")]
+    pub burst: Option<u32>,
+    /// Attempts per request in all, the first included.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub retry_attempts: Option<u32>,
+    /// Failures tolerated before the run halts: a count or a percentage (`10%`).
+    #[arg(long, value_parser = values::budget, value_name = "BUDGET")]
+    pub max_failures: Option<FailureBudget>,
+    /// Time-out of one request.
+    #[arg(long, value_parser = values::duration, value_name = "DURATION")]
+    pub request_timeout: Option<Duration>,
+    /// Do not wait for releases to reach DEPLOYED.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Do not GET each release before its PUT.
+    #[arg(long)]
+    pub no_preflight: bool,
+}
+
+/// Running against the built-in simulator.
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Simulation")]
+pub struct SimulateArgs {
+    /// Run against a simulator started in-process on a free loopback port, seeded from the
+    /// plan, with signature checks on under throwaway credentials.
+    #[arg(long)]
+    pub simulate: bool,
+    /// Simulated latency per request.
+    #[arg(long, requires = "simulate", value_parser = values::duration, value_name = "D")]
+    pub sim_latency: Option<Duration>,
+    /// Up to this much extra latency, drawn per request.
+    #[arg(long, requires = "simulate", value_parser = values::duration, value_name = "D")]
+    pub sim_jitter: Option<Duration>,
+    /// How long a release stays PENDING_* after a change [default: 2s].
+    #[arg(long, requires = "simulate", value_parser = values::duration, value_name = "D")]
+    pub sim_settle: Option<Duration>,
+    /// Throttle at this many requests per second (429 APIG.0308 beyond).
+    #[arg(long, requires = "simulate", value_parser = values::per_second, value_name = "RPS")]
+    pub sim_throttle: Option<f64>,
+    /// Share of deploys that end FAILED.
+    #[arg(long, requires = "simulate", value_parser = values::probability, value_name = "P")]
+    pub sim_deploy_fail_rate: Option<f64>,
+    /// Share of requests answered 500/502/503 before anything is applied.
+    #[arg(long, requires = "simulate", value_parser = values::probability, value_name = "P")]
+    pub sim_error_rate: Option<f64>,
+    /// Share of requests applied, then answered 500 or cut.
+    #[arg(long, requires = "simulate", value_parser = values::probability, value_name = "P")]
+    pub sim_ambiguous_rate: Option<f64>,
+    /// Share of requests applied, then never answered.
+    #[arg(long, requires = "simulate", value_parser = values::probability, value_name = "P")]
+    pub sim_hang_rate: Option<f64>,
+    /// Share of connections cut before anything is applied.
+    #[arg(long, requires = "simulate", value_parser = values::probability, value_name = "P")]
+    pub sim_reset_rate: Option<f64>,
+    /// Seed of the simulator's fault draws, to replay a run.
+    #[arg(long, requires = "simulate", value_name = "N")]
+    pub sim_rng_seed: Option<u64>,
+    /// Write the simulator's request log (JSON lines) here.
+    #[arg(long, requires = "simulate", value_name = "PATH")]
+    pub sim_request_log: Option<PathBuf>,
+}
+
+/// The validated settings of one `apply`.
+struct ApplySettings {
+    plan: ExpandedPlan,
+    journal_path: PathBuf,
+    shard: Option<Shard>,
+    progress: ProgressMode,
+    resume: Option<JournalState>,
+}
+
+impl ApplySettings {
+    /// Everything that can be wrong with the input is found here, before anything is sent.
+    fn from_args(args: &ApplyArgs, env: &Environment) -> Result<Self, Error> {
+        let mut plan = crate::plan::load_path(&args.plan).map_err(|err| {
+            eprintln!("{err}");
+            Error::InvalidPlan {
+                count: err.diagnostics().len(),
+            }
+        })?;
+        override_rollout(&mut plan, &args.limits);
+        if !args.select.is_empty() || args.shard.is_some() {
+            plan = select::filter(&plan, &args.select, args.shard);
+        }
+        let journal_path = args
+            .journal
+            .clone()
+            .unwrap_or_else(|| default_journal_path(&plan, args.shard));
+        let resume = if args.resume {
+            Some(read_journal_for_resume(
+                &journal_path,
+                &plan,
+                args.force_resume,
+            )?)
+        } else {
+            None
+        };
+        Ok(ApplySettings {
+            plan,
+            journal_path,
+            shard: args.shard,
+            progress: args.progress.resolve(env.stderr_is_terminal, env.ci),
+            resume,
+        })
+    }
+}
+
+fn override_rollout(plan: &mut ExpandedPlan, limits: &LimitArgs) {
+    let rollout = &mut plan.rollout;
+    if let Some(n) = limits.concurrency {
+        rollout.concurrency = n;
+    }
+    if let Some(n) = limits.per_cluster {
+        rollout.per_cluster = n;
+    }
+    if let Some(rate) = limits.rate {
+        rollout.rate = rate;
+    }
+    if let Some(burst) = limits.burst {
+        rollout.burst = burst;
+    }
+    if let Some(attempts) = limits.retry_attempts {
+        rollout.retry.attempts = attempts;
+    }
+    if let Some(budget) = limits.max_failures {
+        rollout.max_failures = budget;
+    }
+    if let Some(timeout) = limits.request_timeout {
+        rollout.request_timeout = timeout;
+    }
+    if limits.no_wait {
+        rollout.wait.enabled = false;
+    }
+    if limits.no_preflight {
+        rollout.preflight = false;
+    }
+}
+
+/// `.flotilla/journal/<plan name>-<short hash>[-shard-K-of-N].jsonl`.
+pub fn default_journal_path(plan: &ExpandedPlan, shard: Option<Shard>) -> PathBuf {
+    let mut name = format!("{}-{}", plan.name, plan.short_hash());
+    if let Some(shard) = shard {
+        name.push_str(&format!("-shard-{}-of-{}", shard.index, shard.count));
+    }
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Path::new(".flotilla")
+        .join("journal")
+        .join(format!("{safe}.jsonl"))
+}
+
+fn read_journal_for_resume(
+    path: &Path,
+    plan: &ExpandedPlan,
+    force: bool,
+) -> Result<JournalState, Error> {
+    if !path.exists() {
+        return Err(Error::Usage(format!(
+            "--resume: no journal at {} (pass --journal PATH to name it)",
+            path.display()
+        )));
+    }
+    let state = JournalState::read(path).map_err(|e| Error::Usage(e.to_string()))?;
+    let Some(recorded) = state.plan() else {
+        return Err(Error::Usage(format!(
+            "--resume: {} records no run",
+            path.display()
+        )));
+    };
+    if recorded.hash != plan.hash && !force {
+        return Err(Error::Usage(format!(
+            "--resume: the plan changed since the journal was written (journal: plan `{}` sha256 {:.12}, now: sha256 {:.12}); \
+             resuming could apply a different change than the one in flight. Pass --force-resume to resume anyway, or run without --resume",
+            recorded.name, recorded.hash, plan.hash
+        )));
+    }
+    Ok(state)
+}
+
+pub fn run(args: ApplyArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Error> {
+    let settings = ApplySettings::from_args(&args, env)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    runtime.block_on(apply(args, settings, env, logs))
+}
+
+/// Where requests go and with which credentials.
+struct Target {
+    credentials: Credentials,
+    simulator: Option<RunningSim>,
+}
+
+async fn connect(args: &ApplyArgs, plan: &mut ExpandedPlan) -> Result<Target, Error> {
+    if args.simulate.simulate {
+        let (config, credentials) = simulator_config(&args.simulate);
+        let sim = Simulator::start(config, &[&*plan])
+            .await
+            .map_err(|e| Error::Other(format!("starting the simulator: {e}")))?;
+        point_at(plan, &sim.base_url());
+        return Ok(Target {
+            credentials,
+            simulator: Some(sim),
+        });
+    }
+    args.net.check()?;
+    if let Some(endpoint) = args.net.endpoint_override() {
+        point_at(plan, endpoint);
+    }
+    let mut checked = HashSet::new();
+    for op in plan.operations() {
+        if checked.insert(op.cluster.endpoint.as_str()) {
+            check_endpoint(&op.cluster.endpoint, args.net.allow_insecure_http)
+                .map_err(|e| Error::Usage(format!("cluster `{}`: {e}", op.cluster.name)))?;
+        }
+    }
+    let credentials = credentials::resolve(&args.net.credential_sources())?;
+    Ok(Target {
+        credentials,
+        simulator: None,
+    })
+}
+
+/// Replaces every cluster's endpoint.
+fn point_at(plan: &mut ExpandedPlan, endpoint: &str) {
+    let mut retargeted = std::collections::HashMap::new();
+    for wave in &mut plan.waves {
+        for op in &mut wave.operations {
+            let cluster = retargeted
+                .entry(op.cluster.id.clone())
+                .or_insert_with(|| {
+                    let mut cluster = (*op.cluster).clone();
+                    cluster.endpoint = endpoint.to_owned();
+                    Arc::new(cluster)
+                })
+                .clone();
+            op.cluster = cluster;
+        }
+    }
+}
+
+/// The simulator's settings and the throwaway credentials that its signature checks expect.
+fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
+    let mut rng = rand::rng();
+    let ak: String = (0..20)
+        .map(|_| char::from(b'A' + rng.random_range(0..26u8)))
+        .collect();
+    let sk: String = (0..40)
+        .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))
+        .collect();
+    let mut config = SimConfig::default().with_auth(SimAuth::AkSk {
+        ak: Secret::new(ak.clone()),
+        sk: Secret::new(sk.clone()),
+        project_id: None,
+    });
+    config.retain_log = false;
+    config.latency = flags.sim_latency.unwrap_or(config.latency);
+    config.jitter = flags.sim_jitter.unwrap_or(config.jitter);
+    config.settle = flags.sim_settle.unwrap_or(config.settle);
+    config.throttle = flags.sim_throttle.or(config.throttle);
+    config.deploy_fail_rate = flags.sim_deploy_fail_rate.unwrap_or(0.0);
+    config.error_rate = flags.sim_error_rate.unwrap_or(0.0);
+    config.ambiguous_rate = flags.sim_ambiguous_rate.unwrap_or(0.0);
+    config.hang_rate = flags.sim_hang_rate.unwrap_or(0.0);
+    config.reset_rate = flags.sim_reset_rate.unwrap_or(0.0);
+    config.rng_seed = flags.sim_rng_seed.unwrap_or_else(|| rng.random());
+    config.request_log = flags.sim_request_log.clone();
+    let credentials = Credentials::AkSk {
+        access_key: Secret::new(ak),
+        secret_key: Secret::new(sk),
+        security_token: None,
+        project_id: None,
+    };
+    (config, credentials)
+}
+
+/// The file journal as the engine sees it.
+struct FileJournal {
+    file: JournalFile,
+    wave_names: Vec<String>,
+}
+
+impl Journal for FileJournal {
+    fn before_put<'a>(&'a self, intent: PutIntent<'a>) -> BoxFuture<'a, Result<(), JournalError>> {
+        let op = intent.operation;
+        let record = Record::Intent {
+            index: op.index,
+            rollback: intent.rollback,
+            cluster_id: op.cluster.id.clone(),
+            namespace: op.namespace.clone(),
+            name: op.release.clone(),
+            action: op.action.as_str().to_owned(),
+            version_before: intent.version_before,
+            at: jiff::Timestamp::now().to_string(),
+        };
+        let durable = self.file.append(&record);
+        Box::pin(async move { durable.await.map_err(|e| JournalError(e.to_string())) })
+    }
+
+    fn finished<'a>(
+        &'a self,
+        result: &'a OperationResult,
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        let record = Record::Finished {
+            wave: self
+                .wave_names
+                .get(result.wave)
+                .cloned()
+                .unwrap_or_default(),
+            result: Box::new(result.clone()),
+        };
+        let durable = self.file.append(&record);
+        Box::pin(async move { durable.await.map_err(|e| JournalError(e.to_string())) })
+    }
+}
+
+fn settings_json(args: &ApplyArgs, plan: &ExpandedPlan) -> serde_json::Value {
+    serde_json::json!({
+        "rollout": plan.rollout,
+        "dry_run": args.dry_run,
+        "force": args.force,
+        "resume": args.resume,
+        "select": args.select.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "shard": args.shard.map(|s| s.to_string()),
+        "simulate": args.simulate.simulate,
+    })
+}
+
+async fn apply(
+    args: ApplyArgs,
+    settings: ApplySettings,
+    env: &Environment,
+    logs: &LogSink,
+) -> Result<Exit, Error> {
+    let ApplySettings {
+        mut plan,
+        journal_path,
+        shard,
+        progress: progress_mode,
+        resume,
+    } = settings;
+    let target = connect(&args, &mut plan).await?;
+    let client = Client::new(args.net.client_config(&plan.rollout), target.credentials)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let journal_file = JournalFile::open(&journal_path).map_err(|e| Error::Other(e.to_string()))?;
+    let settings_value = settings_json(&args, &plan);
+    journal_file
+        .append(&Record::Run {
+            plan: crate::report::model::PlanInfo {
+                name: plan.name.clone(),
+                hash: plan.hash.clone(),
+                shard: shard.map(|s| s.to_string()),
+            },
+            started_at: jiff::Timestamp::now().to_string(),
+            flotilla_version: env!("CARGO_PKG_VERSION").to_owned(),
+            operations: plan.operation_count(),
+            resume: resume.is_some(),
+            settings: settings_value.clone(),
+        })
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?;
+
+    let mut progress = Progress::new(progress_mode, plan.operation_count());
+    if progress_mode == ProgressMode::Bars {
+        logs.attach(progress.multi().clone());
+    }
+    if let Some(sim) = &target.simulator {
+        progress.note(&format!(
+            "simulator listening on {} (signature checks on, throwaway credentials)",
+            sim.base_url()
+        ));
+    }
+    if progress_mode != ProgressMode::Never {
+        progress.note(&format!(
+            "plan {}: {} operation(s) in {} wave(s); journal {}",
+            plan.name,
+            plan.operation_count(),
+            plan.waves.len(),
+            journal_path.display()
+        ));
+    }
+
+    let cancel = CancellationToken::new();
+    let options = EngineOptions {
+        dry_run: args.dry_run,
+        resume: resume
+            .as_ref()
+            .map(JournalState::resume_states)
+            .unwrap_or_default(),
+        cancel: cancel.clone(),
+        journal: Some(Arc::new(FileJournal {
+            file: journal_file,
+            wave_names: convert::wave_names(&plan),
+        })),
+        seed: rand::rng().random(),
+    };
+    let (events_tx, events) = mpsc::channel(4096);
+    let plan = Arc::new(plan);
+    let engine_plan = Arc::clone(&plan);
+    let api = Arc::new(client);
+    let engine_task =
+        tokio::spawn(async move { engine::run(&engine_plan, api, options, events_tx).await });
+
+    watch_run(events, &mut progress, &plan, &cancel).await;
+    let outcome = engine_task
+        .await
+        .map_err(|e| Error::Other(format!("the engine stopped unexpectedly: {e}")))?;
+    progress.finish();
+    logs.detach();
+
+    let report = convert::run_report(
+        &outcome,
+        &plan,
+        shard.map(|s| s.to_string()),
+        settings_value,
+    );
+    print!("{}", render::table(&report, env.terminal_width));
+    write_reports(&args, &report, env)?;
+    if let Some(sim) = target.simulator {
+        sim.shutdown()
+            .await
+            .map_err(|e| Error::Other(format!("stopping the simulator: {e}")))?;
+    }
+    Ok(outcome.exit())
+}
+
+/// The dispatcher's loop: events into the display, signals into cancellation, timers into
+/// heartbeats, until the engine closes its channel.
+async fn watch_run(
+    mut events: mpsc::Receiver<Event>,
+    progress: &mut Progress,
+    plan: &ExpandedPlan,
+    cancel: &CancellationToken,
+) {
+    let wave_names = convert::wave_names(plan);
+    let mut interrupts = Interrupts::new();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.reset();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut activity = Activity::default();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                activity.observe(&event);
+                match event {
+                    Event::WaveStarted { name, operations, .. } => {
+                        progress.wave_started(&name, operations);
+                    }
+                    Event::OperationFinished(result) => {
+                        let wave = wave_names.get(result.wave).map_or("", String::as_str);
+                        progress.operation_finished(&convert::operation(&result, wave));
+                    }
+                    Event::Soaking { after_wave, duration } => {
+                        let wave = wave_names.get(after_wave).map_or("", String::as_str);
+                        progress.soaking(wave, duration);
+                    }
+                    Event::Halted { reason } => progress.note(&format!("halted: {reason}")),
+                    _ => {}
+                }
+            }
+            () = interrupts.next() => {
+                if cancel.is_cancelled() {
+                    // The second signal: the journal already holds everything durable.
+                    progress.finish();
+                    eprintln!("interrupted again: exiting at once");
+                    std::process::exit(Exit::Interrupted as i32);
+                }
+                progress.note("interrupted: no new operation starts; in-flight requests finish (interrupt again to exit at once)");
+                cancel.cancel();
+            }
+            _ = tick.tick() => {
+                let (retrying, throttled, rate) = activity.sample();
+                progress.set_activity(retrying, throttled, rate);
+            }
+            _ = heartbeat.tick() => progress.heartbeat(),
+        }
+    }
+}
+
+/// Counts for the display that the engine's events imply.
+#[derive(Default)]
+struct Activity {
+    retrying: HashSet<usize>,
+    throttled: usize,
+    requests_since_sample: usize,
+    last_sample: Option<tokio::time::Instant>,
+    rate: f64,
+}
+
+impl Activity {
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Request(request) => {
+                self.requests_since_sample += 1;
+                self.throttled += usize::from(request.throttled);
+                if request.retry_in.is_some() {
+                    self.retrying.insert(request.index);
+                } else {
+                    self.retrying.remove(&request.index);
+                }
+            }
+            Event::OperationFinished(result) => {
+                self.retrying.remove(&result.index);
+            }
+            _ => {}
+        }
+    }
+
+    /// (operations backing off, 429s so far, requests per second since the last sample).
+    fn sample(&mut self) -> (usize, usize, f64) {
+        let now = tokio::time::Instant::now();
+        if let Some(last) = self.last_sample {
+            let elapsed = now.duration_since(last).as_secs_f64();
+            if elapsed > 0.0 {
+                self.rate = self.requests_since_sample as f64 / elapsed;
+            }
+        }
+        self.last_sample = Some(now);
+        self.requests_since_sample = 0;
+        (self.retrying.len(), self.throttled, self.rate)
+    }
+}
+
+/// SIGINT and SIGTERM as one stream.
+struct Interrupts {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn new() -> Self {
+        Interrupts {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(terminate) = self.terminate.as_mut() {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Result<(), Error> {
+    let write = |path: &Path, text: String| {
+        write::write_atomically(path, text.as_bytes()).map_err(|e| Error::Other(e.to_string()))
+    };
+    if let Some(path) = &args.report_json {
+        let mut text = serde_json::to_string_pretty(report).expect("reports serialise");
+        text.push('\n');
+        write(path, text)?;
+    }
+    if let Some(path) = &args.junit {
+        write(path, render::junit(report))?;
+    }
+    let markdown = render::markdown(report);
+    if let Some(path) = &args.summary_md {
+        write(path, markdown.clone())?;
+    }
+    if let Some(summary) = &env.github_step_summary {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(summary)
+            .and_then(|mut file| file.write_all(markdown.as_bytes()));
+        if let Err(e) = appended {
+            tracing::warn!("could not append to GITHUB_STEP_SUMMARY: {e}");
+        }
+    }
+    Ok(())
+}
