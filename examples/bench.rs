@@ -1,0 +1,474 @@
+//! flotilla's benchmark harness: `cargo run --release --example bench [-- SCENARIO...]`.
+//!
+//! Builds the release binary, generates plans, starts `flotilla sim` as its own process (so the
+//! simulator's CPU is not counted as flotilla's), runs every scenario with the real binary, and
+//! prints one JSON line per scenario and then a Markdown table. Not a test: nothing here gates CI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const AK: &str = "AKBENCH00000000000000";
+const SK: &str = "SKBENCH0000000000000000000000000000000000";
+
+/// One scenario: given the release binary and a scratch directory, its JSON result line.
+type Scenario = fn(&Path, &Path) -> Value;
+
+fn main() {
+    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    let bin = build_release_binary();
+    let work = tempfile::tempdir().expect("temporary directory");
+    let mut rows = Vec::new();
+    let scenarios: [(&str, Scenario); 7] = [
+        ("B0", b0_raw_http),
+        ("B1", b1_overhead),
+        ("B2", b2_latency_hiding),
+        ("B3", b3_rate_accuracy),
+        ("B4", b4_adaptive),
+        ("B5", b5_scale),
+        ("B6", b6_full_path),
+    ];
+    for (name, scenario) in scenarios {
+        if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
+            continue;
+        }
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).expect("scenario directory");
+        let result = scenario(&bin, &dir);
+        println!("{result}");
+        rows.push(result);
+    }
+    println!();
+    println!("| scenario | what | result | goal |");
+    println!("|---|---|---|---|");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} |",
+            row["scenario"].as_str().unwrap_or(""),
+            row["what"].as_str().unwrap_or(""),
+            row["summary"].as_str().unwrap_or(""),
+            row["goal"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn build_release_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "flotilla"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "cargo build --release failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("release").join("flotilla")
+}
+
+/// A plan of `clusters` × `releases` upgrades with the given rollout block.
+fn write_plan(dir: &Path, clusters: usize, releases: usize, rollout: &str) -> PathBuf {
+    let mut text = String::with_capacity(clusters * 80 + releases * 200);
+    text.push_str("version: 1\nname: bench\ntarget:\n  region: cn-north-4\nclusters:\n");
+    for c in 0..clusters {
+        text.push_str(&format!(
+            "  c{c}: {{ id: {:08x}-0000-4000-8000-{:012x}, labels: {{ env: prod }} }}\n",
+            c, c
+        ));
+    }
+    text.push_str(
+        "defaults:\n  chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05\n  action: upgrade\n",
+    );
+    text.push_str(rollout);
+    text.push_str("releases:\n");
+    for r in 0..releases {
+        text.push_str(&format!(
+            "  - name: app{r}\n    namespace: bench\n    selector: {{ labels: {{ env: prod }} }}\n    values: {{ imageTag: \"2.0.{r}\", replicaCount: 3 }}\n"
+        ));
+    }
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, text).expect("write plan");
+    path
+}
+
+struct Sim {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Sim {
+    fn start(bin: &Path, dir: &Path, plan: &Path, extra: &[&str]) -> Sim {
+        let log = dir.join("sim-requests.jsonl");
+        let mut child = Command::new(bin)
+            .arg("sim")
+            .arg("--seed")
+            .arg(plan)
+            .arg("--request-log")
+            .arg(&log)
+            .args(["--rng-seed", "7"])
+            .args(extra)
+            .env("FLOTILLA_SIM_AK", AK)
+            .env("FLOTILLA_SIM_SK", SK)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start flotilla sim");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("sim stdout"))
+            .read_line(&mut first)
+            .expect("sim's first line");
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("`listening on URL`")
+            .to_owned();
+        Sim { child, url, log }
+    }
+
+    /// SIGTERM, wait, then the request log.
+    fn stop(mut self) -> Vec<Value> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// What one run of the binary cost.
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kb: u64,
+    exit: Option<i32>,
+}
+
+/// Runs the binary, sampling its peak RSS from /proc and reading its CPU time from the zombie
+/// before reaping it.
+fn measure(bin: &Path, args: &[&str], sim_url: Option<&str>) -> Measured {
+    let started = Instant::now();
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env("HUAWEICLOUD_SDK_AK", AK)
+        .env("HUAWEICLOUD_SDK_SK", SK)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(url) = sim_url {
+        cmd.args(["--endpoint", url]);
+    }
+    let mut child = cmd.spawn().expect("start flotilla");
+    let pid = child.id();
+    let mut peak_rss_kb = 0;
+    let mut cpu = Duration::ZERO;
+    loop {
+        if let Some(rss) = proc_status_kb(pid, "VmHWM:") {
+            peak_rss_kb = peak_rss_kb.max(rss);
+        }
+        if let Some((state, ticks)) = proc_stat(pid) {
+            if state == 'Z' {
+                cpu = Duration::from_secs_f64(ticks as f64 / 100.0);
+                break;
+            }
+        } else {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.wait().expect("wait for flotilla");
+    Measured {
+        wall: started.elapsed(),
+        cpu,
+        peak_rss_kb,
+        exit: status.code(),
+    }
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// (state, utime + stime in clock ticks).
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((state, utime + stime))
+}
+
+fn apply_args<'a>(plan: &'a Path, journal: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "apply",
+        plan.to_str().expect("utf-8 path"),
+        "--progress",
+        "never",
+        "--journal",
+        journal.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn puts(log: &[Value]) -> Vec<&Value> {
+    log.iter().filter(|e| e["method"] == "PUT").collect()
+}
+
+/// The most requests that arrived within any 1-second window.
+fn busiest_second(log: &[Value]) -> usize {
+    let mut arrivals: Vec<f64> = log
+        .iter()
+        .filter_map(|e| e["arrived_ms"].as_f64())
+        .collect();
+    arrivals.sort_by(f64::total_cmp);
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..arrivals.len() {
+        while arrivals[end] - arrivals[start] >= 1000.0 {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+/// Requests per second between the first and the last arrival.
+fn achieved_rate(log: &[Value]) -> f64 {
+    let arrivals: Vec<f64> = log
+        .iter()
+        .filter_map(|e| e["arrived_ms"].as_f64())
+        .collect();
+    let (Some(first), Some(last)) = (
+        arrivals.iter().copied().reduce(f64::min),
+        arrivals.iter().copied().reduce(f64::max),
+    ) else {
+        return 0.0;
+    };
+    if last <= first {
+        return 0.0;
+    }
+    (arrivals.len() - 1) as f64 / ((last - first) / 1000.0)
+}
+
+/// The raw HTTP baseline: the same PUTs as B1 from a dedicated load loop (and `oha`, when it is
+/// installed), to measure what the simulator and the loopback can carry.
+fn b0_raw_http(bin: &Path, dir: &Path) -> Value {
+    const N: usize = 20_000;
+    const CONCURRENCY: usize = 64;
+    let plan = write_plan(dir, 200, 100, "rollout: { rate: unlimited }\n");
+    let sim = Sim::start(bin, dir, &plan, &["--settle", "0", "--latency", "0"]);
+    let url = format!(
+        "{}/autopilot/cam/v3/clusters/00000000-0000-4000-8000-000000000000/namespace/bench/releases/app0",
+        sim.url
+    );
+    let body = r#"{"chart_id":"af4b699e-018c-11ec-b8b0-0255ac100b05","action":"upgrade","values":{"imageTag":"2.0.1","replicaCount":3}}"#;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (elapsed, ok) = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CONCURRENCY)
+            .build()
+            .expect("client");
+        let started = Instant::now();
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..CONCURRENCY {
+            let (client, next, url) = (client.clone(), next.clone(), url.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut ok = 0;
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < N {
+                    let sent = client
+                        .put(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    if let Ok(answer) = sent {
+                        ok += usize::from(answer.status().is_success());
+                        let _ = answer.bytes().await;
+                    }
+                }
+                ok
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            ok += task.await.unwrap_or(0);
+        }
+        (started.elapsed(), ok)
+    });
+    let rps = N as f64 / elapsed.as_secs_f64();
+    let oha = oha_rps(&url, body, N, CONCURRENCY);
+    let _ = sim.stop();
+    let summary = match oha {
+        Some(o) => format!("load loop {rps:.0} req/s; oha {o:.0} req/s"),
+        None => format!("load loop {rps:.0} req/s (oha not installed)"),
+    };
+    json!({
+        "scenario": "B0", "what": "raw HTTP PUTs against the simulator, concurrency 64, 20,000 requests",
+        "requests": N, "ok": ok, "requests_per_s": rps, "oha_requests_per_s": oha,
+        "summary": summary, "goal": "simulator ≥ 20,000 req/s",
+    })
+}
+
+fn oha_rps(url: &str, body: &str, n: usize, concurrency: usize) -> Option<f64> {
+    let output = Command::new("oha")
+        .args(["--no-tui", "--output-format", "json", "-m", "PUT"])
+        .args(["-n", &n.to_string(), "-c", &concurrency.to_string()])
+        .args(["-H", "content-type: application/json", "-d", body, url])
+        .output()
+        .ok()?;
+    let report: Value = serde_json::from_slice(&output.stdout).ok()?;
+    report["summary"]["requestsPerSec"].as_f64()
+}
+
+fn b1_overhead(bin: &Path, dir: &Path) -> Value {
+    let plan = write_plan(
+        dir,
+        200,
+        100,
+        "rollout: { concurrency: 64, per_cluster: 64, rate: unlimited, preflight: false, wait: { enabled: false }, retry: { attempts: 3, backoff: 100ms, max_backoff: 1s } }\n",
+    );
+    let sim = Sim::start(bin, dir, &plan, &["--settle", "0"]);
+    let journal = dir.join("journal.jsonl");
+    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
+    let log = sim.stop();
+    let ops = puts(&log).len();
+    let ops_per_s = 20_000.0 / m.wall.as_secs_f64();
+    let cpu_us = m.cpu.as_secs_f64() * 1e6 / 20_000.0;
+    json!({
+        "scenario": "B1", "what": "overhead: 20,000 ops, latency 0, unlimited rate, concurrency 64, no preflight/wait, journal on",
+        "exit": m.exit, "puts": ops, "wall_s": m.wall.as_secs_f64(), "ops_per_s": ops_per_s,
+        "cpu_us_per_op": cpu_us, "peak_rss_mb": m.peak_rss_kb as f64 / 1024.0,
+        "summary": format!("{ops_per_s:.0} ops/s; {cpu_us:.1} µs CPU/op; peak RSS {:.0} MB", m.peak_rss_kb as f64 / 1024.0),
+        "goal": "≥ 60% of B0's req/s; ≤ 30 µs CPU/op",
+    })
+}
+
+fn b2_latency_hiding(bin: &Path, dir: &Path) -> Value {
+    let plan = write_plan(
+        dir,
+        500,
+        10,
+        "rollout: { concurrency: 100, per_cluster: 100, rate: unlimited, preflight: false, wait: { enabled: false } }\n",
+    );
+    let sim = Sim::start(bin, dir, &plan, &["--settle", "0", "--latency", "100ms"]);
+    let journal = dir.join("journal.jsonl");
+    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
+    let log = sim.stop();
+    let ideal = 5_000.0 * 0.1 / 100.0;
+    let ratio = m.wall.as_secs_f64() / ideal;
+    json!({
+        "scenario": "B2", "what": "latency hiding: 5,000 ops, latency 100 ms, concurrency 100",
+        "exit": m.exit, "puts": puts(&log).len(), "wall_s": m.wall.as_secs_f64(), "ideal_s": ideal,
+        "ratio": ratio, "summary": format!("{:.2} s vs ideal {ideal:.2} s: ×{ratio:.3}", m.wall.as_secs_f64()),
+        "goal": "≤ 1.03",
+    })
+}
+
+fn b3_rate_accuracy(bin: &Path, dir: &Path) -> Value {
+    let plan = write_plan(
+        dir,
+        300,
+        10,
+        "rollout: { concurrency: 64, per_cluster: 64, rate: 200, burst: 1, preflight: false, wait: { enabled: false } }\n",
+    );
+    let sim = Sim::start(bin, dir, &plan, &["--settle", "0"]);
+    let journal = dir.join("journal.jsonl");
+    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
+    let log = sim.stop();
+    let rate = achieved_rate(&log);
+    let window = busiest_second(&log);
+    json!({
+        "scenario": "B3", "what": "rate accuracy: rate 200/s, burst 1, 3,000 ops",
+        "exit": m.exit, "requests": log.len(), "achieved_rate": rate, "busiest_1s_window": window,
+        "summary": format!("{rate:.1} req/s; busiest 1 s window {window}"),
+        "goal": "within 2% of 200; window ≤ 201",
+    })
+}
+
+fn b4_adaptive(bin: &Path, dir: &Path) -> Value {
+    let plan = write_plan(
+        dir,
+        300,
+        10,
+        "rollout: { concurrency: 64, per_cluster: 64, rate: 1000, burst: 10, preflight: false, wait: { enabled: false }, retry: { attempts: 20, backoff: 100ms, max_backoff: 2s } }\n",
+    );
+    let sim = Sim::start(bin, dir, &plan, &["--settle", "0", "--throttle", "150"]);
+    let journal = dir.join("journal.jsonl");
+    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
+    let log = sim.stop();
+    let throttled = log.iter().filter(|e| e["status"] == 429).count();
+    let accepted: Vec<Value> = log.iter().filter(|e| e["status"] != 429).cloned().collect();
+    let rate = achieved_rate(&accepted);
+    let share = throttled as f64 / log.len().max(1) as f64;
+    json!({
+        "scenario": "B4", "what": "adaptive: sim throttles at 150/s, client allowed 1,000/s, 3,000 ops",
+        "exit": m.exit, "requests": log.len(), "throttled": throttled, "achieved_rate": rate,
+        "throttled_share": share,
+        "summary": format!("{rate:.1} accepted req/s ({:.0}% of 150); {:.1}% answered 429", rate / 1.5, share * 100.0),
+        "goal": "≥ 90% of 150; ≤ 5% 429s",
+    })
+}
+
+fn b5_scale(bin: &Path, dir: &Path) -> Value {
+    let plan = write_plan(
+        dir,
+        1_000,
+        100,
+        "rollout: { concurrency: 64, per_cluster: 8, rate: unlimited, preflight: false, wait: { enabled: false } }\n",
+    );
+    let plan_str = plan.to_str().expect("utf-8 path");
+    let validate = measure(bin, &["validate", plan_str], None);
+    let sim = Sim::start(bin, dir, &plan, &["--settle", "0"]);
+    let journal = dir.join("journal.jsonl");
+    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
+    let log = sim.stop();
+    let ops_per_s = 100_000.0 / m.wall.as_secs_f64();
+    json!({
+        "scenario": "B5", "what": "scale: 100,000 ops (1,000 clusters × 100 releases)",
+        "validate_exit": validate.exit, "validate_wall_s": validate.wall.as_secs_f64(),
+        "validate_peak_rss_mb": validate.peak_rss_kb as f64 / 1024.0,
+        "apply_exit": m.exit, "puts": puts(&log).len(), "apply_peak_rss_mb": m.peak_rss_kb as f64 / 1024.0,
+        "apply_ops_per_s": ops_per_s,
+        "summary": format!(
+            "validate {:.2} s, {:.0} MB; apply {ops_per_s:.0} ops/s, {:.0} MB",
+            validate.wall.as_secs_f64(), validate.peak_rss_kb as f64 / 1024.0, m.peak_rss_kb as f64 / 1024.0
+        ),
+        "goal": "validate ≤ 1.5 s and ≤ 200 MB; apply ≤ 400 MB",
+    })
+}
+
+fn b6_full_path(bin: &Path, dir: &Path) -> Value {
+    let plan = write_plan(
+        dir,
+        200,
+        10,
+        "rollout: { concurrency: 100, per_cluster: 100, rate: unlimited, preflight: true, wait: { enabled: true, timeout: 1m, poll: 50ms } }\n",
+    );
+    let sim = Sim::start(bin, dir, &plan, &["--settle", "200ms"]);
+    let journal = dir.join("journal.jsonl");
+    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
+    let log = sim.stop();
+    let ideal = 2_000.0 * 0.2 / 100.0;
+    let ratio = m.wall.as_secs_f64() / ideal;
+    json!({
+        "scenario": "B6", "what": "full path: 2,000 ops, preflight + wait, settle 200 ms, concurrency 100",
+        "exit": m.exit, "requests": log.len(), "puts": puts(&log).len(), "wall_s": m.wall.as_secs_f64(),
+        "ideal_s": ideal, "ratio": ratio,
+        "summary": format!("{:.2} s vs ideal {ideal:.2} s: ×{ratio:.2}", m.wall.as_secs_f64()),
+        "goal": "≤ 1.3",
+    })
+}
