@@ -74,6 +74,7 @@ impl Environment {
 pub mod logging;
 pub mod net;
 pub mod plan;
+pub mod plan_diff;
 pub mod report;
 pub mod sim;
 pub mod validate;
