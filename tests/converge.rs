@@ -298,3 +298,17 @@ async fn plan_diff_without_credentials_exits_2_and_sends_nothing() {
     }
     assert!(sim.request_log().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_flags_without_diff_are_a_usage_error() {
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo.yaml");
+    let args = vec![
+        "plan".to_owned(),
+        plan.display().to_string(),
+        "--endpoint".to_owned(),
+        "http://127.0.0.1:9".to_owned(),
+    ];
+    let out = flotilla(args, true).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only apply with --diff"));
+}

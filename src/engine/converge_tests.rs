@@ -374,3 +374,23 @@ async fn a_failed_release_with_the_planned_values_is_upgraded_again() {
         Some("change: status FAILED (not DEPLOYED)")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn chart_and_history_lookups_are_paced_like_every_request() {
+    let c = cluster("a", "r1");
+    let mut r = rollout();
+    r.rate = Rate::PerSecond(1.0);
+    r.burst = 1;
+    let p = plan(r, vec![vec![(c.clone(), "web".into(), "v1")]]);
+    let api = FakeApi::new();
+    api.seed(&p);
+    // Already as planned: a preflight GET, then the chart GET, then nothing.
+    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let result = &report.results[0];
+    assert_eq!(result.outcome, Outcome::Unchanged);
+    assert_eq!(api.lock().chart_lookups.len(), 1);
+    assert_eq!(result.polls, 2);
+    // At 1 request per second without burst, the second GET waits its slot.
+    assert!(result.duration >= Duration::from_secs(1), "{result:#?}");
+    assert!(result.duration < Duration::from_secs(2), "{result:#?}");
+}
