@@ -483,6 +483,10 @@ impl ReleaseApi for Client {
     async fn release_history(&self, at: ReleaseAddress<'_>) -> Result<Vec<Release>, ApiError> {
         Client::release_history(self, at.cluster, at.namespace, at.name).await
     }
+
+    async fn show_chart(&self, cluster: &ClusterTarget, chart_id: &str) -> Result<Chart, ApiError> {
+        Client::show_chart(self, cluster, chart_id).await
+    }
 }
 
 /// What a successful answer's body must be.

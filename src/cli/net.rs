@@ -1,12 +1,14 @@
 //! Network and credential flags shared by the commands that call the API (`apply`, `plan --diff`).
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cce::client::{ClientConfig, check_endpoint};
 use crate::cce::credentials::CredentialSources;
 use crate::error::Error;
-use crate::plan::resolved::Rollout;
+use crate::plan::resolved::{ClusterTarget, ExpandedPlan, Rollout};
 
 /// Flags flattened into every command that sends requests.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -45,6 +47,37 @@ impl NetworkArgs {
     /// `--endpoint` without a trailing `/`, to replace every cluster's endpoint.
     pub fn endpoint_override(&self) -> Option<&str> {
         self.endpoint.as_deref().map(|e| e.trim_end_matches('/'))
+    }
+
+    /// Points every cluster of `plan` at `--endpoint` (when given), then refuses any endpoint
+    /// that is malformed, or plain `http://` beyond loopback without `--allow-insecure-http`.
+    /// Call before anything is sent.
+    pub fn retarget(&self, plan: &mut ExpandedPlan) -> Result<(), Error> {
+        self.check()?;
+        if let Some(endpoint) = self.endpoint_override() {
+            let mut retargeted: HashMap<String, Arc<ClusterTarget>> = HashMap::new();
+            for wave in &mut plan.waves {
+                for op in &mut wave.operations {
+                    let cluster = retargeted
+                        .entry(op.cluster.name.clone())
+                        .or_insert_with(|| {
+                            Arc::new(ClusterTarget {
+                                endpoint: endpoint.to_owned(),
+                                ..(*op.cluster).clone()
+                            })
+                        });
+                    op.cluster = cluster.clone();
+                }
+            }
+        }
+        let mut checked = HashSet::new();
+        for op in plan.operations() {
+            if checked.insert(op.cluster.endpoint.as_str()) {
+                check_endpoint(&op.cluster.endpoint, self.allow_insecure_http)
+                    .map_err(|e| Error::Usage(format!("cluster {}: {e}", op.cluster.name)))?;
+            }
+        }
+        Ok(())
     }
 
     /// The client's settings for a run with this rollout: its request time-out, and a

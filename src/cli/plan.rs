@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::Environment;
+use super::net::NetworkArgs;
+use super::plan_diff;
+use crate::cce::client::Client;
+use crate::cce::credentials;
 use crate::error::{Error, Exit};
 use crate::plan::resolved::{
     ExpandedPlan, FailureBudget, Operation, Rate, Rollout, Wave, duration_text,
@@ -37,6 +41,13 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// GET every targeted release and show what apply would do: `change`, `unchanged` or
+    /// `unknown` per operation, why, and the values keys it would add, change or remove
+    /// (secrets redacted). Needs credentials; sends only GETs.
+    #[arg(long)]
+    pub diff: bool,
+    #[command(flatten)]
+    pub net: NetworkArgs,
 }
 
 pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
@@ -50,6 +61,15 @@ pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
         }
     };
     let filtered = select::filter(&plan, &args.select, args.shard);
+    if args.diff {
+        return run_diff(&args, filtered);
+    }
+    if args.net.endpoint.is_some() || args.net.token_file.is_some() || args.net.ca_cert.is_some() {
+        return Err(Error::Usage(
+            "--endpoint, --token-file and --ca-cert only apply with --diff (plan sends nothing otherwise)"
+                .to_owned(),
+        ));
+    }
     let out = match args.format {
         Format::Text => render_text(&args.plan, &filtered, &args.select, args.shard),
         Format::Json => {
@@ -62,6 +82,39 @@ pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
     };
     print!("{out}");
     Ok(Exit::Success)
+}
+
+/// `plan --diff`: checks the network flags, finds credentials (none: exit 2, nothing sent),
+/// retargets and checks every endpoint, then reads every release. Exit 1 when a release is
+/// missing or could not be read.
+fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
+    args.net.retarget(&mut plan)?;
+    let credentials = credentials::resolve(&args.net.credential_sources())?;
+    let client = Client::new(args.net.client_config(&plan.rollout), credentials)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    let diffs = runtime.block_on(plan_diff::diff_plan(&plan, &client));
+    let out = match args.format {
+        Format::Text => plan_diff::render_text(&plan, &diffs),
+        Format::Json => {
+            let mut doc = render_json(&args.plan, &plan, &args.select, args.shard);
+            plan_diff::add_to_json(&mut doc, &plan, &diffs);
+            let mut s = serde_json::to_string_pretty(&doc)
+                .map_err(|e| Error::Other(format!("cannot encode the diff as JSON: {e}")))?;
+            s.push('\n');
+            s
+        }
+    };
+    print!("{out}");
+    Ok(if plan_diff::all_read(&diffs) {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
 }
 
 /// The request path of an operation's PUT.

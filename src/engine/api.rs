@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::cce::error::ApiError;
-use crate::cce::model::{Release, UpdateReleaseBody};
+use crate::cce::model::{Chart, Release, UpdateReleaseBody};
 use crate::plan::resolved::ClusterTarget;
 
 /// One release's address.
@@ -34,4 +34,11 @@ pub trait ReleaseApi: Send + Sync + 'static {
         &self,
         at: ReleaseAddress<'_>,
     ) -> impl Future<Output = Result<Vec<Release>, ApiError>> + Send;
+
+    /// ShowAutopilotChart: one GET, on `cluster`'s endpoint.
+    fn show_chart(
+        &self,
+        cluster: &ClusterTarget,
+        chart_id: &str,
+    ) -> impl Future<Output = Result<Chart, ApiError>> + Send;
 }

@@ -11,8 +11,11 @@ use tokio::time::Instant;
 
 use super::api::{ReleaseAddress, ReleaseApi};
 use crate::cce::error::{ApiError, FailureKind};
-use crate::cce::model::{Action, Release, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
+use crate::cce::model::{
+    Action, Chart, Release, ReleaseParameters, ReleaseStatus, UpdateReleaseBody,
+};
 use crate::plan::resolved::{ClusterTarget, ExpandedPlan, Operation, Rollout, Wave};
+use crate::secret::redact;
 
 /// A scripted answer for one call, taken in order before the default behaviour.
 #[derive(Clone, Debug)]
@@ -30,6 +33,8 @@ pub enum Fault {
 #[derive(Clone, Debug)]
 pub struct Revision {
     pub version: i64,
+    pub chart_name: String,
+    pub chart_version: String,
     pub values: Value,
     /// Status once settled.
     pub settles_to: ReleaseStatus,
@@ -91,6 +96,12 @@ pub struct FakeState {
     pub settle: Duration,
     pub bucket: Option<Bucket>,
     pub throttled: usize,
+    /// ShowAutopilotChart answers, by chart id.
+    pub charts: HashMap<String, Chart>,
+    /// Every ShowAutopilotChart call: (endpoint, chart id). Not in `calls`.
+    pub chart_lookups: Vec<(String, String)>,
+    /// ShowAutopilotReleaseHistory calls. Not in `calls`.
+    pub history_lookups: usize,
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +134,15 @@ impl FakeApi {
             let mut s = api.lock();
             s.default_latency = Duration::from_millis(10);
             s.settle = Duration::from_secs(2);
+            s.charts.insert(
+                FAKE_CHART_ID.to_owned(),
+                Chart {
+                    id: FAKE_CHART_ID.to_owned(),
+                    name: FAKE_CHART_NAME.to_owned(),
+                    version: FAKE_CHART_VERSION.to_owned(),
+                    ..Chart::default()
+                },
+            );
         }
         Arc::new(api)
     }
@@ -131,7 +151,8 @@ impl FakeApi {
         self.state.lock().unwrap()
     }
 
-    /// Seeds every release the plan targets at revision 1, DEPLOYED, `imageTag: v1`.
+    /// Seeds every release the plan targets at revision 1, DEPLOYED, `imageTag: v1`, with the
+    /// chart `chart-1` names ([`FAKE_CHART_NAME`] [`FAKE_CHART_VERSION`]).
     pub fn seed(&self, plan: &ExpandedPlan) {
         let mut s = self.lock();
         let now = Instant::now();
@@ -145,6 +166,8 @@ impl FakeApi {
                 .or_insert_with(|| FakeRelease {
                     revisions: vec![Revision {
                         version: 1,
+                        chart_name: FAKE_CHART_NAME.to_owned(),
+                        chart_version: FAKE_CHART_VERSION.to_owned(),
                         values: json!({"imageTag": "v1"}),
                         settles_to: ReleaseStatus::Deployed,
                         pending: ReleaseStatus::PendingInstall,
@@ -237,7 +260,8 @@ impl FakeApi {
         body: &UpdateReleaseBody,
     ) -> Result<Release, ApiError> {
         let now = Instant::now();
-        let mut s = self.lock();
+        let mut guard = self.lock();
+        let s = &mut *guard;
         let settle = s.settle;
         let Some(release) = s.releases.get_mut(&key(at)) else {
             return Err(http(404, "CCE.01404001"));
@@ -250,13 +274,23 @@ impl FakeApi {
         if params.dry_run == Some(true) {
             return Ok(to_release(at, &current, now));
         }
-        let (values, pending) = match body.action {
+        let (values, pending, chart_name, chart_version) = match body.action {
             Action::Upgrade => {
                 let mut values = current.values.as_object().cloned().unwrap_or_default();
                 for (k, v) in body.values.clone().unwrap_or_default() {
                     values.insert(k, v);
                 }
-                (Value::Object(values), ReleaseStatus::PendingUpgrade)
+                let (chart_name, chart_version) =
+                    match body.chart_id.as_ref().and_then(|id| s.charts.get(id)) {
+                        Some(chart) => (chart.name.clone(), chart.version.clone()),
+                        None => (current.chart_name.clone(), current.chart_version.clone()),
+                    };
+                (
+                    Value::Object(values),
+                    ReleaseStatus::PendingUpgrade,
+                    chart_name,
+                    chart_version,
+                )
             }
             Action::Rollback => {
                 let Some(target) = params
@@ -265,7 +299,12 @@ impl FakeApi {
                 else {
                     return Err(http(400, "CCE.01400001"));
                 };
-                (target.values.clone(), ReleaseStatus::PendingRollback)
+                (
+                    target.values.clone(),
+                    ReleaseStatus::PendingRollback,
+                    target.chart_name.clone(),
+                    target.chart_version.clone(),
+                )
             }
         };
         let fails = values["imageTag"]
@@ -273,6 +312,8 @@ impl FakeApi {
             .is_some_and(|t| t.starts_with("fail-"));
         let revision = Revision {
             version: current.version + 1,
+            chart_name,
+            chart_version,
             values,
             settles_to: if fails {
                 ReleaseStatus::Failed
@@ -295,7 +336,9 @@ fn to_release(at: &ReleaseAddress<'_>, revision: &Revision, now: Instant) -> Rel
         namespace: at.namespace.to_owned(),
         cluster_id: at.cluster.id.clone(),
         version: revision.version,
-        values: revision.values.clone(),
+        chart_name: revision.chart_name.clone(),
+        chart_version: revision.chart_version.clone(),
+        values: redact(&revision.values),
         status: Some(FakeRelease::status_of(revision, now)),
         ..Release::default()
     }
@@ -369,8 +412,11 @@ impl ReleaseApi for FakeApi {
     }
 
     async fn release_history(&self, at: ReleaseAddress<'_>) -> Result<Vec<Release>, ApiError> {
+        let latency = self.lock().default_latency;
+        tokio::time::sleep(latency).await;
         let now = Instant::now();
-        let s = self.lock();
+        let mut s = self.lock();
+        s.history_lookups += 1;
         match s.releases.get(&key(&at)) {
             None => Err(http(404, "CCE.01404001")),
             Some(release) => Ok(release
@@ -380,7 +426,27 @@ impl ReleaseApi for FakeApi {
                 .collect()),
         }
     }
+
+    async fn show_chart(&self, cluster: &ClusterTarget, chart_id: &str) -> Result<Chart, ApiError> {
+        let latency = {
+            let mut s = self.lock();
+            s.chart_lookups
+                .push((cluster.endpoint.clone(), chart_id.to_owned()));
+            s.default_latency
+        };
+        tokio::time::sleep(latency).await;
+        self.lock()
+            .charts
+            .get(chart_id)
+            .cloned()
+            .ok_or_else(|| http(404, "CCE.01404002"))
+    }
 }
+
+/// The chart every fake plan's upgrades name, and what it resolves to.
+pub const FAKE_CHART_ID: &str = "chart-1";
+pub const FAKE_CHART_NAME: &str = "app";
+pub const FAKE_CHART_VERSION: &str = "1.0.0";
 
 /// A cluster `name` in `region` (its endpoint is per region).
 pub fn cluster(name: &str, region: &str) -> Arc<ClusterTarget> {
@@ -415,7 +481,7 @@ pub fn plan(rollout: Rollout, waves: Vec<Vec<(Arc<ClusterTarget>, String, &str)>
                             let mut values = Map::new();
                             values.insert("imageTag".into(), json!(tag));
                             Arc::new(UpdateReleaseBody {
-                                chart_id: Some("chart-1".into()),
+                                chart_id: Some(FAKE_CHART_ID.into()),
                                 action: Action::Upgrade,
                                 parameters: Some(ReleaseParameters::default()),
                                 values: Some(values),

@@ -1,6 +1,10 @@
 //! The engine: scheduling operations wave by wave within limits, retries, reconciliation and waiting.
 pub mod adapt;
 pub mod api;
+pub mod charts;
+pub mod converge;
+#[cfg(test)]
+mod converge_tests;
 pub mod event;
 #[cfg(test)]
 mod fake;
@@ -13,6 +17,8 @@ pub mod schedule;
 #[cfg(test)]
 mod tests;
 
+pub use charts::ChartCache;
+pub use converge::{Convergence, Decision};
 pub use event::{Event, RequestEvent};
 pub use journal::{Journal, JournalError, NoJournal, PutIntent};
 pub use operation::PriorState;

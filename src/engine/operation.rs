@@ -9,6 +9,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{ReleaseAddress, ReleaseApi};
+use super::charts::ChartCache;
+use super::converge::{self, DesiredChart, RollbackTarget};
 use super::event::{Event, RequestEvent};
 use super::journal::{Journal, PutIntent};
 use super::outcome::{Attempt, OperationError, OperationResult, Outcome, Phase, RollbackResult};
@@ -40,12 +42,18 @@ pub(crate) struct Context<'a, A> {
     pub cancel: &'a CancellationToken,
     pub journal: Option<&'a dyn Journal>,
     pub dry_run: bool,
+    /// Send every PUT, whatever the release looks like (no convergence decision).
+    pub force: bool,
+    /// Charts looked up this run, shared by every operation.
+    pub charts: &'a ChartCache,
     pub seed: u64,
     pub run_start: Instant,
 }
 
 enum End {
     Succeeded,
+    /// Already as planned: nothing sent.
+    Unchanged,
     Failed(OperationError),
     Cancelled,
 }
@@ -138,6 +146,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         }
         match end {
             End::Succeeded => result.outcome = Outcome::Succeeded,
+            End::Unchanged => result.outcome = Outcome::Unchanged,
             End::Failed(error) => {
                 result.outcome = Outcome::Failed;
                 result.error = Some(error);
@@ -204,6 +213,24 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     {
                         return stop.into();
                     }
+                    if !self.ctx.force {
+                        let current = self.last_seen.clone().unwrap_or(release);
+                        let decision = match self.converge(&current).await {
+                            Ok(decision) => decision,
+                            Err(stop) => return stop.into(),
+                        };
+                        self.result.convergence = Some(decision.label());
+                        let note = decision.note();
+                        if decision.sends(false) {
+                            self.result.note = Some(note);
+                        } else if self.ctx.dry_run {
+                            // A dry run validates every request of the plan: it still sends.
+                            self.result.note = Some(format!("{note} (dry run: sent anyway)"));
+                        } else {
+                            self.result.note = Some(note);
+                            return End::Unchanged;
+                        }
+                    }
                 }
                 Err(ReadError::Api(error)) if error.status == Some(404) => {
                     return End::Failed(OperationError::from_api("release not found", &error));
@@ -262,6 +289,79 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             self.result.rollback = Some(rollback);
         }
         End::Failed(error)
+    }
+
+    /// Compares the plan with `current` (the settled preflight answer): looks the chart up
+    /// (once per run and endpoint) for an upgrade, the history for a rollback.
+    async fn converge(&mut self, current: &Release) -> Result<converge::Decision, Stop> {
+        let body = self.body;
+        match body.action {
+            Action::Upgrade => {
+                let Some(chart_id) = body.chart_id.as_deref() else {
+                    return Ok(converge::assess_upgrade(body, DesiredChart::Kept, current).decision);
+                };
+                let charts = self.ctx.charts;
+                let endpoint = self.endpoint;
+                let looked_up = charts
+                    .get_or_fetch(endpoint, chart_id, || {
+                        self.read(Phase::Preflight, |api, at| {
+                            api.show_chart(at.cluster, chart_id)
+                        })
+                    })
+                    .await;
+                let assessment = match looked_up {
+                    Ok(chart) => {
+                        converge::assess_upgrade(body, DesiredChart::Resolved(&chart), current)
+                    }
+                    Err(ReadError::Cancelled) => return Err(Stop::Cancelled),
+                    Err(ReadError::Api(error)) => {
+                        let error = OperationError::from_api("ShowAutopilotChart", &error).message;
+                        converge::assess_upgrade(
+                            body,
+                            DesiredChart::Unresolved {
+                                chart_id,
+                                error: &error,
+                            },
+                            current,
+                        )
+                    }
+                };
+                Ok(assessment.decision)
+            }
+            Action::Rollback => {
+                let assessment = match converge::rollback_version(body) {
+                    None => converge::assess_rollback(current, RollbackTarget::NotGiven),
+                    Some(version) if version == current.version => {
+                        converge::assess_rollback(current, RollbackTarget::Found(current))
+                    }
+                    Some(version) => {
+                        match self
+                            .read(Phase::Preflight, |api, at| api.release_history(at))
+                            .await
+                        {
+                            Ok(history) => {
+                                let target = match history.iter().find(|r| r.version == version) {
+                                    Some(revision) => RollbackTarget::Found(revision),
+                                    None => RollbackTarget::Missing(version),
+                                };
+                                converge::assess_rollback(current, target)
+                            }
+                            Err(ReadError::Cancelled) => return Err(Stop::Cancelled),
+                            Err(ReadError::Api(error)) => {
+                                let error =
+                                    OperationError::from_api("ShowAutopilotReleaseHistory", &error)
+                                        .message;
+                                converge::assess_rollback(
+                                    current,
+                                    RollbackTarget::Unreadable(&error),
+                                )
+                            }
+                        }
+                    }
+                };
+                Ok(assessment.decision)
+            }
+        }
     }
 
     /// Waits (up to `wait.timeout`) for a `PENDING_*` release to settle before changing it; the
@@ -562,8 +662,22 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         }
     }
 
-    /// One GET with retries.
+    /// One GET of the release with retries; the answer becomes `last_seen`.
     async fn get(&mut self, phase: Phase) -> Result<Release, ReadError> {
+        let release = self.read(phase, |api, at| api.show_release(at)).await?;
+        self.last_seen = Some(release.clone());
+        Ok(release)
+    }
+
+    /// One GET (any of them) with retries, paced like every request.
+    async fn read<T, F>(
+        &mut self,
+        phase: Phase,
+        request: impl Fn(&'a A, ReleaseAddress<'a>) -> F,
+    ) -> Result<T, ReadError>
+    where
+        F: Future<Output = Result<T, ApiError>>,
+    {
         let policy = &self.ctx.rollout.retry;
         let mut gets = 0u32;
         let mut delay = Duration::ZERO;
@@ -572,16 +686,15 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 return Err(ReadError::Cancelled);
             };
             gets += 1;
-            match self.call(|api, at| api.show_release(at)).await {
-                Ok(release) => {
+            match self.call(&request).await {
+                Ok(answer) => {
                     if phase == Phase::Reconcile {
                         self.record(phase, sent_at, delay, None, None).await;
                     } else {
                         self.result.polls += 1;
                         self.send_request_event(phase, None, None).await;
                     }
-                    self.last_seen = Some(release.clone());
-                    return Ok(release);
+                    return Ok(answer);
                 }
                 Err(error) => {
                     let draw = self.next_draw();

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::converge::Convergence;
 use crate::cce::error::{ApiError, FailureKind};
 use crate::cce::model::{Action, ReleaseStatus};
 use crate::error::Exit;
@@ -13,15 +14,23 @@ use crate::plan::resolved::Operation;
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Succeeded,
+    /// The release was already as planned: no PUT was sent. Counts as success.
+    Unchanged,
     Failed,
     Skipped,
     Cancelled,
 }
 
 impl Outcome {
+    /// Succeeded or unchanged: the release is as planned.
+    pub fn is_success(self) -> bool {
+        matches!(self, Outcome::Succeeded | Outcome::Unchanged)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Succeeded => "succeeded",
+            Outcome::Unchanged => "unchanged",
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
             Outcome::Cancelled => "cancelled",
@@ -184,6 +193,14 @@ pub struct OperationResult {
     pub error: Option<OperationError>,
     /// Why it was skipped or cancelled.
     pub skip_reason: Option<String>,
+    /// The preflight's convergence decision, when one was made (preflight on, not `--force`,
+    /// not a resumed in-flight operation).
+    #[serde(default)]
+    pub convergence: Option<Convergence>,
+    /// Why the PUT was or was not sent, for people, e.g. "unchanged: chart and values already
+    /// as planned" or "unknown: secret keys dbPassword masked by the API, ...; use --force".
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 impl OperationResult {
@@ -214,6 +231,8 @@ impl OperationResult {
             duration: Duration::ZERO,
             error: None,
             skip_reason: None,
+            convergence: None,
+            note: None,
         }
     }
 
@@ -235,6 +254,9 @@ impl OperationResult {
 pub struct RunSummary {
     pub total: usize,
     pub succeeded: usize,
+    /// Already as planned, nothing sent; counts as success.
+    #[serde(default)]
+    pub unchanged: usize,
     pub failed: usize,
     pub skipped: usize,
     pub cancelled: usize,
@@ -251,6 +273,7 @@ impl RunSummary {
         self.total += 1;
         match result.outcome {
             Outcome::Succeeded => self.succeeded += 1,
+            Outcome::Unchanged => self.unchanged += 1,
             Outcome::Failed => self.failed += 1,
             Outcome::Skipped => self.skipped += 1,
             Outcome::Cancelled => self.cancelled += 1,
@@ -260,8 +283,9 @@ impl RunSummary {
         self.throttled += result.attempts.iter().filter(|a| a.throttled).count();
     }
 
+    /// Every operation succeeded or was already as planned.
     pub fn all_succeeded(&self) -> bool {
-        self.succeeded == self.total
+        self.succeeded + self.unchanged == self.total
     }
 }
 
@@ -284,7 +308,8 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// 130 when interrupted; 0 when every operation succeeded (or there was none); 1 otherwise.
+    /// 130 when interrupted; 0 when every operation succeeded or was unchanged (or there was
+    /// none); 1 otherwise.
     pub fn exit(&self) -> Exit {
         if self.cancelled {
             Exit::Interrupted

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::api::ReleaseApi;
+use super::charts::ChartCache;
 use super::event::Event;
 use super::journal::Journal;
 use super::operation::{Context, OperationRun, PriorState, dry_run_body};
@@ -23,8 +24,13 @@ use crate::plan::resolved::{ExpandedPlan, FailureBudget, Operation, Wave};
 /// Run-wide settings; everything else comes from the plan's (already overridden) `rollout`.
 #[derive(Clone, Default)]
 pub struct EngineOptions {
-    /// Send every PUT with `parameters.dry_run: true`; never wait.
+    /// Send every PUT with `parameters.dry_run: true`; never wait. A dry run still makes the
+    /// convergence decision (reported in `convergence` and `note`) but sends every PUT anyway.
     pub dry_run: bool,
+    /// Send every PUT regardless of the release's state: no convergence decision, no chart or
+    /// history lookups. Without it, an operation whose release is already as planned (or
+    /// differs only in keys the API masks) sends no PUT and ends `unchanged`.
+    pub force: bool,
     /// What an earlier run of this plan left, by [`Operation::index`].
     pub resume: HashMap<usize, PriorState>,
     /// Cancel to stop: no new operation or request starts, in-flight requests finish.
@@ -38,6 +44,7 @@ impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineOptions")
             .field("dry_run", &self.dry_run)
+            .field("force", &self.force)
             .field("resume", &self.resume.len())
             .field("cancelled", &self.cancel.is_cancelled())
             .field("journal", &self.journal.is_some())
@@ -79,8 +86,11 @@ pub async fn run<A: ReleaseApi>(
         }
     }
 
+    let charts = ChartCache::new();
     let ctx = Context {
         api: api.as_ref(),
+        force: options.force,
+        charts: &charts,
         rollout,
         events: &events,
         cancel: &options.cancel,

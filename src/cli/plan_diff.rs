@@ -1,0 +1,386 @@
+//! `flotilla plan --diff`: GETs every targeted release (paced per endpoint, `concurrency` at a
+//! time) and shows what `apply` would do to it: `change`, `unchanged` or `unknown`, why, and the
+//! `values` keys it would add, change or remove, secrets redacted.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::future::Future;
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cce::diff::{ChangeKind, KeyChange};
+use crate::cce::error::ApiError;
+use crate::cce::model::{Action, Release};
+use crate::engine::api::{ReleaseAddress, ReleaseApi};
+use crate::engine::charts::ChartCache;
+use crate::engine::converge::{self, Convergence, Decision, DesiredChart, RollbackTarget};
+use crate::engine::outcome::OperationError;
+use crate::engine::pace::Pacer;
+use crate::engine::retry::{self, RequestKind};
+use crate::plan::resolved::{ExpandedPlan, Operation, RetryPolicy};
+
+/// What `plan --diff` found for one operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OperationDiff {
+    /// The release was read and compared.
+    Compared(Compared),
+    /// The release does not exist (404): `apply` would fail this operation.
+    Missing { error: String },
+    /// The release could not be read.
+    Error { error: String },
+}
+
+impl OperationDiff {
+    /// `change`, `unchanged`, `unknown`, `missing` or `error`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            OperationDiff::Compared(c) => c.label.as_str(),
+            OperationDiff::Missing { .. } => "missing",
+            OperationDiff::Error { .. } => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Compared {
+    pub label: Convergence,
+    /// Why, in one line (key names only).
+    pub why: String,
+    pub current: Current,
+    /// Keys masked by the API, not compared.
+    pub masked_keys: Vec<String>,
+    /// The `values` keys the PUT would add, change or remove (removal only with
+    /// `reset_values`, or for a rollback), and masked ones (`unknown`); secrets redacted.
+    pub values: Vec<KeyChange>,
+}
+
+/// The release as the GET answered.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Current {
+    pub revision: i64,
+    pub status: String,
+    pub chart_name: String,
+    pub chart_version: String,
+}
+
+/// Reads and compares every operation of `plan`, in plan order.
+pub async fn diff_plan<A: ReleaseApi>(plan: &ExpandedPlan, api: &A) -> Vec<OperationDiff> {
+    let start = Instant::now();
+    let mut pacers: HashMap<&str, Pacer> = HashMap::new();
+    for op in plan.operations() {
+        pacers
+            .entry(op.cluster.endpoint.as_str())
+            .or_insert_with(|| Pacer::new(plan.rollout.rate, plan.rollout.burst, start));
+    }
+    let reader = Reader {
+        api,
+        pacers: &pacers,
+        policy: &plan.rollout.retry,
+        charts: ChartCache::new(),
+        never: CancellationToken::new(),
+    };
+    futures::stream::iter(plan.operations())
+        .map(|op| reader.diff(op))
+        .buffered(plan.rollout.concurrency.max(1))
+        .collect()
+        .await
+}
+
+struct Reader<'a, A> {
+    api: &'a A,
+    pacers: &'a HashMap<&'a str, Pacer>,
+    policy: &'a RetryPolicy,
+    charts: ChartCache,
+    never: CancellationToken,
+}
+
+impl<A: ReleaseApi> Reader<'_, A> {
+    async fn diff(&self, op: &Operation) -> OperationDiff {
+        let at = ReleaseAddress {
+            cluster: &op.cluster,
+            namespace: &op.namespace,
+            name: &op.release,
+        };
+        let current = match self.get(op, || self.api.show_release(at)).await {
+            Ok(release) => release,
+            Err(error) if error.status == Some(404) => {
+                return OperationDiff::Missing {
+                    error: OperationError::from_api("release not found", &error).message,
+                };
+            }
+            Err(error) => {
+                return OperationDiff::Error {
+                    error: OperationError::from_api("reading the release", &error).message,
+                };
+            }
+        };
+        let body = &*op.body;
+        let assessment = match body.action {
+            Action::Upgrade => match body.chart_id.as_deref() {
+                None => converge::assess_upgrade(body, DesiredChart::Kept, &current),
+                Some(chart_id) => {
+                    let looked_up = self
+                        .charts
+                        .get_or_fetch(&op.cluster.endpoint, chart_id, || {
+                            self.get(op, || self.api.show_chart(&op.cluster, chart_id))
+                        })
+                        .await;
+                    match looked_up {
+                        Ok(chart) => {
+                            converge::assess_upgrade(body, DesiredChart::Resolved(&chart), &current)
+                        }
+                        Err(error) => {
+                            let error =
+                                OperationError::from_api("ShowAutopilotChart", &error).message;
+                            converge::assess_upgrade(
+                                body,
+                                DesiredChart::Unresolved {
+                                    chart_id,
+                                    error: &error,
+                                },
+                                &current,
+                            )
+                        }
+                    }
+                }
+            },
+            Action::Rollback => match converge::rollback_version(body) {
+                None => converge::assess_rollback(&current, RollbackTarget::NotGiven),
+                Some(version) if version == current.version => {
+                    converge::assess_rollback(&current, RollbackTarget::Found(&current))
+                }
+                Some(version) => match self.get(op, || self.api.release_history(at)).await {
+                    Ok(history) => {
+                        let target = match history.iter().find(|r| r.version == version) {
+                            Some(revision) => RollbackTarget::Found(revision),
+                            None => RollbackTarget::Missing(version),
+                        };
+                        converge::assess_rollback(&current, target)
+                    }
+                    Err(error) => {
+                        let error =
+                            OperationError::from_api("ShowAutopilotReleaseHistory", &error).message;
+                        converge::assess_rollback(&current, RollbackTarget::Unreadable(&error))
+                    }
+                },
+            },
+        };
+        let masked_keys = match &assessment.decision {
+            Decision::Change { masked_keys, .. } | Decision::Unknown { masked_keys } => {
+                masked_keys.clone()
+            }
+            Decision::Unchanged => Vec::new(),
+        };
+        OperationDiff::Compared(Compared {
+            label: assessment.decision.label(),
+            why: why(&assessment.decision),
+            current: current_of(&current),
+            masked_keys,
+            values: assessment.changes,
+        })
+    }
+
+    /// One GET, paced through its endpoint's pacer, retried like the engine retries GETs.
+    async fn get<T, F, Fut>(&self, op: &Operation, request: F) -> Result<T, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let pacer = &self.pacers[op.cluster.endpoint.as_str()];
+        let mut attempts = 0u32;
+        loop {
+            // Never cancelled: the wait cannot fail.
+            let sent_at = match pacer.acquire(&self.never).await {
+                Ok(permit) => permit.sent_at,
+                Err(_) => Instant::now(),
+            };
+            attempts += 1;
+            let error = match request().await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => error,
+            };
+            if error.is_throttle() {
+                pacer.on_throttle(sent_at, &error);
+            }
+            let draw = retry::draw(0, op.index, attempts);
+            match retry::decide(RequestKind::Get, attempts, error.class(), self.policy, draw) {
+                retry::Decision::Retry { delay } => tokio::time::sleep(delay).await,
+                _ => return Err(error),
+            }
+        }
+    }
+}
+
+fn current_of(release: &Release) -> Current {
+    Current {
+        revision: release.version,
+        status: release.status().to_string(),
+        chart_name: release.chart_name.clone(),
+        chart_version: release.chart_version.clone(),
+    }
+}
+
+/// The decision's note without its `label: ` prefix.
+fn why(decision: &Decision) -> String {
+    let note = decision.note();
+    let label = decision.label();
+    note.strip_prefix(label.as_str())
+        .and_then(|rest| rest.strip_prefix(": "))
+        .map_or_else(|| note.clone(), str::to_owned)
+}
+
+/// Counts by label, in a fixed order.
+pub fn tally(diffs: &[OperationDiff]) -> Vec<(&'static str, usize)> {
+    ["change", "unchanged", "unknown", "missing", "error"]
+        .into_iter()
+        .map(|label| (label, diffs.iter().filter(|d| d.label() == label).count()))
+        .collect()
+}
+
+/// True when every release could be read.
+pub fn all_read(diffs: &[OperationDiff]) -> bool {
+    diffs
+        .iter()
+        .all(|d| matches!(d, OperationDiff::Compared(_)))
+}
+
+/// The text listing: per wave, per operation, the label, the release now, why, and the keys.
+pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
+    let by_index: HashMap<usize, &OperationDiff> = plan
+        .operations()
+        .zip(diffs)
+        .map(|(op, d)| (op.index, d))
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plan {} (sha256 {}): {} operation(s) compared with the live releases",
+        plan.name,
+        plan.short_hash(),
+        plan.operation_count()
+    );
+    for (w, wave) in plan.waves.iter().enumerate() {
+        let _ = writeln!(out, "\nwave {}/{}: {}", w + 1, plan.waves.len(), wave.name);
+        for op in &wave.operations {
+            let Some(diff) = by_index.get(&op.index) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "  #{:<4} {} ({})  {}/{}  {}: {}",
+                op.index,
+                op.cluster.name,
+                op.cluster.id,
+                op.namespace,
+                op.release,
+                op.action,
+                diff.label()
+            );
+            match diff {
+                OperationDiff::Compared(c) => {
+                    let _ = writeln!(
+                        out,
+                        "         now: revision {} {}, chart {} {}",
+                        c.current.revision,
+                        c.current.status,
+                        or_none(&c.current.chart_name),
+                        or_none(&c.current.chart_version)
+                    );
+                    let _ = writeln!(out, "         why: {}", c.why);
+                    for change in &c.values {
+                        let _ = writeln!(out, "         {}", key_line(change));
+                    }
+                }
+                OperationDiff::Missing { error } => {
+                    let _ = writeln!(
+                        out,
+                        "         the release does not exist: apply would fail ({error})"
+                    );
+                }
+                OperationDiff::Error { error } => {
+                    let _ = writeln!(out, "         {error}");
+                }
+            }
+        }
+    }
+    let counts: Vec<String> = tally(diffs)
+        .into_iter()
+        .map(|(label, n)| format!("{n} {label}"))
+        .collect();
+    let _ = writeln!(out, "\n{}", counts.join(", "));
+    out
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() { "(none)" } else { s }
+}
+
+fn shown(v: &Option<Value>) -> String {
+    v.as_ref().map_or_else(String::new, |v| {
+        serde_json::to_string(v).unwrap_or_default()
+    })
+}
+
+/// `+ key: new`, `~ key: old -> new`, `- key: old`, `? key: ****** (masked by the API)`.
+fn key_line(change: &KeyChange) -> String {
+    match change.kind {
+        ChangeKind::Added => format!("+ {}: {}", change.key, shown(&change.new)),
+        ChangeKind::Changed => format!(
+            "~ {}: {} -> {}",
+            change.key,
+            shown(&change.old),
+            shown(&change.new)
+        ),
+        ChangeKind::Removed => format!("- {}: {}", change.key, shown(&change.old)),
+        ChangeKind::Unknown => format!("? {}: masked by the API, cannot be compared", change.key),
+    }
+}
+
+/// Adds a `diff` object to every operation of the `plan --format json` document, and a
+/// `diff_summary` with the counts by label.
+pub fn add_to_json(doc: &mut Value, plan: &ExpandedPlan, diffs: &[OperationDiff]) {
+    let by_index: HashMap<usize, &OperationDiff> = plan
+        .operations()
+        .zip(diffs)
+        .map(|(op, d)| (op.index, d))
+        .collect();
+    if let Some(waves) = doc.get_mut("waves").and_then(Value::as_array_mut) {
+        for wave in waves {
+            let Some(ops) = wave.get_mut("operations").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for op in ops {
+                let index = op.get("index").and_then(Value::as_u64);
+                let diff = index.and_then(|i| by_index.get(&(i as usize)));
+                if let (Some(object), Some(diff)) = (op.as_object_mut(), diff) {
+                    object.insert("diff".to_owned(), diff_json(diff));
+                }
+            }
+        }
+    }
+    if let Some(object) = doc.as_object_mut() {
+        let summary: serde_json::Map<String, Value> = tally(diffs)
+            .into_iter()
+            .map(|(label, n)| (label.to_owned(), json!(n)))
+            .collect();
+        object.insert("diff_summary".to_owned(), Value::Object(summary));
+    }
+}
+
+fn diff_json(diff: &OperationDiff) -> Value {
+    match diff {
+        OperationDiff::Compared(c) => json!({
+            "label": c.label,
+            "why": c.why,
+            "current": c.current,
+            "masked_keys": c.masked_keys,
+            "values": c.values,
+        }),
+        OperationDiff::Missing { error } => json!({"label": "missing", "error": error}),
+        OperationDiff::Error { error } => json!({"label": "error", "error": error}),
+    }
+}
