@@ -22,7 +22,7 @@ fn main() {
     let bin = build_release_binary();
     let work = tempfile::tempdir().expect("temporary directory");
     let mut rows = Vec::new();
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("B0", b0_raw_http),
         ("B1", b1_overhead),
         ("B2", b2_latency_hiding),
@@ -30,6 +30,7 @@ fn main() {
         ("B4", b4_adaptive),
         ("B5", b5_scale),
         ("B6", b6_full_path),
+        ("B7", b7_bad_plans),
     ];
     for (name, scenario) in scenarios {
         if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
@@ -470,5 +471,38 @@ fn b6_full_path(bin: &Path, dir: &Path) -> Value {
         "ideal_s": ideal, "ratio": ratio,
         "summary": format!("{:.2} s vs ideal {ideal:.2} s: ×{ratio:.2}", m.wall.as_secs_f64()),
         "goal": "≤ 1.3",
+    })
+}
+
+/// Every bad plan of the test corpus is refused (exit 2) quickly, whatever is wrong with it.
+fn b7_bad_plans(bin: &Path, _dir: &Path) -> Value {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plans/bad");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .expect("bad-plan corpus")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let mut slowest = (String::new(), Duration::ZERO);
+    let mut wrong_exit = Vec::new();
+    for file in &files {
+        let m = measure(bin, &["validate", file.to_str().expect("utf-8 path")], None);
+        if m.exit != Some(2) {
+            wrong_exit.push(file.display().to_string());
+        }
+        if m.wall > slowest.1 {
+            slowest = (
+                file.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                m.wall,
+            );
+        }
+    }
+    json!({
+        "scenario": "B7", "what": format!("bad plans: {} files of the corpus through `validate`", files.len()),
+        "files": files.len(), "not_exit_2": wrong_exit, "slowest": slowest.0, "slowest_s": slowest.1.as_secs_f64(),
+        "summary": format!("all exit 2: {}; slowest {} in {:.3} s", wrong_exit.is_empty(), slowest.0, slowest.1.as_secs_f64()),
+        "goal": "exit 2 within 1 s each",
     })
 }

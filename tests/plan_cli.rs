@@ -87,8 +87,9 @@ fn every_bad_fixture_exits_2_with_each_positioned_problem() {
         let path = fixture(name);
         let started = Instant::now();
         let out = flotilla().arg("validate").arg(&path).output().unwrap();
+        // A hang guard only: the release build's time is measured by the benchmark (B7).
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(30),
             "{name} took {:?}",
             started.elapsed()
         );

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
 use super::{Environment, values};
-use crate::cce::client::{Client, check_endpoint};
+use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
 use crate::engine::{
     self, EngineOptions, Event, Journal, JournalError, OperationResult, PutIntent,
@@ -313,46 +313,18 @@ async fn connect(args: &ApplyArgs, plan: &mut ExpandedPlan) -> Result<Target, Er
         let sim = Simulator::start(config, &[&*plan])
             .await
             .map_err(|e| Error::Other(format!("starting the simulator: {e}")))?;
-        point_at(plan, &sim.base_url());
+        plan.retarget(&sim.base_url());
         return Ok(Target {
             credentials,
             simulator: Some(sim),
         });
     }
-    args.net.check()?;
-    if let Some(endpoint) = args.net.endpoint_override() {
-        point_at(plan, endpoint);
-    }
-    let mut checked = HashSet::new();
-    for op in plan.operations() {
-        if checked.insert(op.cluster.endpoint.as_str()) {
-            check_endpoint(&op.cluster.endpoint, args.net.allow_insecure_http)
-                .map_err(|e| Error::Usage(format!("cluster `{}`: {e}", op.cluster.name)))?;
-        }
-    }
+    args.net.retarget(plan)?;
     let credentials = credentials::resolve(&args.net.credential_sources())?;
     Ok(Target {
         credentials,
         simulator: None,
     })
-}
-
-/// Replaces every cluster's endpoint.
-fn point_at(plan: &mut ExpandedPlan, endpoint: &str) {
-    let mut retargeted = std::collections::HashMap::new();
-    for wave in &mut plan.waves {
-        for op in &mut wave.operations {
-            let cluster = retargeted
-                .entry(op.cluster.id.clone())
-                .or_insert_with(|| {
-                    let mut cluster = (*op.cluster).clone();
-                    cluster.endpoint = endpoint.to_owned();
-                    Arc::new(cluster)
-                })
-                .clone();
-            op.cluster = cluster;
-        }
-    }
 }
 
 /// The simulator's settings and the throwaway credentials that its signature checks expect.
@@ -499,6 +471,7 @@ async fn apply(
     let cancel = CancellationToken::new();
     let options = EngineOptions {
         dry_run: args.dry_run,
+        force: args.force,
         resume: resume
             .as_ref()
             .map(JournalState::resume_states)

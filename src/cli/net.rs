@@ -1,14 +1,13 @@
 //! Network and credential flags shared by the commands that call the API (`apply`, `plan --diff`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cce::client::{ClientConfig, check_endpoint};
 use crate::cce::credentials::CredentialSources;
 use crate::error::Error;
-use crate::plan::resolved::{ClusterTarget, ExpandedPlan, Rollout};
+use crate::plan::resolved::{ExpandedPlan, Rollout};
 
 /// Flags flattened into every command that sends requests.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -55,20 +54,7 @@ impl NetworkArgs {
     pub fn retarget(&self, plan: &mut ExpandedPlan) -> Result<(), Error> {
         self.check()?;
         if let Some(endpoint) = self.endpoint_override() {
-            let mut retargeted: HashMap<String, Arc<ClusterTarget>> = HashMap::new();
-            for wave in &mut plan.waves {
-                for op in &mut wave.operations {
-                    let cluster = retargeted
-                        .entry(op.cluster.name.clone())
-                        .or_insert_with(|| {
-                            Arc::new(ClusterTarget {
-                                endpoint: endpoint.to_owned(),
-                                ..(*op.cluster).clone()
-                            })
-                        });
-                    op.cluster = cluster.clone();
-                }
-            }
+            plan.retarget(endpoint);
         }
         let mut checked = HashSet::new();
         for op in plan.operations() {

@@ -29,6 +29,24 @@ impl ExpandedPlan {
         self.waves.iter().map(|w| w.operations.len()).sum()
     }
 
+    /// Sends every cluster's requests to `endpoint` (a `--endpoint` override or a simulator),
+    /// keeping one shared target per cluster.
+    pub fn retarget(&mut self, endpoint: &str) {
+        let mut retargeted: std::collections::HashMap<String, Arc<ClusterTarget>> =
+            std::collections::HashMap::new();
+        for op in self.waves.iter_mut().flat_map(|w| w.operations.iter_mut()) {
+            let cluster = retargeted
+                .entry(op.cluster.name.clone())
+                .or_insert_with(|| {
+                    Arc::new(ClusterTarget {
+                        endpoint: endpoint.to_owned(),
+                        ..(*op.cluster).clone()
+                    })
+                });
+            op.cluster = Arc::clone(cluster);
+        }
+    }
+
     /// The first 12 hex digits of [`Self::hash`], as used in file names.
     pub fn short_hash(&self) -> &str {
         &self.hash[..self.hash.len().min(12)]

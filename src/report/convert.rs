@@ -11,6 +11,7 @@ use super::model::{
 pub fn outcome(outcome: engine::Outcome) -> Outcome {
     match outcome {
         engine::Outcome::Succeeded => Outcome::Succeeded,
+        engine::Outcome::Unchanged => Outcome::Unchanged,
         engine::Outcome::Failed => Outcome::Failed,
         engine::Outcome::Skipped => Outcome::Skipped,
         engine::Outcome::Cancelled => Outcome::Cancelled,
@@ -80,9 +81,14 @@ fn note(result: &OperationResult) -> Option<String> {
     if result.from_journal {
         Some("succeeded in an earlier run (journal); nothing sent".to_owned())
     } else if result.dry_run && result.outcome == engine::Outcome::Succeeded {
-        Some("dry run: validated by the service, nothing changed".to_owned())
+        let mut note = "dry run: validated by the service, nothing changed".to_owned();
+        if let Some(convergence) = &result.note {
+            note.push_str("; ");
+            note.push_str(convergence);
+        }
+        Some(note)
     } else {
-        None
+        result.note.clone()
     }
 }
 
