@@ -35,6 +35,7 @@ pub enum Command {
     /// Show the operations a plan expands to, wave by wave, with the exact request bodies.
     Plan(plan::PlanArgs),
     /// Print the plan's JSON Schema.
+    #[command(after_help = "Example:\n  flotilla schema > plan.schema.json")]
     Schema,
     /// Render a journal or a JSON report after the fact, or merge the reports of shards.
     Report(report::ReportArgs),
@@ -144,5 +145,32 @@ pub fn run(cli: Cli, env: &Environment, logs: &logging::LogSink) -> Result<Exit,
             print!("{}", crate::plan::schema::SCHEMA_TEXT);
             Ok(Exit::Success)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_subcommand_help_carries_an_example() {
+        let cli = Cli::command();
+        for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
+            let help = sub
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                help.contains("Example"),
+                "`flotilla {} --help` has no example",
+                sub.get_name()
+            );
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

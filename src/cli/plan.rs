@@ -28,6 +28,9 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flotilla plan plans/demo.yaml\n  flotilla plan plans/demo.yaml --select env=prod --shard 1/4 --format json\n  flotilla plan plans/fleet-upgrade.yaml --diff        # GETs every release: needs credentials"
+)]
 pub struct PlanArgs {
     /// The plan file.
     pub plan: PathBuf,
