@@ -4,19 +4,9 @@ use crate::engine::{self, Method, OperationResult};
 use crate::plan::resolved::ExpandedPlan;
 
 use super::model::{
-    AttemptReport, ClusterInfo, ErrorReport, FORMAT_VERSION, OperationReport, Outcome, PlanInfo,
+    AttemptReport, ClusterInfo, ErrorReport, FORMAT_VERSION, OperationReport, PlanInfo,
     RollbackReport, RunReport, Summary,
 };
-
-pub fn outcome(outcome: engine::Outcome) -> Outcome {
-    match outcome {
-        engine::Outcome::Succeeded => Outcome::Succeeded,
-        engine::Outcome::Unchanged => Outcome::Unchanged,
-        engine::Outcome::Failed => Outcome::Failed,
-        engine::Outcome::Skipped => Outcome::Skipped,
-        engine::Outcome::Cancelled => Outcome::Cancelled,
-    }
-}
 
 fn error(error: &engine::OperationError) -> ErrorReport {
     ErrorReport {
@@ -38,7 +28,7 @@ pub fn operation(result: &OperationResult, wave: &str) -> OperationReport {
         name: result.release.clone(),
         action: result.action.as_str().to_owned(),
         wave: wave.to_owned(),
-        outcome: outcome(result.outcome),
+        outcome: result.outcome,
         final_status: result.final_status.as_ref().map(|s| s.as_str().to_owned()),
         version_before: result.version_before,
         version_after: result.version_after,
@@ -62,7 +52,7 @@ pub fn operation(result: &OperationResult, wave: &str) -> OperationReport {
             .collect(),
         reconciled: result.reconciled,
         rollback: result.rollback.as_ref().map(|rollback| RollbackReport {
-            outcome: outcome(rollback.outcome),
+            outcome: rollback.outcome,
             to_version: Some(rollback.to_version),
             final_status: rollback
                 .final_status

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What became of an operation: the engine's own outcome, so that the two cannot drift.
+pub use crate::engine::Outcome;
+
 /// Bumped on any incompatible change of the document's shape.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -69,29 +72,6 @@ impl Summary {
     /// Every operation succeeded (or was already as planned).
     pub fn all_succeeded(&self) -> bool {
         self.failed == 0 && self.skipped == 0 && self.cancelled == 0
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Succeeded,
-    /// Already as the plan wants it: no PUT was sent. Counts as success.
-    Unchanged,
-    Failed,
-    Skipped,
-    Cancelled,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Failed => "failed",
-            Outcome::Skipped => "skipped",
-            Outcome::Cancelled => "cancelled",
-        }
     }
 }
 
