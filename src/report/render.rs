@@ -43,7 +43,13 @@ fn problem(op: &OperationReport) -> String {
     let mut text = match (&op.error, &op.skip_reason) {
         (Some(error), _) => error.to_string(),
         (None, Some(reason)) => reason.clone(),
-        (None, None) => op.note.clone().unwrap_or_default(),
+        // Why an operation changed is in the JSON report; the table keeps to what needs a look.
+        (None, None) => op
+            .note
+            .as_deref()
+            .filter(|note| op.outcome != Outcome::Succeeded || !note.starts_with("change:"))
+            .unwrap_or_default()
+            .to_owned(),
     };
     if let Some(rollback) = &op.rollback {
         let _ = write!(
