@@ -368,15 +368,13 @@ impl Client {
         }
         // An error status stands even if its body is cut short.
         let body = bytes.unwrap_or_default();
-        let (code, message) = error_fields(&body, content_type.as_deref());
-        Err(ApiError {
-            kind: FailureKind::Http,
-            status: Some(status),
-            code,
-            message,
+        Err(http_error(
+            status,
+            &body,
+            content_type.as_deref(),
             request_id,
             retry_after,
-        })
+        ))
     }
 
     /// The headers sent, `Authorization` included, signed over exactly what is sent.
@@ -641,6 +639,27 @@ pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> 
     let at = PARSER.parse_timestamp(value).ok()?;
     let wait = at.duration_since(now);
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// The [`ApiError`] for an answer with error status `status`: the service's code and message
+/// read from `body` (see [`error_fields`]), with the `Content-Type`, `X-Request-Id` and parsed
+/// `Retry-After` headers the caller took from the answer. Never fails, whatever the body.
+pub fn http_error(
+    status: u16,
+    body: &[u8],
+    content_type: Option<&str>,
+    request_id: Option<String>,
+    retry_after: Option<Duration>,
+) -> ApiError {
+    let (code, message) = error_fields(body, content_type);
+    ApiError {
+        kind: FailureKind::Http,
+        status: Some(status),
+        code,
+        message,
+        request_id,
+        retry_after,
+    }
 }
 
 /// `error_code`/`error_msg` (or `errorCode`/`errorMessage`, or IAM's nested `error`), with
