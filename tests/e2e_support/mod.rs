@@ -299,3 +299,43 @@ pub async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool
     }
     done()
 }
+
+/// Runs `command` to its end off the async workers (an in-process simulator keeps serving),
+/// for at most `limit`.
+pub async fn output_within(limit: Duration, mut command: Command) -> std::process::Output {
+    let run = tokio::task::spawn_blocking(move || command.output().expect("flotilla runs"));
+    tokio::time::timeout(limit, run)
+        .await
+        .expect("flotilla finished in time")
+        .expect("joined")
+}
+
+/// The access key and secret key the signing simulators of these tests expect.
+pub const TEST_AK: &str = "E2EACCESSKEYID4TESTS";
+pub const TEST_SK: &str = "e2eSecretKey0123456789abcdefSECRETSK";
+
+/// A simulator that checks signatures made with [`TEST_AK`] and [`TEST_SK`].
+pub fn signing_sim_config(settle: Duration) -> SimConfig {
+    sim_config(settle).with_auth(flotilla::sim::SimAuth::AkSk {
+        ak: Secret::new(TEST_AK),
+        sk: Secret::new(TEST_SK),
+        project_id: None,
+    })
+}
+
+/// [`flotilla`] with the test credentials in the environment, as a CI job would set them.
+pub fn flotilla_with_credentials(dir: &Path) -> Command {
+    let mut command = flotilla(dir);
+    command
+        .env("HUAWEICLOUD_SDK_AK", TEST_AK)
+        .env("HUAWEICLOUD_SDK_SK", TEST_SK);
+    command
+}
+
+pub fn exit_code(output: &std::process::Output) -> Option<i32> {
+    output.status.code()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
