@@ -103,7 +103,6 @@ async fn every_fault_at_once_with_throttling_over_a_thousand_operations() {
     assert!(not_ok.is_empty(), "{not_ok:#?}");
     assert_every_release_applied_once(&sim, 1000);
     let log = sim.request_log();
-    eprintln!("{} requests in {:?}", log.len(), report.duration);
     let faults: BTreeSet<&str> = log.iter().filter_map(|e| e.fault.as_deref()).collect();
     for kind in ["throttle", "error", "ambiguous_error", "hang", "reset"] {
         assert!(faults.contains(kind), "no request met `{kind}`: {faults:?}");
