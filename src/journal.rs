@@ -283,6 +283,24 @@ impl JournalState {
         }
     }
 
+    /// When the newest PUT that may still be in flight was announced: a run killed a moment
+    /// ago may have requests on the wire that the service has yet to apply.
+    pub fn last_in_flight_intent(&self) -> Option<jiff::Timestamp> {
+        self.last
+            .iter()
+            .filter(|(index, _)| {
+                matches!(
+                    self.prior_state(**index),
+                    Some(engine::PriorState::InFlight { .. })
+                )
+            })
+            .filter_map(|(_, record)| match record {
+                Record::Intent { at, .. } => at.parse().ok(),
+                _ => None,
+            })
+            .max()
+    }
+
     /// Every operation's prior state, for the engine's options.
     pub fn resume_states(&self) -> std::collections::HashMap<usize, engine::PriorState> {
         self.last

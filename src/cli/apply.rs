@@ -427,6 +427,8 @@ async fn apply(
         progress: progress_mode,
         resume,
     } = settings;
+    // Installed before anything else, so that even an early signal ends in a report and 130.
+    let mut interrupts = Interrupts::new();
     let target = connect(&args, &mut plan).await?;
     let client = Client::new(args.net.client_config(&plan.rollout), target.credentials)
         .map_err(|e| Error::Usage(e.to_string()))?;
@@ -483,6 +485,9 @@ async fn apply(
         })),
         seed: rand::rng().random(),
     };
+    if let Some(state) = &resume {
+        wait_out_the_dead_run(state, &plan, &progress, &cancel, &mut interrupts).await;
+    }
     let (events_tx, events) = mpsc::channel(4096);
     let plan = Arc::new(plan);
     let engine_plan = Arc::clone(&plan);
@@ -490,7 +495,7 @@ async fn apply(
     let engine_task =
         tokio::spawn(async move { engine::run(&engine_plan, api, options, events_tx).await });
 
-    watch_run(events, &mut progress, &plan, &cancel).await;
+    watch_run(events, &mut progress, &plan, &cancel, &mut interrupts).await;
     let outcome = engine_task
         .await
         .map_err(|e| Error::Other(format!("the engine stopped unexpectedly: {e}")))?;
@@ -513,6 +518,37 @@ async fn apply(
     Ok(outcome.exit())
 }
 
+/// A PUT that the killed run sent just before it died may still reach the service. Reconciling
+/// before it lands would see the release unchanged and send the change again, so a resume waits
+/// until every such request has outlived its time-out (at most `request_timeout` after its
+/// journal line), unless interrupted.
+async fn wait_out_the_dead_run(
+    state: &JournalState,
+    plan: &ExpandedPlan,
+    progress: &Progress,
+    cancel: &CancellationToken,
+    interrupts: &mut Interrupts,
+) {
+    let Some(announced) = state.last_in_flight_intent() else {
+        return;
+    };
+    let since = jiff::Timestamp::now().duration_since(announced);
+    let Ok(since) = Duration::try_from(since) else {
+        return;
+    };
+    let Some(remaining) = plan.rollout.request_timeout.checked_sub(since) else {
+        return;
+    };
+    progress.note(&format!(
+        "waiting {:.1}s for requests the interrupted run may still have in flight",
+        remaining.as_secs_f64()
+    ));
+    tokio::select! {
+        () = tokio::time::sleep(remaining) => {}
+        () = interrupts.next() => cancel.cancel(),
+    }
+}
+
 /// The dispatcher's loop: events into the display, signals into cancellation, timers into
 /// heartbeats, until the engine closes its channel.
 async fn watch_run(
@@ -520,9 +556,9 @@ async fn watch_run(
     progress: &mut Progress,
     plan: &ExpandedPlan,
     cancel: &CancellationToken,
+    interrupts: &mut Interrupts,
 ) {
     let wave_names = convert::wave_names(plan);
-    let mut interrupts = Interrupts::new();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.reset();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -611,26 +647,33 @@ impl Activity {
     }
 }
 
-/// SIGINT and SIGTERM as one stream.
+/// SIGINT and SIGTERM as one stream. Both handlers are registered on creation, so a signal
+/// that arrives before anyone waits is kept, not fatal.
 struct Interrupts {
     #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
 impl Interrupts {
     fn new() -> Self {
-        Interrupts {
-            #[cfg(unix)]
-            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .ok(),
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Interrupts {
+                signals: signal(SignalKind::interrupt())
+                    .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                    .ok(),
+            }
         }
+        #[cfg(not(unix))]
+        Interrupts {}
     }
 
     async fn next(&mut self) {
         #[cfg(unix)]
-        if let Some(terminate) = self.terminate.as_mut() {
+        if let Some((interrupt, terminate)) = self.signals.as_mut() {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
             return;
