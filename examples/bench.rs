@@ -101,9 +101,20 @@ struct Sim {
 }
 
 impl Sim {
+    /// A simulator that checks signatures with the bench's AK/SK.
     fn start(bin: &Path, dir: &Path, plan: &Path, extra: &[&str]) -> Sim {
+        Self::spawn(bin, dir, plan, extra, true)
+    }
+
+    fn spawn(bin: &Path, dir: &Path, plan: &Path, extra: &[&str], signed: bool) -> Sim {
         let log = dir.join("sim-requests.jsonl");
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        if signed {
+            command
+                .env("FLOTILLA_SIM_AK", AK)
+                .env("FLOTILLA_SIM_SK", SK);
+        }
+        let mut child = command
             .arg("sim")
             .arg("--seed")
             .arg(plan)
@@ -111,8 +122,6 @@ impl Sim {
             .arg(&log)
             .args(["--rng-seed", "7"])
             .args(extra)
-            .env("FLOTILLA_SIM_AK", AK)
-            .env("FLOTILLA_SIM_SK", SK)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -267,7 +276,8 @@ fn b0_raw_http(bin: &Path, dir: &Path) -> Value {
     const N: usize = 20_000;
     const CONCURRENCY: usize = 64;
     let plan = write_plan(dir, 200, 100, "rollout: { rate: unlimited }\n");
-    let sim = Sim::start(bin, dir, &plan, &["--settle", "0", "--latency", "0"]);
+    // Unsigned: the load loop measures the transport and the simulator, not signing.
+    let sim = Sim::spawn(bin, dir, &plan, &["--settle", "0", "--latency", "0"], false);
     let url = format!(
         "{}/autopilot/cam/v3/clusters/00000000-0000-4000-8000-000000000000/namespace/bench/releases/app0",
         sim.url

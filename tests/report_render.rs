@@ -226,3 +226,29 @@ fn atomic_write_replaces_the_file_whole() {
     let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
     assert_eq!(leftovers, 1, "no temporary file left behind");
 }
+
+#[test]
+fn a_large_run_lists_only_the_operations_that_need_a_look() {
+    let mut report = sample();
+    let template = report.operations[0].clone();
+    report.operations = (0..render::TERMINAL_TABLE_ROWS + 50)
+        .map(|index| OperationReport {
+            index,
+            ..template.clone()
+        })
+        .collect();
+    report.operations[7].outcome = Outcome::Failed;
+    report.summary = Summary::of(&report.operations);
+    let text = render::terminal_table(&report, Some(140));
+    assert_eq!(text.matches("canary-1").count(), 1, "{text}");
+    assert!(
+        text.contains("249 operations that succeeded are not listed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("249 succeeded, 1 failed, 0 skipped, 0 cancelled in 12.3s"),
+        "{text}"
+    );
+    let small = render::terminal_table(&sample(), Some(140));
+    assert_eq!(small, render::table(&sample(), Some(140)));
+}

@@ -508,7 +508,7 @@ async fn apply(
         shard.map(|s| s.to_string()),
         settings_value,
     );
-    print!("{}", render::table(&report, env.terminal_width));
+    print!("{}", render::terminal_table(&report, env.terminal_width));
     write_reports(&args, &report, env)?;
     if let Some(sim) = target.simulator {
         sim.shutdown()
@@ -574,7 +574,7 @@ async fn watch_run(
                     }
                     Event::OperationFinished(result) => {
                         let wave = wave_names.get(result.wave).map_or("", String::as_str);
-                        progress.operation_finished(&convert::operation(&result, wave));
+                        progress.operation_finished(result.outcome, || convert::operation(&result, wave));
                     }
                     Event::Soaking { after_wave, duration } => {
                         let wave = wave_names.get(after_wave).map_or("", String::as_str);

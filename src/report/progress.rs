@@ -149,13 +149,18 @@ impl Progress {
         self.overall.set_message(self.counts.describe());
     }
 
-    pub fn operation_finished(&mut self, op: &OperationReport) {
-        self.counts.record(op.outcome);
+    /// `describe` is called only when the display prints the operation, so that a quiet run
+    /// of thousands of operations per second does not build reports it throws away.
+    pub fn operation_finished(
+        &mut self,
+        outcome: Outcome,
+        describe: impl FnOnce() -> OperationReport,
+    ) {
+        self.counts.record(outcome);
         self.overall.inc(1);
         self.wave.inc(1);
-        self.overall.set_message(self.counts.describe());
         if self.mode == ProgressMode::Plain {
-            self.line(&finished_line(op));
+            self.line(&finished_line(&describe()));
         }
     }
 

@@ -113,6 +113,32 @@ pub fn table(report: &RunReport, width: Option<u16>) -> String {
     )
 }
 
+/// Beyond this many operations the end-of-run table lists only those that need a look.
+pub const TERMINAL_TABLE_ROWS: usize = 200;
+
+/// The end-of-run table: every operation for a small run; for a large one only those that did
+/// not succeed, and a line saying where the rest are.
+pub fn terminal_table(report: &RunReport, width: Option<u16>) -> String {
+    if report.operations.len() <= TERMINAL_TABLE_ROWS {
+        return table(report, width);
+    }
+    let mut shown = report.clone();
+    shown
+        .operations
+        .retain(|op| !matches!(op.outcome, Outcome::Succeeded | Outcome::Unchanged));
+    let hidden = report.operations.len() - shown.operations.len();
+    let note = format!(
+        "({hidden} operations that succeeded are not listed; every one is in --report-json and `flotilla report JOURNAL`)\n"
+    );
+    if shown.operations.is_empty() {
+        return format!(
+            "{note}{}\n",
+            summary_line(&report.summary, report.duration_ms)
+        );
+    }
+    format!("{}{note}", table(&shown, width))
+}
+
 /// JUnit XML: one testsuite per wave, one testcase per operation; retried successes are
 /// marked flaky, the way nextest marks flaky tests.
 pub fn junit(report: &RunReport) -> String {
