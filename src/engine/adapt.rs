@@ -12,7 +12,7 @@ pub const DECREASE_FACTOR: f64 = 0.7;
 /// Pause after a 429 that says nothing about when to come back.
 pub const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 /// The share of a stated gateway limit the rate may climb back to.
-pub const LEARNT_LIMIT_MARGIN: f64 = 0.9;
+pub const LEARNT_LIMIT_MARGIN: f64 = 0.95;
 /// A throttle never pauses an endpoint longer than this, whatever a header says.
 pub const MAX_PAUSE: Duration = Duration::from_secs(120);
 
@@ -204,7 +204,7 @@ mod tests {
             None,
         );
         aimd.on_throttle(t0, t0, &e);
-        assert!(aimd.rate() <= 18.0);
-        assert!((aimd.tick(t0 + Duration::from_secs(1000)) - 18.0).abs() < 1e-9);
+        assert!(aimd.rate() <= 19.0);
+        assert!((aimd.tick(t0 + Duration::from_secs(1000)) - 19.0).abs() < 1e-9);
     }
 }
