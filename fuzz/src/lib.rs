@@ -44,7 +44,9 @@ pub fn check_plan_result(data: &[u8], result: &Result<ExpandedPlan, LoadError>) 
                 !error.diagnostics().is_empty(),
                 "an error without diagnostics"
             );
-            let lines = data.iter().filter(|b| **b == b'\n').count() + 1;
+            // As YAML counts lines: CR LF, LF or a lone CR ends one.
+            let lines =
+                flotilla::plan::diagnostic::yaml_lines(&String::from_utf8_lossy(data)).count();
             for diagnostic in error.diagnostics() {
                 assert!(!diagnostic.message.is_empty());
                 if let Some(pos) = diagnostic.pos {

@@ -43,8 +43,7 @@ impl Diagnostic {
             path: path.to_path_buf(),
             pos: Some(pos),
             message: message.into(),
-            source_line: text
-                .lines()
+            source_line: yaml_lines(text)
                 .nth(pos.line.saturating_sub(1))
                 .map(str::to_owned),
         }
@@ -57,6 +56,30 @@ impl Diagnostic {
     pub fn col(&self) -> Option<usize> {
         self.pos.map(|p| p.col)
     }
+}
+
+/// The lines of a text as YAML counts them: a line ends at CR LF, at LF, or at a lone CR, so a
+/// diagnostic's line number always finds the line the parser meant.
+pub fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\r', '\n']) {
+            Some(i) => {
+                let skip = if current[i..].starts_with("\r\n") {
+                    2
+                } else {
+                    1
+                };
+                rest = Some(&current[i + skip..]);
+                Some(&current[..i])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
 }
 
 impl fmt::Display for Diagnostic {
@@ -201,5 +224,12 @@ mod tests {
         );
         let whole = Diagnostic::file(Path::new("p.yaml"), "cannot read");
         assert_eq!(whole.to_string(), "p.yaml: cannot read");
+    }
+
+    #[test]
+    fn lines_end_at_cr_lf_lf_and_a_lone_cr_as_in_yaml() {
+        let lines: Vec<&str> = super::yaml_lines("a\r\nb\nc\rd").collect();
+        assert_eq!(lines, ["a", "b", "c", "d"]);
+        assert_eq!(super::yaml_lines("x\n").collect::<Vec<_>>(), ["x", ""]);
     }
 }

@@ -91,11 +91,12 @@ pub fn decode<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, LoadError> {
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let valid = &bytes[..e.valid_up_to()];
-        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let col = String::from_utf8_lossy(&valid[line_start..])
-            .chars()
-            .count()
+        // Valid up to here by construction; lines counted as the YAML parser counts them.
+        let valid = String::from_utf8_lossy(valid);
+        let line = super::diagnostic::yaml_lines(&valid).count();
+        let col = super::diagnostic::yaml_lines(&valid)
+            .last()
+            .map_or(0, |l| l.chars().count())
             + 1;
         let lossy = String::from_utf8_lossy(bytes);
         LoadError::single(Diagnostic::at(
@@ -109,7 +110,7 @@ pub fn decode<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, LoadError> {
         ))
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let has_content = text.lines().any(|l| {
+    let has_content = super::diagnostic::yaml_lines(text).any(|l| {
         let t = l.trim();
         !t.is_empty() && !t.starts_with('#') && t != "---" && t != "..."
     });
@@ -397,6 +398,15 @@ mod tests {
         let doc = parse_ok("a/b:\n  c~d: 1\n");
         assert_eq!(push_pointer("", "a/b"), "/a~1b");
         assert_eq!(doc.positions.value("/a~1b/c~0d"), Pos { line: 2, col: 8 });
+    }
+
+    #[test]
+    fn a_lone_carriage_return_breaks_lines_in_diagnostics_as_in_yaml() {
+        // Found by fuzzing: the parser counts a lone CR as a line break, so the diagnostic's
+        // line must be found the same way.
+        let d = first_error(")\rv:");
+        assert_eq!(d.pos.map(|p| p.line), Some(2), "{d}");
+        assert_eq!(d.source_line.as_deref(), Some("v:"), "{d}");
     }
 
     #[test]
