@@ -325,3 +325,17 @@ fn the_demo_plan_is_a_realistic_simulator_fleet() {
             .is_some_and(|v| v.contains_key("imageTag"))
     }));
 }
+
+#[test]
+fn a_problem_at_the_end_of_the_input_points_at_the_last_line() {
+    // Found by fuzzing: the parser places an empty key at the end of the input on a line past
+    // the last one; the diagnostic must point at a line the reader can see.
+    let err = load("? ").unwrap_err();
+    let d = err
+        .diagnostics()
+        .iter()
+        .find(|d| d.message.contains("unknown key"))
+        .expect("the empty key is reported");
+    assert_eq!((d.line(), d.col()), (Some(1), Some(3)), "{err}");
+    assert_eq!(d.source_line.as_deref(), Some("? "), "{err}");
+}

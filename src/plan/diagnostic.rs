@@ -39,13 +39,26 @@ impl Diagnostic {
 
     /// A problem at `pos` in `text`.
     pub fn at(path: &Path, text: &str, pos: Pos, message: impl Into<String>) -> Self {
+        // The parser places an empty node at the end of the input on the line after the last
+        // one; point at the end of the last line instead, which the reader can see.
+        let (pos, source_line) = match yaml_lines(text).nth(pos.line.saturating_sub(1)) {
+            Some(line) => (pos, Some(line)),
+            None => match yaml_lines(text).enumerate().last() {
+                Some((index, last)) => (
+                    Pos {
+                        line: index + 1,
+                        col: last.chars().count() + 1,
+                    },
+                    Some(last),
+                ),
+                None => (pos, None),
+            },
+        };
         Diagnostic {
             path: path.to_path_buf(),
             pos: Some(pos),
             message: message.into(),
-            source_line: yaml_lines(text)
-                .nth(pos.line.saturating_sub(1))
-                .map(str::to_owned),
+            source_line: source_line.map(str::to_owned),
         }
     }
 
