@@ -58,7 +58,8 @@ async fn concurrency_and_per_cluster_caps_are_never_exceeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_one_second_window_carries_more_than_rate_plus_burst() {
-    // 30 operations × (preflight + PUT) = 60 requests at 25/s with a burst of 5.
+    // 30 operations × (preflight + PUT), plus the one chart lookup that decides convergence:
+    // 61 requests at 25/s with a burst of 5.
     let mut plan = PlanSpec::new("rate", 5, 6)
         .rollout(&[
             "concurrency: 16",
@@ -75,7 +76,11 @@ async fn no_one_second_window_carries_more_than_rate_plus_burst() {
     assert_eq!(report.summary.succeeded, 30, "{:?}", report.summary);
 
     let log = sim.request_log();
-    assert_eq!(log.len(), 60, "one GET and one PUT per operation");
+    assert_eq!(
+        log.len(),
+        61,
+        "one GET and one PUT per operation, and one chart GET"
+    );
     let busiest = busiest_window(&log, 1000.0);
     assert!(
         busiest <= 30,

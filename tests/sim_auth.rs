@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A copy of `shared/reference/sdk-signing-vectors.json`, so that the tests run anywhere.
-const VECTORS: &str = include_str!("sim_support/sdk-signing-vectors.json");
+const VECTORS: &str = include_str!("fixtures/sdk-signing-vectors.json");
 const VECTOR_HOST: &str = "cce.cn-north-4.myhuaweicloud.com";
 
 struct Vector {
