@@ -217,6 +217,20 @@ fn proc_stat(pid: u32) -> Option<(char, u64)> {
     Some((state, utime + stime))
 }
 
+/// Starts a signing simulator seeded with `plan`, applies the plan against it with the journal
+/// on, and returns what the run cost and the simulator's request log.
+fn apply_against_sim(
+    bin: &Path,
+    dir: &Path,
+    plan: &Path,
+    sim_args: &[&str],
+) -> (Measured, Vec<Value>) {
+    let sim = Sim::start(bin, dir, plan, sim_args);
+    let journal = dir.join("journal.jsonl");
+    let measured = measure(bin, &apply_args(plan, &journal, &[]), Some(&sim.url));
+    (measured, sim.stop())
+}
+
 fn apply_args<'a>(plan: &'a Path, journal: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "apply",
@@ -352,10 +366,7 @@ fn b1_overhead(bin: &Path, dir: &Path) -> Value {
         100,
         "rollout: { concurrency: 64, per_cluster: 64, rate: unlimited, preflight: false, wait: { enabled: false }, retry: { attempts: 3, backoff: 100ms, max_backoff: 1s } }\n",
     );
-    let sim = Sim::start(bin, dir, &plan, &["--settle", "0"]);
-    let journal = dir.join("journal.jsonl");
-    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
-    let log = sim.stop();
+    let (m, log) = apply_against_sim(bin, dir, &plan, &["--settle", "0"]);
     let ops = puts(&log).len();
     let ops_per_s = 20_000.0 / m.wall.as_secs_f64();
     let cpu_us = m.cpu.as_secs_f64() * 1e6 / 20_000.0;
@@ -375,10 +386,7 @@ fn b2_latency_hiding(bin: &Path, dir: &Path) -> Value {
         10,
         "rollout: { concurrency: 100, per_cluster: 100, rate: unlimited, preflight: false, wait: { enabled: false } }\n",
     );
-    let sim = Sim::start(bin, dir, &plan, &["--settle", "0", "--latency", "100ms"]);
-    let journal = dir.join("journal.jsonl");
-    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
-    let log = sim.stop();
+    let (m, log) = apply_against_sim(bin, dir, &plan, &["--settle", "0", "--latency", "100ms"]);
     let ideal = 5_000.0 * 0.1 / 100.0;
     let ratio = m.wall.as_secs_f64() / ideal;
     json!({
@@ -396,10 +404,7 @@ fn b3_rate_accuracy(bin: &Path, dir: &Path) -> Value {
         10,
         "rollout: { concurrency: 64, per_cluster: 64, rate: 200, burst: 1, preflight: false, wait: { enabled: false } }\n",
     );
-    let sim = Sim::start(bin, dir, &plan, &["--settle", "0"]);
-    let journal = dir.join("journal.jsonl");
-    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
-    let log = sim.stop();
+    let (m, log) = apply_against_sim(bin, dir, &plan, &["--settle", "0"]);
     let rate = achieved_rate(&log);
     let window = busiest_second(&log);
     json!({
@@ -417,10 +422,7 @@ fn b4_adaptive(bin: &Path, dir: &Path) -> Value {
         10,
         "rollout: { concurrency: 64, per_cluster: 64, rate: 1000, burst: 10, preflight: false, wait: { enabled: false }, retry: { attempts: 20, backoff: 100ms, max_backoff: 2s } }\n",
     );
-    let sim = Sim::start(bin, dir, &plan, &["--settle", "0", "--throttle", "150"]);
-    let journal = dir.join("journal.jsonl");
-    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
-    let log = sim.stop();
+    let (m, log) = apply_against_sim(bin, dir, &plan, &["--settle", "0", "--throttle", "150"]);
     let throttled = log.iter().filter(|e| e["status"] == 429).count();
     let accepted: Vec<Value> = log.iter().filter(|e| e["status"] != 429).cloned().collect();
     let rate = achieved_rate(&accepted);
@@ -443,10 +445,7 @@ fn b5_scale(bin: &Path, dir: &Path) -> Value {
     );
     let plan_str = plan.to_str().expect("utf-8 path");
     let validate = measure(bin, &["validate", plan_str], None);
-    let sim = Sim::start(bin, dir, &plan, &["--settle", "0"]);
-    let journal = dir.join("journal.jsonl");
-    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
-    let log = sim.stop();
+    let (m, log) = apply_against_sim(bin, dir, &plan, &["--settle", "0"]);
     let ops_per_s = 100_000.0 / m.wall.as_secs_f64();
     json!({
         "scenario": "B5", "what": "scale: 100,000 ops (1,000 clusters × 100 releases)",
@@ -469,10 +468,7 @@ fn b6_full_path(bin: &Path, dir: &Path) -> Value {
         10,
         "rollout: { concurrency: 100, per_cluster: 100, rate: unlimited, preflight: true, wait: { enabled: true, timeout: 1m, poll: 50ms } }\n",
     );
-    let sim = Sim::start(bin, dir, &plan, &["--settle", "200ms"]);
-    let journal = dir.join("journal.jsonl");
-    let m = measure(bin, &apply_args(&plan, &journal, &[]), Some(&sim.url));
-    let log = sim.stop();
+    let (m, log) = apply_against_sim(bin, dir, &plan, &["--settle", "200ms"]);
     let ideal = 2_000.0 * 0.2 / 100.0;
     let ratio = m.wall.as_secs_f64() / ideal;
     json!({
