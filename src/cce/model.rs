@@ -50,12 +50,6 @@ pub struct ReleaseParameters {
     pub include_hooks: Option<bool>,
 }
 
-impl ReleaseParameters {
-    pub fn is_empty(&self) -> bool {
-        self == &Self::default()
-    }
-}
-
 /// `UpdateReleaseReqBody`, fields in the order the SDK sends them; what the plan leaves unset is not sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpdateReleaseBody {

@@ -21,7 +21,7 @@ use crate::engine::{
     self, EngineOptions, Event, Journal, JournalError, OperationResult, PutIntent,
 };
 use crate::error::{Error, Exit};
-use crate::journal::{JournalFile, JournalState, Record};
+use crate::journal::{FinishedLine, JournalFile, JournalState, Record};
 use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate};
 use crate::plan::select::{self, Selector, Shard};
 use crate::report::model::RunReport;
@@ -389,15 +389,8 @@ impl Journal for FileJournal {
         &'a self,
         result: &'a OperationResult,
     ) -> BoxFuture<'a, Result<(), JournalError>> {
-        let record = Record::Finished {
-            wave: self
-                .wave_names
-                .get(result.wave)
-                .cloned()
-                .unwrap_or_default(),
-            result: Box::new(result.clone()),
-        };
-        let durable = self.file.append(&record);
+        let wave = self.wave_names.get(result.wave).map_or("", String::as_str);
+        let durable = self.file.append(&FinishedLine::new(wave, result));
         Box::pin(async move { durable.await.map_err(|e| JournalError(e.to_string())) })
     }
 }

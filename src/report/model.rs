@@ -108,9 +108,9 @@ pub struct OperationReport {
 }
 
 impl OperationReport {
-    /// Attempts that did not succeed first time: the operation needed retries.
-    pub fn retried(&self) -> bool {
-        self.attempts.iter().filter(|a| a.request == "put").count() > 1
+    /// The PUTs sent for the change (reconciling GETs not counted).
+    pub fn put_attempts(&self) -> usize {
+        self.attempts.iter().filter(|a| a.request == "put").count()
     }
 }
 

@@ -116,10 +116,6 @@ impl Progress {
         &self.multi
     }
 
-    pub fn counts(&self) -> Counts {
-        self.counts
-    }
-
     pub fn wave_started(&mut self, name: &str, operations: usize) {
         self.wave.set_prefix(name.to_owned());
         self.wave.set_length(operations as u64);

@@ -98,11 +98,7 @@ pub fn table(report: &RunReport, width: Option<u16>) -> String {
             op.outcome.as_str().to_owned(),
             revisions(op),
             op.final_status.clone().unwrap_or_default(),
-            op.attempts
-                .iter()
-                .filter(|a| a.request == "put")
-                .count()
-                .to_string(),
+            op.put_attempts().to_string(),
             seconds(op.duration_ms),
             problem(op),
         ]);
@@ -282,7 +278,7 @@ pub fn markdown(report: &RunReport) -> String {
             op.outcome.as_str(),
             revisions(op),
             op.final_status.as_deref().unwrap_or(""),
-            op.attempts.iter().filter(|a| a.request == "put").count(),
+            op.put_attempts(),
             seconds(op.duration_ms)
         );
     }
