@@ -21,6 +21,16 @@ const ROBUST_ROLLOUT: &[&str] = &[
     "wait: { enabled: true, timeout: 60s, poll: 20ms }",
 ];
 
+fn assert_every_operation_succeeded(report: &flotilla::engine::RunReport) {
+    let not_ok: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Succeeded)
+        .map(|r| (r.index, r.outcome, r.error.clone()))
+        .collect();
+    assert!(not_ok.is_empty(), "{not_ok:#?}");
+}
+
 fn assert_every_release_applied_once(sim: &flotilla::sim::RunningSim, releases: usize) {
     let state = sim.state();
     assert_eq!(state.releases.len(), releases);
@@ -48,13 +58,7 @@ async fn under_errors_ambiguity_hangs_and_resets_every_operation_succeeds_once()
     let sim = start_sim(config, &mut plan).await;
 
     let report = run_engine(&plan, options()).await;
-    let not_ok: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.outcome != Outcome::Succeeded)
-        .map(|r| (r.index, r.outcome, r.error.clone()))
-        .collect();
-    assert!(not_ok.is_empty(), "{not_ok:#?}");
+    assert_every_operation_succeeded(&report);
     assert_every_release_applied_once(&sim, 300);
 
     // Every kind of fault really happened, PUTs included, and ambiguous PUTs were reconciled.
@@ -94,13 +98,7 @@ async fn every_fault_at_once_with_throttling_over_a_thousand_operations() {
     let sim = start_sim(config, &mut plan).await;
 
     let report = run_engine(&plan, options()).await;
-    let not_ok: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.outcome != Outcome::Succeeded)
-        .map(|r| (r.index, r.outcome, r.error.clone()))
-        .collect();
-    assert!(not_ok.is_empty(), "{not_ok:#?}");
+    assert_every_operation_succeeded(&report);
     assert_every_release_applied_once(&sim, 1000);
     let log = sim.request_log();
     let faults: BTreeSet<&str> = log.iter().filter_map(|e| e.fault.as_deref()).collect();
