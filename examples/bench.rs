@@ -160,9 +160,13 @@ struct Measured {
     exit: Option<i32>,
 }
 
-/// Runs the binary, sampling its peak RSS from /proc and reading its CPU time from the zombie
-/// before reaping it.
+/// Runs the binary. Its end is caught by `waitid(WNOWAIT)` the instant it exits, without
+/// reaping it, so that its CPU time can still be read from the zombie's /proc entry; peak RSS
+/// is sampled from /proc meanwhile.
 fn measure(bin: &Path, args: &[&str], sim_url: Option<&str>) -> Measured {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     let started = Instant::now();
     let mut cmd = Command::new(bin);
     cmd.args(args)
@@ -175,25 +179,34 @@ fn measure(bin: &Path, args: &[&str], sim_url: Option<&str>) -> Measured {
     }
     let mut child = cmd.spawn().expect("start flotilla");
     let pid = child.id();
-    let mut peak_rss_kb = 0;
-    let mut cpu = Duration::ZERO;
-    loop {
-        if let Some(rss) = proc_status_kb(pid, "VmHWM:") {
-            peak_rss_kb = peak_rss_kb.max(rss);
-        }
-        if let Some((state, ticks)) = proc_stat(pid) {
-            if state == 'Z' {
-                cpu = Duration::from_secs_f64(ticks as f64 / 100.0);
-                break;
+    let exited = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let exited = Arc::clone(&exited);
+        std::thread::spawn(move || {
+            let mut peak_rss_kb = 0;
+            while !exited.load(Ordering::Relaxed) {
+                if let Some(rss) = proc_status_kb(pid, "VmHWM:") {
+                    peak_rss_kb = peak_rss_kb.max(rss);
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-        } else {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+            peak_rss_kb
+        })
+    };
+    rustix::process::waitid(
+        rustix::process::WaitId::Pid(rustix::process::Pid::from_child(&child)),
+        rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT,
+    )
+    .expect("waitid");
+    let wall = started.elapsed();
+    let cpu = proc_cpu_ticks(pid).map_or(Duration::ZERO, |ticks| {
+        Duration::from_secs_f64(ticks as f64 / 100.0)
+    });
+    exited.store(true, Ordering::Relaxed);
+    let peak_rss_kb = sampler.join().unwrap_or(0);
     let status = child.wait().expect("wait for flotilla");
     Measured {
-        wall: started.elapsed(),
+        wall,
         cpu,
         peak_rss_kb,
         exit: status.code(),
@@ -206,15 +219,14 @@ fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// (state, utime + stime in clock ticks).
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
+/// utime + stime, in clock ticks.
+fn proc_cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((state, utime + stime))
+    Some(utime + stime)
 }
 
 /// Starts a signing simulator seeded with `plan`, applies the plan against it with the journal

@@ -2,8 +2,10 @@
 //!
 //! Lines are committed in groups: a writer thread takes every line queued since its last
 //! fsync, writes them, fsyncs once, and only then tells each waiting caller that its line is
-//! durable. A PUT waits for that acknowledgement, so a kill -9 at any instant can lose only
-//! lines whose PUT was never sent.
+//! durable. A PUT waits for the acknowledgement of its intent line, and lines are written in
+//! the order they were queued, so every line queued before an intent is durable before that
+//! PUT leaves: a kill -9 at any instant can lose only lines queued after the last request that
+//! changed anything.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -18,10 +20,10 @@ use crate::engine::{self, OperationResult};
 use crate::report::convert;
 use crate::report::model::{OperationReport, Outcome, PlanInfo, RunReport, Summary};
 
-/// A line and the caller waiting for it to be durable.
+/// A line and the caller waiting for it to be durable, if one waits.
 struct Pending {
     line: Vec<u8>,
-    durable: oneshot::Sender<Result<(), String>>,
+    durable: Option<oneshot::Sender<Result<(), String>>>,
 }
 
 /// An open journal file. Cloning shares the writer thread.
@@ -90,10 +92,36 @@ impl JournalFile {
         &self,
         record: &T,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + use<T> {
-        let mut line = serde_json::to_vec(record).expect("journal records serialise");
-        line.push(b'\n');
+        self.queue_line(line_of(record))
+    }
+
+    /// Queues one record as a line without waiting for it: it becomes durable with the next
+    /// group, before any line queued after it is acknowledged. Fails only once the writer has
+    /// stopped or a write has failed.
+    pub fn record<T: serde::Serialize>(&self, record: &T) -> Result<(), JournalError> {
+        let pending = Pending {
+            line: line_of(record),
+            durable: None,
+        };
+        self.queue.send(pending).map_err(|_| JournalError::Closed {
+            path: self.path.clone(),
+        })
+    }
+
+    /// Resolves once every line queued so far is durable.
+    pub fn sync(&self) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        self.queue_line(Vec::new())
+    }
+
+    fn queue_line(
+        &self,
+        line: Vec<u8>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
         let (durable, acknowledged) = oneshot::channel();
-        let sent = self.queue.send(Pending { line, durable });
+        let sent = self.queue.send(Pending {
+            line,
+            durable: Some(durable),
+        });
         let path = self.path.clone();
         async move {
             if sent.is_err() {
@@ -106,6 +134,12 @@ impl JournalFile {
             }
         }
     }
+}
+
+fn line_of<T: serde::Serialize>(record: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(record).expect("journal records serialise");
+    line.push(b'\n');
+    line
 }
 
 /// A line cut short by a crash must not glue itself to the next run's first line. Only the
@@ -126,9 +160,13 @@ fn ensure_ends_with_newline(file: &mut File) -> io::Result<()> {
     Ok(())
 }
 
+/// The writer thread. After a failed write or fsync nothing more is written and every later
+/// line fails with the same error: what a failed fsync left on disk is unknown, and a line
+/// that looks durable but is not would let a resume send a change twice.
 fn group_commit(mut file: File, receiver: std_mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(256);
     let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut failed: Option<String> = None;
     while let Ok(first) = receiver.recv() {
         batch.push(first);
         while let Ok(more) = receiver.try_recv() {
@@ -138,12 +176,20 @@ fn group_commit(mut file: File, receiver: std_mpsc::Receiver<Pending>) {
         for pending in &batch {
             buffer.extend_from_slice(&pending.line);
         }
-        let result = file
-            .write_all(&buffer)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| e.to_string());
+        let result = match &failed {
+            Some(message) => Err(message.clone()),
+            None => file
+                .write_all(&buffer)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(message) = &result {
+            failed.get_or_insert_with(|| message.clone());
+        }
         for pending in batch.drain(..) {
-            let _ = pending.durable.send(result.clone());
+            if let Some(durable) = pending.durable {
+                let _ = durable.send(result.clone());
+            }
         }
     }
 }
@@ -420,6 +466,45 @@ mod tests {
         assert_eq!(unreadable, 0);
         assert_eq!(records.len(), 100);
         assert_eq!(records[42], json!({"op": 42}));
+    }
+
+    #[tokio::test]
+    async fn a_line_queued_without_waiting_is_durable_before_any_later_line_is_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let journal = JournalFile::open(&path).unwrap();
+        for i in 0..50 {
+            journal.record(&json!({"end": i})).unwrap();
+        }
+        journal.append(&json!({"intent": 50})).await.unwrap();
+        let (records, _) = read_lines(&path).unwrap();
+        assert_eq!(
+            records.len(),
+            51,
+            "the intent's fsync covers every line before it"
+        );
+        assert_eq!(records[0], json!({"end": 0}));
+        assert_eq!(records[50], json!({"intent": 50}));
+        journal.record(&json!({"end": 51})).unwrap();
+        journal.sync().await.unwrap();
+        assert_eq!(read_lines(&path).unwrap().0.len(), 52);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn after_a_failed_write_every_later_line_fails_too() {
+        let journal = JournalFile::open(Path::new("/dev/full")).unwrap();
+        journal.record(&json!({"end": 1})).unwrap();
+        let first = journal.append(&json!({"intent": 2})).await;
+        assert!(
+            matches!(first, Err(JournalError::Write { .. })),
+            "{first:?}"
+        );
+        let later = journal.sync().await;
+        assert!(
+            matches!(later, Err(JournalError::Write { .. })),
+            "{later:?}"
+        );
     }
 
     #[tokio::test]

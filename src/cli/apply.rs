@@ -294,7 +294,7 @@ fn read_journal_for_resume(
 
 pub fn run(args: ApplyArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Error> {
     let settings = ApplySettings::from_args(&args, env)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
@@ -385,12 +385,15 @@ impl Journal for FileJournal {
         Box::pin(async move { durable.await.map_err(|e| JournalError(e.to_string())) })
     }
 
-    fn finished<'a>(
-        &'a self,
-        result: &'a OperationResult,
-    ) -> BoxFuture<'a, Result<(), JournalError>> {
+    fn finished(&self, result: &OperationResult) -> Result<(), JournalError> {
         let wave = self.wave_names.get(result.wave).map_or("", String::as_str);
-        let durable = self.file.append(&FinishedLine::new(wave, result));
+        self.file
+            .record(&FinishedLine::new(wave, result))
+            .map_err(|e| JournalError(e.to_string()))
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<(), JournalError>> {
+        let durable = self.file.sync();
         Box::pin(async move { durable.await.map_err(|e| JournalError(e.to_string())) })
     }
 }
@@ -579,7 +582,8 @@ async fn watch_run(
             }
             () = interrupts.next() => {
                 if cancel.is_cancelled() {
-                    // The second signal: the journal already holds everything durable.
+                    // The second signal: every PUT sent so far has its intent durable; end lines still
+                    // queued are what a resume reconciles with a GET.
                     progress.finish();
                     eprintln!("interrupted again: exiting at once");
                     std::process::exit(Exit::Interrupted as i32);

@@ -21,19 +21,24 @@ pub struct PutIntent<'a> {
 #[error("journal: {0}")]
 pub struct JournalError(pub String);
 
-/// Called by the engine; both calls are awaited before the engine goes on, so a journal that
-/// fsyncs makes the record durable before the PUT leaves. Concurrent operations call it
-/// concurrently, so a journal may batch (group-commit) the writes of one instant.
+/// Called by the engine. Concurrent operations call it concurrently, so a journal may batch
+/// (group-commit) the writes of one instant.
+///
+/// Only an intent is waited for. An end line is queued and the engine goes on; a journal must
+/// keep its lines in order, so that the end line is durable before any later intent is
+/// acknowledged, that is before the engine sends its next change. Losing an end line to a
+/// crash costs a resume one reconciling GET, never a second change.
 pub trait Journal: Send + Sync {
     /// Before the first PUT of the change (resends of the same change are not announced again)
     /// and before a rollback PUT. An error fails the operation without sending.
     fn before_put<'a>(&'a self, intent: PutIntent<'a>) -> BoxFuture<'a, Result<(), JournalError>>;
 
     /// When an operation ends, whatever its outcome (skipped and cancelled ones included).
-    fn finished<'a>(
-        &'a self,
-        result: &'a OperationResult,
-    ) -> BoxFuture<'a, Result<(), JournalError>>;
+    /// Queues the line; an error means the journal can no longer record anything.
+    fn finished(&self, result: &OperationResult) -> Result<(), JournalError>;
+
+    /// Resolves once every line so far is durable; the engine awaits it before the run ends.
+    fn sync(&self) -> BoxFuture<'_, Result<(), JournalError>>;
 }
 
 /// Keeps nothing.
@@ -45,7 +50,11 @@ impl Journal for NoJournal {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn finished<'a>(&'a self, _: &'a OperationResult) -> BoxFuture<'a, Result<(), JournalError>> {
+    fn finished(&self, _: &OperationResult) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<(), JournalError>> {
         Box::pin(std::future::ready(Ok(())))
     }
 }

@@ -157,6 +157,13 @@ pub async fn run<A: ReleaseApi>(
         }
     }
 
+    if let Some(journal) = &options.journal
+        && let Err(error) = journal.sync().await
+    {
+        tracing::error!(
+            "{error}: the last operations' end lines may be missing; a resume reconciles them with a GET"
+        );
+    }
     let duration = Instant::now() - run_start;
     let _ = events
         .send(Event::RunFinished {
@@ -377,7 +384,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
     ) {
         if !result.from_journal
             && let Some(journal) = self.ctx.journal
-            && let Err(error) = journal.finished(&result).await
+            && let Err(error) = journal.finished(&result)
             && state.halted.is_none()
         {
             self.halt(state, error.to_string()).await;
