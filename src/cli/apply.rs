@@ -691,6 +691,9 @@ fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Res
     if let Some(path) = &args.junit {
         write(path, render::junit(report))?;
     }
+    if args.summary_md.is_none() && env.github_step_summary.is_none() {
+        return Ok(());
+    }
     let markdown = render::markdown(report);
     if let Some(path) = &args.summary_md {
         write(path, markdown.clone())?;

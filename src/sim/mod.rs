@@ -5,6 +5,7 @@
 //! the request log, and shuts down (flushing the log and writing the `--state` file).
 
 pub mod auth;
+mod delay;
 pub mod faults;
 pub mod log;
 mod server;
@@ -172,6 +173,8 @@ pub enum SimError {
     },
     #[error(transparent)]
     RequestLog(#[from] log::LogError),
+    #[error("starting the latency timer: {0}")]
+    Timer(#[source] std::io::Error),
 }
 
 /// Starts simulators.
@@ -205,6 +208,11 @@ impl Simulator {
                 .try_into()
                 .unwrap_or([0; 8]),
         );
+        let delay = if config.latency.is_zero() && config.jitter.is_zero() {
+            None
+        } else {
+            Some(delay::PreciseDelay::start().map_err(SimError::Timer)?)
+        };
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             dice_idle: dice.is_idle(),
@@ -213,6 +221,7 @@ impl Simulator {
             auth: Authenticator::new(config.auth.clone(), config.clock),
             log,
             latency: config.latency,
+            delay,
             retry_after: config.retry_after,
             next_seq: AtomicU64::new(0),
             id_prefix,

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub auth: Authenticator,
     pub log: RequestLog,
     pub latency: Duration,
+    /// Times latency precisely; `None` when there is none.
+    pub delay: Option<super::delay::PreciseDelay>,
     pub retry_after: bool,
     pub next_seq: AtomicU64,
     pub id_prefix: u64,
@@ -241,6 +243,7 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let arrived = shared.log.stamp();
+    let arrived_at = tokio::time::Instant::now();
     let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
     let request_id = format!("{:016x}{:016x}", shared.id_prefix, seq);
     let (parts, body) = request.into_parts();
@@ -254,7 +257,7 @@ async fn handle(
     let ending = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => {
             let body = collected.to_bytes();
-            process(&shared, &parts, &body, &credential, &mut trail).await
+            process(&shared, &parts, &body, &credential, arrived_at, &mut trail).await
         }
         Err(e) => Ending::Answer(Answer::error(
             400,
@@ -369,6 +372,7 @@ async fn process(
     parts: &hyper::http::request::Parts,
     body: &[u8],
     credential: &str,
+    arrived_at: tokio::time::Instant,
     trail: &mut Trail,
 ) -> Ending {
     let segments = auth::path_segments(parts.uri.path());
@@ -389,9 +393,12 @@ async fn process(
     } else {
         shared.dice.lock().unwrap_or_else(|e| e.into_inner()).draw()
     };
+    // Latency counts from the request's arrival, so that reading it is part of it.
     let delay = shared.latency + draw.jitter;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    if let Some(timer) = &shared.delay
+        && !delay.is_zero()
+    {
+        timer.sleep_until(arrived_at + delay).await;
     }
     if let Err(message) = shared.auth.verify(&Received {
         method: parts.method.as_str(),
