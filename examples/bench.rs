@@ -250,7 +250,11 @@ fn apply_against_sim_with(
     let sim = Sim::start(bin, dir, plan, sim_args);
     let journal = dir.join("journal.jsonl");
     let _ = std::fs::remove_file(&journal);
-    let measured = measure(bin, &apply_args(plan, &journal, apply_extra), Some(&sim.url));
+    let measured = measure(
+        bin,
+        &apply_args(plan, &journal, apply_extra),
+        Some(&sim.url),
+    );
     (measured, sim.stop())
 }
 
@@ -444,7 +448,11 @@ fn b1_overhead(bin: &Path, dir: &Path) -> Value {
     let oha = oha_baseline(bin, dir);
     let versus_oha = oha.map(|o| ops_per_s / o);
     let versus = match versus_oha {
-        Some(share) => format!("{:.0}% of oha's {:.0} req/s", share * 100.0, oha.unwrap_or(0.0)),
+        Some(share) => format!(
+            "{:.0}% of oha's {:.0} req/s",
+            share * 100.0,
+            oha.unwrap_or(0.0)
+        ),
         None => "oha not installed".to_owned(),
     };
     json!({

@@ -245,6 +245,55 @@ pub fn assess(
     }
 }
 
+/// Whether a change that may or may not have been applied shows in the release, judged without
+/// the revision from before it (preflight off, or a resumed run that never learnt it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Landed {
+    /// Chart and values are as the change sets them: it landed, or there was nothing to change.
+    Yes,
+    /// Something comparable differs, so the change did not land: sending it is safe.
+    No,
+    /// Only masked keys differ, or the chart or rollback target is unknown.
+    CannotTell,
+}
+
+/// The status is left out: a change that landed may have failed to deploy, and sending it
+/// again would apply it twice.
+pub fn change_landed(
+    body: &UpdateReleaseBody,
+    chart: DesiredChart<'_>,
+    target: RollbackTarget<'_>,
+    current: &Release,
+) -> Landed {
+    let (chart_differs, changes) = match body.action {
+        Action::Upgrade => {
+            let differs = match chart {
+                DesiredChart::Kept => false,
+                DesiredChart::Resolved(chart) => {
+                    chart.name != current.chart_name || chart.version != current.chart_version
+                }
+                DesiredChart::Unresolved { .. } => return Landed::CannotTell,
+            };
+            (differs, assess_upgrade(body, chart, current).changes)
+        }
+        Action::Rollback => {
+            let RollbackTarget::Found(revision) = target else {
+                return Landed::CannotTell;
+            };
+            let differs = revision.chart_name != current.chart_name
+                || revision.chart_version != current.chart_version;
+            (differs, assess_rollback(current, target).changes)
+        }
+    };
+    if chart_differs || changes.iter().any(|c| c.kind != ChangeKind::Unknown) {
+        Landed::No
+    } else if changes.is_empty() {
+        Landed::Yes
+    } else {
+        Landed::CannotTell
+    }
+}
+
 /// The revision a rollback body names, if any.
 pub fn rollback_version(body: &UpdateReleaseBody) -> Option<i64> {
     body.parameters.as_ref().and_then(|p| p.release_version)
@@ -418,6 +467,89 @@ mod tests {
         match d {
             Decision::Change { reasons, .. } => reasons.clone(),
             _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn whether_a_change_landed_ignores_status_and_never_guesses() {
+        let web = chart("web", "1.2.0");
+        let body = upgrade(json!({"imageTag": "v2", "password": "s3cret"}), None);
+        let now = |status: &str, tag: &str, password: &str| {
+            release(
+                4,
+                ("web", "1.2.0"),
+                status,
+                json!({"imageTag": tag, "password": password, "other": 1}),
+            )
+        };
+        let landed = |current: &Release, chart: DesiredChart<'_>| {
+            change_landed(&body, chart, RollbackTarget::NotGiven, current)
+        };
+        let resolved = DesiredChart::Resolved(&web);
+        assert_eq!(
+            landed(&now("DEPLOYED", "v2", "s3cret"), resolved),
+            Landed::Yes
+        );
+        assert_eq!(
+            landed(&now("FAILED", "v2", "s3cret"), resolved),
+            Landed::Yes,
+            "a change that landed and failed is not sent again"
+        );
+        assert_eq!(
+            landed(&now("DEPLOYED", "v1", "s3cret"), resolved),
+            Landed::No
+        );
+        assert_eq!(
+            landed(&now("DEPLOYED", "v2", MASK), resolved),
+            Landed::CannotTell,
+            "only a masked key could differ"
+        );
+        assert_eq!(landed(&now("DEPLOYED", "v1", MASK), resolved), Landed::No);
+        let older = chart("web", "1.1.0");
+        assert_eq!(
+            landed(
+                &now("DEPLOYED", "v2", "s3cret"),
+                DesiredChart::Resolved(&older)
+            ),
+            Landed::No
+        );
+        let unresolved = DesiredChart::Unresolved {
+            chart_id: "c1",
+            error: "404",
+        };
+        assert_eq!(
+            landed(&now("DEPLOYED", "v2", "s3cret"), unresolved),
+            Landed::CannotTell
+        );
+    }
+
+    #[test]
+    fn a_rollback_landed_only_when_the_target_revision_is_known_and_matches() {
+        let body = UpdateReleaseBody {
+            chart_id: None,
+            action: Action::Rollback,
+            parameters: Some(ReleaseParameters {
+                release_version: Some(2),
+                ..ReleaseParameters::default()
+            }),
+            values: None,
+        };
+        let target = release(2, ("web", "1.1.0"), "SUPERSEDED", json!({"imageTag": "v1"}));
+        let rolled_back = release(4, ("web", "1.1.0"), "DEPLOYED", json!({"imageTag": "v1"}));
+        let not_yet = release(3, ("web", "1.2.0"), "DEPLOYED", json!({"imageTag": "v2"}));
+        let found = RollbackTarget::Found(&target);
+        let none = DesiredChart::Kept;
+        assert_eq!(change_landed(&body, none, found, &rolled_back), Landed::Yes);
+        assert_eq!(change_landed(&body, none, found, &not_yet), Landed::No);
+        for unknown in [
+            RollbackTarget::NotGiven,
+            RollbackTarget::Missing(2),
+            RollbackTarget::Unreadable("500"),
+        ] {
+            assert_eq!(
+                change_landed(&body, none, unknown, &rolled_back),
+                Landed::CannotTell
+            );
         }
     }
 

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{ReleaseAddress, ReleaseApi};
 use super::charts::ChartCache;
-use super::converge::{self, DesiredChart, RollbackTarget};
+use super::converge::{self, DesiredChart, Landed, RollbackTarget};
 use super::event::{Event, RequestEvent};
 use super::journal::{Journal, PutIntent};
 use super::outcome::{Attempt, OperationError, OperationResult, Outcome, Phase, RollbackResult};
@@ -82,7 +82,8 @@ enum ReadError {
 enum Reconciled {
     Applied(Release),
     Unchanged(Release),
-    /// Without `version_before`, a settled release cannot prove either way.
+    /// Without `version_before`, only keys the API masks (or an unknown chart or rollback
+    /// target) could tell.
     Unknown,
 }
 
@@ -198,7 +199,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 }
                 Ok(Reconciled::Unknown) => {
                     return End::Failed(OperationError::message(
-                        "interrupted run: cannot tell whether the change was applied (no version before it)",
+                        "interrupted run: cannot tell whether the change was applied (no revision from before it, and only masked keys or an unknown chart could tell); not resent",
                     ));
                 }
                 Err(stop) => return stop.into(),
@@ -291,14 +292,26 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         End::Failed(error)
     }
 
-    /// Compares the plan with `current` (the settled preflight answer): looks the chart up
-    /// (once per run and endpoint) for an upgrade, the history for a rollback.
+    /// Compares the plan with `current` (the settled preflight answer).
     async fn converge(&mut self, current: &Release) -> Result<converge::Decision, Stop> {
+        let assessment = self.judge(current, converge::assess).await?;
+        Ok(assessment.decision)
+    }
+
+    /// Looks up what judging `current` against the plan needs, the chart for an upgrade (once
+    /// per run and endpoint) or the history for a rollback, and hands it to `judge`. A failed
+    /// lookup is handed on as such: the judge decides what not knowing means.
+    async fn judge<T>(
+        &mut self,
+        current: &Release,
+        judge: impl FnOnce(&UpdateReleaseBody, DesiredChart<'_>, RollbackTarget<'_>, &Release) -> T,
+    ) -> Result<T, Stop> {
         let body = self.body;
+        let no_target = RollbackTarget::NotGiven;
         match body.action {
             Action::Upgrade => {
                 let Some(chart_id) = body.chart_id.as_deref() else {
-                    return Ok(converge::assess_upgrade(body, DesiredChart::Kept, current).decision);
+                    return Ok(judge(body, DesiredChart::Kept, no_target, current));
                 };
                 let charts = self.ctx.charts;
                 let endpoint = self.endpoint;
@@ -309,57 +322,56 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                         })
                     })
                     .await;
-                let assessment = match looked_up {
-                    Ok(chart) => {
-                        converge::assess_upgrade(body, DesiredChart::Resolved(&chart), current)
-                    }
-                    Err(ReadError::Cancelled) => return Err(Stop::Cancelled),
+                match looked_up {
+                    Ok(chart) => Ok(judge(
+                        body,
+                        DesiredChart::Resolved(&chart),
+                        no_target,
+                        current,
+                    )),
+                    Err(ReadError::Cancelled) => Err(Stop::Cancelled),
                     Err(ReadError::Api(error)) => {
                         let error = OperationError::from_api("ShowAutopilotChart", &error).message;
-                        converge::assess_upgrade(
-                            body,
-                            DesiredChart::Unresolved {
-                                chart_id,
-                                error: &error,
-                            },
-                            current,
-                        )
+                        let chart = DesiredChart::Unresolved {
+                            chart_id,
+                            error: &error,
+                        };
+                        Ok(judge(body, chart, no_target, current))
                     }
-                };
-                Ok(assessment.decision)
+                }
             }
             Action::Rollback => {
-                let assessment = match converge::rollback_version(body) {
-                    None => converge::assess_rollback(current, RollbackTarget::NotGiven),
+                let kept = DesiredChart::Kept;
+                match converge::rollback_version(body) {
+                    None => Ok(judge(body, kept, no_target, current)),
                     Some(version) if version == current.version => {
-                        converge::assess_rollback(current, RollbackTarget::Found(current))
+                        Ok(judge(body, kept, RollbackTarget::Found(current), current))
                     }
-                    Some(version) => {
-                        match self
-                            .read(Phase::Preflight, |api, at| api.release_history(at))
-                            .await
-                        {
-                            Ok(history) => {
-                                let target = match history.iter().find(|r| r.version == version) {
-                                    Some(revision) => RollbackTarget::Found(revision),
-                                    None => RollbackTarget::Missing(version),
-                                };
-                                converge::assess_rollback(current, target)
-                            }
-                            Err(ReadError::Cancelled) => return Err(Stop::Cancelled),
-                            Err(ReadError::Api(error)) => {
-                                let error =
-                                    OperationError::from_api("ShowAutopilotReleaseHistory", &error)
-                                        .message;
-                                converge::assess_rollback(
-                                    current,
-                                    RollbackTarget::Unreadable(&error),
-                                )
-                            }
+                    Some(version) => match self
+                        .read(Phase::Preflight, |api, at| api.release_history(at))
+                        .await
+                    {
+                        Ok(history) => {
+                            let target = match history.iter().find(|r| r.version == version) {
+                                Some(revision) => RollbackTarget::Found(revision),
+                                None => RollbackTarget::Missing(version),
+                            };
+                            Ok(judge(body, kept, target, current))
                         }
-                    }
-                };
-                Ok(assessment.decision)
+                        Err(ReadError::Cancelled) => Err(Stop::Cancelled),
+                        Err(ReadError::Api(error)) => {
+                            let error =
+                                OperationError::from_api("ShowAutopilotReleaseHistory", &error)
+                                    .message;
+                            Ok(judge(
+                                body,
+                                kept,
+                                RollbackTarget::Unreadable(&error),
+                                current,
+                            ))
+                        }
+                    },
+                }
             }
         }
     }
@@ -588,7 +600,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     }
                     Ok(Reconciled::Unknown) => {
                         return PutEnd::Failed(OperationError::from_api(
-                            "PUT outcome unknown (preflight off: no version to compare); not resent",
+                            "PUT outcome unknown (no revision from before it, and only masked keys or an unknown chart could tell); not resent",
                             &error,
                         ));
                     }
@@ -616,7 +628,12 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             Some(before) if release.version > before => Reconciled::Applied(release),
             Some(_) => Reconciled::Unchanged(release),
             None if pending => Reconciled::Applied(release),
-            None => Reconciled::Unknown,
+            // No revision to compare with: the release's content has to tell.
+            None => match self.judge(&release, converge::change_landed).await? {
+                Landed::Yes => Reconciled::Applied(release),
+                Landed::No => Reconciled::Unchanged(release),
+                Landed::CannotTell => Reconciled::Unknown,
+            },
         })
     }
 

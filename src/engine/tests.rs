@@ -401,6 +401,66 @@ async fn no_wait_and_no_preflight_send_a_single_put() {
     assert_eq!(report.results[0].version_after, Some(2));
 }
 
+/// Without preflight there is no revision from before the PUT: the release's content decides.
+#[tokio::test(start_paused = true)]
+async fn without_preflight_an_ambiguous_put_is_reconciled_from_the_release_content() {
+    let c = cluster("a", "r1");
+    let mut r = rollout();
+    r.preflight = false;
+    r.wait.enabled = false;
+    let p = plan(r, vec![ops_on(std::slice::from_ref(&c), 2, "v2")]);
+    let api = FakeApi::new();
+    api.seed(&p);
+    // Settled at once, so that only the content can tell.
+    api.lock().settle = Duration::ZERO;
+    api.with_release(&c.id, "app-0", |r| {
+        r.put_faults.push_back(Fault::AppliedThen500)
+    });
+    api.with_release(&c.id, "app-1", |r| {
+        r.put_faults.push_back(Fault::ResetBeforeApply)
+    });
+    let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    ok(&report);
+    assert_eq!(api.with_release(&c.id, "app-0", |r| r.applied_puts), 1);
+    assert!(report.results[0].reconciled);
+    assert_eq!(report.results[0].put_attempts, 1);
+    assert_eq!(api.with_release(&c.id, "app-1", |r| r.applied_puts), 1);
+    assert!(!report.results[1].reconciled);
+    assert_eq!(report.results[1].put_attempts, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn resume_without_a_revision_sends_only_what_did_not_land() {
+    let c = cluster("a", "r1");
+    let mut r = rollout();
+    r.preflight = false;
+    r.wait.enabled = false;
+    let p = plan(r, vec![ops_on(std::slice::from_ref(&c), 2, "v2")]);
+    let api = FakeApi::new();
+    api.seed(&p);
+    api.lock().settle = Duration::ZERO;
+    // The killed run's PUT for app-0 landed; app-1's intent was written but its PUT never left.
+    api.with_release(&c.id, "app-0", |r| {
+        let mut applied = r.revisions[0].clone();
+        applied.version = 2;
+        applied.values = serde_json::json!({"imageTag": "v2"});
+        r.revisions.push(applied);
+    });
+    let in_flight = PriorState::InFlight {
+        version_before: None,
+    };
+    let options = EngineOptions {
+        resume: HashMap::from([(0, in_flight.clone()), (1, in_flight)]),
+        ..EngineOptions::default()
+    };
+    let (report, _) = run_plan(&p, api.clone(), options).await;
+    ok(&report);
+    assert_eq!(api.with_release(&c.id, "app-0", |r| r.applied_puts), 0);
+    assert!(report.results[0].reconciled);
+    assert_eq!(api.with_release(&c.id, "app-1", |r| r.applied_puts), 1);
+    assert_eq!(report.results[1].put_attempts, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn concurrency_and_per_cluster_caps_are_never_exceeded() {
     let clusters: Vec<_> = (0..4).map(|i| cluster(&format!("c{i}"), "r1")).collect();
