@@ -276,6 +276,8 @@ pub struct JournalState {
     pub last: std::collections::BTreeMap<usize, Record>,
     /// Lines that could not be read (a line torn by a crash).
     pub unreadable: usize,
+    /// When the file was last written: no request of the run that wrote it left much later.
+    pub last_written: Option<jiff::Timestamp>,
 }
 
 impl JournalState {
@@ -316,6 +318,10 @@ impl JournalState {
             }
         }
         state.unreadable = unreadable;
+        state.last_written = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| jiff::Timestamp::try_from(t).ok());
         Ok(state)
     }
 

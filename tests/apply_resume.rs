@@ -58,6 +58,18 @@ fn releases_by_index(plan: &flotilla::plan::resolved::ExpandedPlan) -> Vec<(Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_three_times_then_resumed_every_release_is_applied_exactly_once() {
+    killed_three_times_then_resumed(&[]).await;
+}
+
+/// Without preflight, intents are journaled ahead of their PUT, so a kill leaves intents whose
+/// PUT never left; the resume tells them apart by the release's content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_preflight_killed_three_times_then_resumed_every_release_is_applied_exactly_once() {
+    // Two per cluster, so that while every slot is busy other clusters have operations ready.
+    killed_three_times_then_resumed(&["--no-preflight", "--per-cluster", "2"]).await;
+}
+
+async fn killed_three_times_then_resumed(flags: &[&str]) {
     let mut spec = crash_plan();
     let mut seed_plan = spec.load();
     let mut config = signing_sim_config(Duration::from_millis(200));
@@ -78,7 +90,7 @@ async fn killed_three_times_then_resumed_every_release_is_applied_exactly_once()
     }
     let mut killed_running = 0;
     for (round, point) in points.iter().enumerate() {
-        let mut child = start_apply(dir.path(), &plan_path, round > 0, &[]);
+        let mut child = start_apply(dir.path(), &plan_path, round > 0, flags);
         let reached = eventually(Duration::from_secs(30), || {
             sim.state().applied_puts >= *point || matches!(child.try_wait(), Ok(Some(_)))
         })
@@ -115,12 +127,12 @@ async fn killed_three_times_then_resumed_every_release_is_applied_exactly_once()
     assert!(!done_before.is_empty(), "some operations had finished");
     let requests_before = sim.request_log().len();
 
-    let child = start_apply(
-        dir.path(),
-        &plan_path,
-        true,
-        &["--report-json", "final.json"],
-    );
+    let final_flags: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--report-json", "final.json"])
+        .collect();
+    let child = start_apply(dir.path(), &plan_path, true, &final_flags);
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::task::spawn_blocking(move || child.wait_with_output().expect("waited")),

@@ -516,8 +516,10 @@ async fn apply(
 
 /// A PUT that the killed run sent just before it died may still reach the service. Reconciling
 /// before it lands would see the release unchanged and send the change again, so a resume waits
-/// until every such request has outlived its time-out (at most `request_timeout` after its
-/// journal line), unless interrupted.
+/// until every such request has outlived its time-out, unless interrupted. The clock starts at
+/// the journal's last write rather than at the newest intent: with preflight off, intents are
+/// journaled ahead of their PUT, which leaves when another operation ends, and so right after
+/// that one's end line is written.
 async fn wait_out_the_dead_run(
     state: &JournalState,
     plan: &ExpandedPlan,
@@ -525,14 +527,20 @@ async fn wait_out_the_dead_run(
     cancel: &CancellationToken,
     interrupts: &mut Interrupts,
 ) {
-    let Some(announced) = state.last_in_flight_intent() else {
+    /// A PUT can leave a moment after the write that preceded it.
+    const AFTER_LAST_WRITE: Duration = Duration::from_secs(1);
+    let Some(newest_intent) = state.last_in_flight_intent() else {
         return;
     };
-    let since = jiff::Timestamp::now().duration_since(announced);
+    let anchor = state
+        .last_written
+        .map_or(newest_intent, |written| written.max(newest_intent));
+    let since = jiff::Timestamp::now().duration_since(anchor);
     let Ok(since) = Duration::try_from(since) else {
         return;
     };
-    let Some(remaining) = plan.rollout.request_timeout.checked_sub(since) else {
+    let Some(remaining) = (plan.rollout.request_timeout + AFTER_LAST_WRITE).checked_sub(since)
+    else {
         return;
     };
     progress.note(&format!(

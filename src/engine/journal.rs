@@ -30,7 +30,9 @@ pub struct JournalError(pub String);
 /// crash costs a resume one reconciling GET, never a second change.
 pub trait Journal: Send + Sync {
     /// Before the first PUT of the change (resends of the same change are not announced again)
-    /// and before a rollback PUT. An error fails the operation without sending.
+    /// and before a rollback PUT. An error fails the operation without sending. With preflight
+    /// off the engine calls it ahead of the operation's start, so a journal should queue the
+    /// line when called; the future only waits for it to be durable.
     fn before_put<'a>(&'a self, intent: PutIntent<'a>) -> BoxFuture<'a, Result<(), JournalError>>;
 
     /// When an operation ends, whatever its outcome (skipped and cancelled ones included).

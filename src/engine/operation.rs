@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +13,7 @@ use super::api::{ReleaseAddress, ReleaseApi};
 use super::charts::ChartCache;
 use super::converge::{self, DesiredChart, Landed, RollbackTarget};
 use super::event::{Event, RequestEvent};
-use super::journal::{Journal, PutIntent};
+use super::journal::{Journal, JournalError, PutIntent};
 use super::outcome::{Attempt, OperationError, OperationResult, Outcome, Phase, RollbackResult};
 use super::pace::{Pacer, RateChange};
 use super::retry::{self, Decision, RequestKind};
@@ -113,6 +114,9 @@ pub(crate) struct OperationRun<'c, 'a, A> {
     last_seen: Option<Release>,
 }
 
+/// An intent the scheduler journaled ahead of the operation's start: resolves once durable.
+pub(crate) type Announced<'a> = BoxFuture<'a, Result<(), JournalError>>;
+
 impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
     pub(crate) fn new(
         ctx: &'c Context<'a, A>,
@@ -134,10 +138,15 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         }
     }
 
-    /// Runs the operation to its end.
-    pub(crate) async fn run(mut self, prior: Option<&PriorState>) -> OperationResult {
+    /// Runs the operation to its end. `announced` is its intent when the scheduler journaled
+    /// it ahead; the PUT waits for it rather than journaling another.
+    pub(crate) async fn run(
+        mut self,
+        prior: Option<&PriorState>,
+        announced: Option<Announced<'a>>,
+    ) -> OperationResult {
         let started = Instant::now();
-        let end = self.drive(prior).await;
+        let end = self.drive(prior, announced).await;
         let mut result = self.result;
         if let Some(seen) = &self.last_seen {
             result.final_status = seen.status.clone();
@@ -174,7 +183,11 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         retry::draw(self.ctx.seed, self.op.index, self.draws)
     }
 
-    async fn drive(&mut self, prior: Option<&PriorState>) -> End {
+    async fn drive(
+        &mut self,
+        prior: Option<&PriorState>,
+        mut announced: Option<Announced<'a>>,
+    ) -> End {
         let rollout = self.ctx.rollout;
         let mut version_before = None;
         let mut already_applied = None;
@@ -246,18 +259,20 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         let applied = match already_applied {
             Some(version) => Some(version),
             None => {
-                if let Some(journal) = self.ctx.journal {
-                    let intent = PutIntent {
+                let durable = match (announced.take(), self.ctx.journal) {
+                    (Some(announced), _) => Some(announced),
+                    (None, Some(journal)) => Some(journal.before_put(PutIntent {
                         operation: self.op,
                         version_before,
                         rollback: false,
                         dry_run: self.ctx.dry_run,
-                    };
-                    if let Err(error) = journal.before_put(intent).await {
-                        return End::Failed(OperationError::message(format!(
-                            "{error}; nothing sent"
-                        )));
-                    }
+                    })),
+                    (None, None) => None,
+                };
+                if let Some(durable) = durable
+                    && let Err(error) = durable.await
+                {
+                    return End::Failed(OperationError::message(format!("{error}; nothing sent")));
                 }
                 match self.put(self.body, version_before, Phase::Put).await {
                     PutEnd::Applied(release) => release,

@@ -15,7 +15,8 @@ use super::api::ReleaseApi;
 use super::charts::ChartCache;
 use super::event::Event;
 use super::journal::Journal;
-use super::operation::{Context, OperationRun, PriorState, dry_run_body};
+use super::journal::PutIntent;
+use super::operation::{Announced, Context, OperationRun, PriorState, dry_run_body};
 use super::outcome::{OperationResult, Outcome, RunReport, RunSummary};
 use super::pace::Pacer;
 use crate::cce::model::UpdateReleaseBody;
@@ -269,6 +270,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
         let concurrency = self.ctx.rollout.concurrency.max(1);
         let mut in_flight_on: Vec<usize> = vec![0; queues.len()];
         let mut running = FuturesUnordered::new();
+        let mut announced: HashMap<usize, Announced<'a>> = HashMap::new();
 
         loop {
             while running.len() < concurrency && !self.stopped(state).await {
@@ -298,7 +300,11 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
                 };
                 let prior = self.resume.get(&op.index);
                 let run = OperationRun::new(self.ctx, op, body, pacer);
-                running.push(async move { (position, run.run(prior).await) });
+                let intent = announced.remove(&position);
+                running.push(async move { (position, run.run(prior, intent).await) });
+            }
+            if !self.stopped(state).await {
+                self.announce_ahead(&ready, &mut announced, concurrency);
             }
             let Some((position, result)) = running.next().await else {
                 break;
@@ -323,6 +329,42 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
         state.results.extend(slots.into_iter().flatten());
         debug_assert_eq!(state.results.len(), base + ops.len());
         true
+    }
+
+    /// Journals the intents of the next operations to start, up to `limit` ahead, so that
+    /// their fsync overlaps the requests in flight instead of delaying their PUT. Only with
+    /// preflight off, where an intent is known before its operation starts (with preflight on
+    /// it names the revision the GET finds). An intent whose PUT never leaves costs a resume
+    /// one GET: the release's content shows the change did not land.
+    fn announce_ahead(
+        &self,
+        ready: &BTreeSet<(usize, usize)>,
+        announced: &mut HashMap<usize, Announced<'a>>,
+        limit: usize,
+    ) {
+        let Some(journal) = self.ctx.journal else {
+            return;
+        };
+        if self.ctx.rollout.preflight {
+            return;
+        }
+        for &(position, _) in ready {
+            if announced.len() >= limit {
+                break;
+            }
+            let op = &self.wave.operations[position];
+            // A resumed operation reconciles before anything is journaled.
+            if announced.contains_key(&position) || self.resume.contains_key(&op.index) {
+                continue;
+            }
+            let intent = PutIntent {
+                operation: op,
+                version_before: None,
+                rollback: false,
+                dry_run: self.ctx.dry_run,
+            };
+            announced.insert(position, journal.before_put(intent));
+        }
     }
 
     /// True once the run halted or was cancelled (announcing the cancel once).

@@ -889,6 +889,83 @@ async fn no_put_leaves_before_its_journal_line_is_durable() {
     );
 }
 
+/// Queues each intent when told and makes it durable 50 ms later, like a group commit.
+#[derive(Default)]
+struct RecordingJournal {
+    /// When each operation's intent was queued, by operation index.
+    queued: Mutex<HashMap<usize, Instant>>,
+}
+
+const FSYNC: Duration = Duration::from_millis(50);
+
+impl Journal for RecordingJournal {
+    fn before_put<'a>(&'a self, intent: PutIntent<'a>) -> BoxFuture<'a, Result<(), JournalError>> {
+        let queued = Instant::now();
+        let earlier = self
+            .queued
+            .lock()
+            .unwrap()
+            .insert(intent.operation.index, queued);
+        assert!(earlier.is_none(), "an intent journaled twice");
+        Box::pin(async move {
+            tokio::time::sleep_until(queued + FSYNC).await;
+            Ok(())
+        })
+    }
+
+    fn finished(&self, _: &OperationResult) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<(), JournalError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_preflight_intents_are_journaled_ahead_and_each_put_still_waits_for_its_own() {
+    let clusters: Vec<_> = (0..6).map(|i| cluster(&format!("c{i}"), "r1")).collect();
+    let mut r = rollout();
+    r.preflight = false;
+    r.wait.enabled = false;
+    r.concurrency = 2;
+    let p = plan(r, vec![ops_on(&clusters, 1, "v2")]);
+    let api = FakeApi::new();
+    api.seed(&p);
+    let journal = Arc::new(RecordingJournal::default());
+    let options = EngineOptions {
+        journal: Some(journal.clone()),
+        ..EngineOptions::default()
+    };
+    let (report, _) = run_plan(&p, api.clone(), options).await;
+    ok(&report);
+    let queued = journal.queued.lock().unwrap().clone();
+    assert_eq!(queued.len(), 6, "one intent per operation: {queued:?}");
+    for put in api.puts() {
+        let op = p
+            .operations()
+            .find(|op| op.cluster.id == put.cluster_id && op.release == put.release)
+            .unwrap();
+        assert!(
+            put.at >= queued[&op.index] + FSYNC,
+            "a PUT left before its intent was durable"
+        );
+    }
+    let run_start = Instant::now() - report.duration;
+    let ahead = report
+        .results
+        .iter()
+        .filter(|r| queued[&r.index] < run_start + r.started_at)
+        .count();
+    assert!(
+        ahead >= 3,
+        "later operations found their intent already queued"
+    );
+    // Their fsync overlapped the requests before them: 3 rounds of one request, not of
+    // fsync + request.
+    assert!(report.duration < 3 * (FSYNC + Duration::from_millis(10)));
+}
+
 #[tokio::test(start_paused = true)]
 async fn every_request_to_an_endpoint_is_paced_gets_included() {
     let clusters: Vec<_> = (0..5).map(|i| cluster(&format!("c{i}"), "r1")).collect();
