@@ -401,9 +401,9 @@ async fn no_wait_and_no_preflight_send_a_single_put() {
     assert_eq!(report.results[0].version_after, Some(2));
 }
 
-/// Without preflight there is no revision from before the PUT: the release's content decides.
-#[tokio::test(start_paused = true)]
-async fn without_preflight_an_ambiguous_put_is_reconciled_from_the_release_content() {
+/// Two releases on one cluster, preflight and wait off; new revisions settle at once, so that
+/// only a release's content can tell whether a change landed.
+fn two_releases_without_preflight() -> (Arc<ClusterTarget>, ExpandedPlan, Arc<FakeApi>) {
     let c = cluster("a", "r1");
     let mut r = rollout();
     r.preflight = false;
@@ -411,8 +411,14 @@ async fn without_preflight_an_ambiguous_put_is_reconciled_from_the_release_conte
     let p = plan(r, vec![ops_on(std::slice::from_ref(&c), 2, "v2")]);
     let api = FakeApi::new();
     api.seed(&p);
-    // Settled at once, so that only the content can tell.
     api.lock().settle = Duration::ZERO;
+    (c, p, api)
+}
+
+/// Without preflight there is no revision from before the PUT: the release's content decides.
+#[tokio::test(start_paused = true)]
+async fn without_preflight_an_ambiguous_put_is_reconciled_from_the_release_content() {
+    let (c, p, api) = two_releases_without_preflight();
     api.with_release(&c.id, "app-0", |r| {
         r.put_faults.push_back(Fault::AppliedThen500)
     });
@@ -431,14 +437,7 @@ async fn without_preflight_an_ambiguous_put_is_reconciled_from_the_release_conte
 
 #[tokio::test(start_paused = true)]
 async fn resume_without_a_revision_sends_only_what_did_not_land() {
-    let c = cluster("a", "r1");
-    let mut r = rollout();
-    r.preflight = false;
-    r.wait.enabled = false;
-    let p = plan(r, vec![ops_on(std::slice::from_ref(&c), 2, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
-    api.lock().settle = Duration::ZERO;
+    let (c, p, api) = two_releases_without_preflight();
     // The killed run's PUT for app-0 landed; app-1's intent was written but its PUT never left.
     api.with_release(&c.id, "app-0", |r| {
         let mut applied = r.revisions[0].clone();
