@@ -309,7 +309,9 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
 
     /// Compares the plan with `current` (the settled preflight answer).
     async fn converge(&mut self, current: &Release) -> Result<converge::Decision, Stop> {
-        let assessment = self.judge(current, converge::assess).await?;
+        let assessment = self
+            .judge(Phase::Preflight, current, converge::assess)
+            .await?;
         Ok(assessment.decision)
     }
 
@@ -318,6 +320,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
     /// lookup is handed on as such: the judge decides what not knowing means.
     async fn judge<T>(
         &mut self,
+        phase: Phase,
         current: &Release,
         judge: impl FnOnce(&UpdateReleaseBody, DesiredChart<'_>, RollbackTarget<'_>, &Release) -> T,
     ) -> Result<T, Stop> {
@@ -332,9 +335,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 let endpoint = self.endpoint;
                 let looked_up = charts
                     .get_or_fetch(endpoint, chart_id, || {
-                        self.read(Phase::Preflight, |api, at| {
-                            api.show_chart(at.cluster, chart_id)
-                        })
+                        self.read(phase, |api, at| api.show_chart(at.cluster, chart_id))
                     })
                     .await;
                 match looked_up {
@@ -362,30 +363,29 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     Some(version) if version == current.version => {
                         Ok(judge(body, kept, RollbackTarget::Found(current), current))
                     }
-                    Some(version) => match self
-                        .read(Phase::Preflight, |api, at| api.release_history(at))
-                        .await
-                    {
-                        Ok(history) => {
-                            let target = match history.iter().find(|r| r.version == version) {
-                                Some(revision) => RollbackTarget::Found(revision),
-                                None => RollbackTarget::Missing(version),
-                            };
-                            Ok(judge(body, kept, target, current))
+                    Some(version) => {
+                        match self.read(phase, |api, at| api.release_history(at)).await {
+                            Ok(history) => {
+                                let target = match history.iter().find(|r| r.version == version) {
+                                    Some(revision) => RollbackTarget::Found(revision),
+                                    None => RollbackTarget::Missing(version),
+                                };
+                                Ok(judge(body, kept, target, current))
+                            }
+                            Err(ReadError::Cancelled) => Err(Stop::Cancelled),
+                            Err(ReadError::Api(error)) => {
+                                let error =
+                                    OperationError::from_api("ShowAutopilotReleaseHistory", &error)
+                                        .message;
+                                Ok(judge(
+                                    body,
+                                    kept,
+                                    RollbackTarget::Unreadable(&error),
+                                    current,
+                                ))
+                            }
                         }
-                        Err(ReadError::Cancelled) => Err(Stop::Cancelled),
-                        Err(ReadError::Api(error)) => {
-                            let error =
-                                OperationError::from_api("ShowAutopilotReleaseHistory", &error)
-                                    .message;
-                            Ok(judge(
-                                body,
-                                kept,
-                                RollbackTarget::Unreadable(&error),
-                                current,
-                            ))
-                        }
-                    },
+                    }
                 }
             }
         }
@@ -644,7 +644,10 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             Some(_) => Reconciled::Unchanged(release),
             None if pending => Reconciled::Applied(release),
             // No revision to compare with: the release's content has to tell.
-            None => match self.judge(&release, converge::change_landed).await? {
+            None => match self
+                .judge(Phase::Reconcile, &release, converge::change_landed)
+                .await?
+            {
                 Landed::Yes => Reconciled::Applied(release),
                 Landed::No => Reconciled::Unchanged(release),
                 Landed::CannotTell => Reconciled::Unknown,
