@@ -578,7 +578,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
         let journal = JournalFile::open(&path).unwrap();
-        let run = Record::Run {
+        let run = |operations, resume| Record::Run {
             plan: PlanInfo {
                 name: "p".into(),
                 hash: "ab".repeat(32),
@@ -586,34 +586,22 @@ mod tests {
             },
             started_at: "2026-11-26T00:00:00Z".into(),
             flotilla_version: "0".into(),
-            operations: 5,
-            resume: false,
-            settings: json!({}),
-        };
-        let fresh_run = |resume| Record::Run {
-            plan: PlanInfo {
-                name: "p".into(),
-                hash: "ab".repeat(32),
-                shard: None,
-            },
-            started_at: "2026-11-26T00:00:00Z".into(),
-            flotilla_version: "0".into(),
-            operations: 6,
+            operations,
             resume,
             settings: json!({}),
         };
         for record in [
-            run,
+            run(5, false),
             // An earlier run's success is forgotten by the fresh run below.
             finished(5, engine::Outcome::Succeeded, true),
-            fresh_run(false),
+            run(6, false),
             intent(0),
             finished(0, engine::Outcome::Succeeded, true),
             intent(1),
             finished(2, engine::Outcome::Skipped, false),
             intent(3),
             finished(3, engine::Outcome::Failed, true),
-            fresh_run(true),
+            run(6, true),
             // A resumed run's intent after a failure: in flight again.
             intent(3),
             finished(4, engine::Outcome::Cancelled, true),

@@ -566,11 +566,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             }
             let draw = self.next_draw();
             let decision = retry::decide(RequestKind::Put, puts, class, policy, draw);
-            let retry_in = match decision {
-                Decision::Retry { delay } => Some(delay),
-                _ => None,
-            };
-            self.record(phase, sent_at, delay, Some(&error), retry_in)
+            self.record(phase, sent_at, delay, Some(&error), decision.retry_delay())
                 .await;
             match decision {
                 Decision::Fail => {
@@ -735,11 +731,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     let draw = self.next_draw();
                     let decision =
                         retry::decide(RequestKind::Get, gets, error.class(), policy, draw);
-                    let retry_in = match decision {
-                        Decision::Retry { delay } => Some(delay),
-                        _ => None,
-                    };
-                    self.record(phase, sent_at, delay, Some(&error), retry_in)
+                    self.record(phase, sent_at, delay, Some(&error), decision.retry_delay())
                         .await;
                     match decision {
                         Decision::Retry { delay: next } => {

@@ -23,6 +23,16 @@ pub enum Decision {
     Fail,
 }
 
+impl Decision {
+    /// The back-off before the next attempt, when there is one.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        match self {
+            Decision::Retry { delay } => Some(*delay),
+            Decision::Reconcile | Decision::Fail => None,
+        }
+    }
+}
+
 /// What to do after attempt number `attempts_made` (1 for the first) failed with `class`.
 /// `draw` is a uniform random number in `[0, 1)` for the jitter.
 pub fn decide(
