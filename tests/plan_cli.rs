@@ -219,7 +219,10 @@ fn plan_json_is_versioned_filtered_sharded_and_redacted() {
     let ops = doc["waves"][0]["operations"].as_array().unwrap();
     assert_eq!(ops.len(), 6);
     assert_eq!(doc["operation_count"], 6);
-    assert_eq!(ops[0]["index"], 0);
+    // Indexes are the whole plan's: the canary wave's operations came before these.
+    let indexes: Vec<u64> = ops.iter().map(|op| op["index"].as_u64().unwrap()).collect();
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+    assert_ne!(indexes[0], 0, "{indexes:?}");
     assert_eq!(ops[0]["request"]["method"], "PUT");
     assert_eq!(
         ops[0]["request"]["body"]["values"]["paymentApiKey"],

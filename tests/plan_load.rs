@@ -203,7 +203,7 @@ fn every_problem_is_reported_in_one_run() {
 }
 
 #[test]
-fn selectors_keep_matching_operations_and_renumber_them() {
+fn selectors_keep_matching_operations_and_their_indexes_in_the_whole_plan() {
     let plan = load(FLEET).unwrap();
     let selectors: Vec<Selector> = vec!["env=prod".parse().unwrap(), "release=db".parse().unwrap()];
     let narrowed = filter(&plan, &selectors, None);
@@ -213,14 +213,45 @@ fn selectors_keep_matching_operations_and_renumber_them() {
         narrowed.waves[0].max_failures,
         Some(FailureBudget::Percent(10.0))
     );
+    let index_in_plan = |cluster: &str| {
+        plan.operations()
+            .find(|o| o.cluster.name == cluster && o.release == "db")
+            .unwrap()
+            .index
+    };
     let ops: Vec<_> = narrowed
         .operations()
         .map(|o| (o.index, o.wave, o.cluster.name.as_str()))
         .collect();
-    assert_eq!(ops, [(0, 0, "p1"), (1, 0, "p2")]);
+    assert_eq!(
+        ops,
+        [
+            (index_in_plan("p1"), 0, "p1"),
+            (index_in_plan("p2"), 0, "p2")
+        ]
+    );
+    assert_ne!(ops[0].0, 0, "not renumbered from 0");
     let none = filter(&plan, &["namespace=nope".parse().unwrap()], None);
     assert_eq!(none.operation_count(), 0);
     assert!(none.waves.is_empty());
+}
+
+/// `report merge` and the journal know an operation by its index: shards must not reuse one.
+#[test]
+fn shards_split_the_plan_s_indexes_without_overlap() {
+    let plan = load(FLEET).unwrap();
+    let mut seen: Vec<usize> = (1..=3)
+        .flat_map(|k| {
+            let shard: flotilla::plan::select::Shard = format!("{k}/3").parse().unwrap();
+            filter(&plan, &[], Some(shard))
+                .operations()
+                .map(|o| o.index)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    seen.sort_unstable();
+    let all: Vec<usize> = (0..plan.operation_count()).collect();
+    assert_eq!(seen, all);
 }
 
 fn fleet_text(clusters: usize, releases: usize) -> String {

@@ -103,7 +103,6 @@ pub async fn run<A: ReleaseApi>(
     let mut state = RunState {
         results: Vec::with_capacity(total),
         summary: RunSummary::default(),
-        failures: 0,
         total,
         halted: None,
         cancel_reported: false,
@@ -143,7 +142,6 @@ pub async fn run<A: ReleaseApi>(
             dry_bodies: &dry_bodies,
             resume: &options.resume,
             summary: RunSummary::default(),
-            failures: 0,
         };
         let ran = wave_run.run(&mut state).await;
         let wave_summary = wave_run.summary;
@@ -189,7 +187,6 @@ pub async fn run<A: ReleaseApi>(
 struct RunState {
     results: Vec<OperationResult>,
     summary: RunSummary,
-    failures: usize,
     total: usize,
     halted: Option<String>,
     cancel_reported: bool,
@@ -204,7 +201,6 @@ struct WaveRun<'r, 'a, A> {
     dry_bodies: &'r HashMap<usize, Arc<UpdateReleaseBody>>,
     resume: &'r HashMap<usize, PriorState>,
     summary: RunSummary,
-    failures: usize,
 }
 
 impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
@@ -434,8 +430,6 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
         self.summary.add(&result);
         state.summary.add(&result);
         if result.outcome == Outcome::Failed {
-            self.failures += 1;
-            state.failures += 1;
             self.check_budgets(state).await;
         }
         let _ = self
@@ -452,12 +446,12 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
         }
         let wave_total = self.wave.operations.len();
         if let Some(budget) = self.wave.max_failures
-            && budget.exceeded(self.failures, wave_total)
+            && budget.exceeded(self.summary.failed, wave_total)
         {
             let reason = format!(
                 "wave \"{}\" exceeded its failure budget: {} failed of {} (max {})",
                 self.wave.name,
-                self.failures,
+                self.summary.failed,
                 wave_total,
                 budget_text(budget)
             );
@@ -466,11 +460,11 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
             .ctx
             .rollout
             .max_failures
-            .exceeded(state.failures, state.total)
+            .exceeded(state.summary.failed, state.total)
         {
             let reason = format!(
                 "the run exceeded its failure budget: {} failed of {} (max {})",
-                state.failures,
+                state.summary.failed,
                 state.total,
                 budget_text(self.ctx.rollout.max_failures)
             );

@@ -107,7 +107,9 @@ impl fmt::Display for Shard {
 }
 
 /// The operations of `plan` that every selector matches and that fall in `shard`. Waves keep
-/// their settings, emptied waves are dropped, and operations are renumbered in execution order.
+/// their settings and emptied waves are dropped. Operations keep their index in the whole plan:
+/// the journal and `report merge` know an operation by it, so a shard's or a selection's index
+/// must name the same release as the whole plan's.
 pub fn filter(plan: &ExpandedPlan, selectors: &[Selector], shard: Option<Shard>) -> ExpandedPlan {
     let keep_selected = |op: &Operation| selectors.iter().all(|s| s.matches(op));
     let shard_of: Option<HashMap<&str, u32>> = shard.map(|shard| {
@@ -130,18 +132,14 @@ pub fn filter(plan: &ExpandedPlan, selectors: &[Selector], shard: Option<Shard>)
     };
 
     let mut waves = Vec::new();
-    let mut index = 0;
     for wave in &plan.waves {
         let operations: Vec<Operation> = wave
             .operations
             .iter()
             .filter(|op| keep_selected(op) && in_shard(op))
-            .map(|op| {
-                let mut op = op.clone();
-                op.index = index;
-                op.wave = waves.len();
-                index += 1;
-                op
+            .map(|op| Operation {
+                wave: waves.len(),
+                ..op.clone()
             })
             .collect();
         if operations.is_empty() {
