@@ -203,6 +203,8 @@ async fn the_reports_validate_and_parse_back() {
     assert_eq!(failures, 3);
 
     let markdown = read(&dir.path().join("summary.md"));
-    let failures_table = markdown.find("fail-2").or_else(|| markdown.find("FAILED"));
-    assert!(failures_table.is_some(), "{markdown}");
+    // Failures come first, in their own section, before the table of every operation.
+    let failures = markdown.find("### Failures").expect("a failures section");
+    let first_failed = markdown.find("fail-2").expect("the failed release named");
+    assert!(failures < first_failed, "{markdown}");
 }

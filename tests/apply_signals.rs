@@ -58,13 +58,12 @@ async fn sigint_stops_sending_exits_130_and_writes_the_report() {
         .spawn()
         .expect("flotilla runs");
 
-    // Wait until the run is well under way: the simulator has flushed some of its log.
+    // Wait until the run is well under way: the simulator has logged a good part of it.
     let started = eventually(Duration::from_secs(20), || {
-        std::fs::metadata(&log_path).is_ok_and(|m| m.len() > 0)
+        std::fs::read_to_string(&log_path).is_ok_and(|log| log.lines().count() >= 20)
     })
     .await;
-    assert!(started, "the run started");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(started, "the run is under way");
     let signalled_at = jiff::Timestamp::now();
     send_signal("-INT", child.id());
 
@@ -85,11 +84,6 @@ async fn sigint_stops_sending_exits_130_and_writes_the_report() {
         .filter(|e| e.arrived.parse::<jiff::Timestamp>().unwrap() > cutoff)
         .collect();
     assert!(late.is_empty(), "requests after the signal: {late:#?}");
-    let before: Vec<_> = log
-        .iter()
-        .filter(|e| e.arrived.parse::<jiff::Timestamp>().unwrap() <= signalled_at)
-        .collect();
-    assert!(!before.is_empty(), "the run had sent requests");
     // Everything that arrived got its answer: in-flight requests were allowed to finish.
     assert!(log.iter().all(|e| e.status.is_some()), "{log:#?}");
 

@@ -85,14 +85,8 @@ const BAD: &[(&str, &[(&str, &str)])] = &[
 fn every_bad_fixture_exits_2_with_each_positioned_problem() {
     for (name, expected) in BAD {
         let path = fixture(name);
-        let started = Instant::now();
+        // `flotilla()` kills a run after 10 s, so a hang fails the exit-code check.
         let out = flotilla().arg("validate").arg(&path).output().unwrap();
-        // A hang guard only: the release build's time is measured by the benchmark (B7).
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{name} took {:?}",
-            started.elapsed()
-        );
         assert_eq!(out.status.code(), Some(2), "{name}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");

@@ -122,8 +122,16 @@ async fn put_upgrade_is_pending_then_deployed_and_counted_once() {
         (409, Some("CCE.01409001"))
     );
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let shown = get(&c, &url).await;
+    // Settles after 200 ms of real time (real sockets: paused time would fire the client's
+    // time-outs); polled, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let shown = loop {
+        let shown = get(&c, &url).await;
+        if shown.body["status"] != "PENDING_UPGRADE" || std::time::Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(shown.body["status"], "DEPLOYED");
     assert_eq!(values_of(&shown.body), json!({"imageTag": "v2"}));
     let state = sim.state();
