@@ -1,4 +1,5 @@
 //! flotilla: upgrade and roll back Helm releases across a fleet of CCE Autopilot clusters.
+pub mod atomic_file;
 pub mod cce;
 pub mod cli;
 pub mod engine;

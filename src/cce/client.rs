@@ -84,7 +84,7 @@ pub enum ClientError {
 /// anything but loopback (`127.0.0.0/8`, `::1`, `localhost`) unless `allow_insecure_http`.
 pub fn check_endpoint(url: &str, allow_insecure_http: bool) -> Result<(), ClientError> {
     let invalid = |reason: &str| ClientError::InvalidEndpoint {
-        url: url.to_owned(),
+        url: shown_url(url),
         reason: reason.to_owned(),
     };
     let parsed = Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
@@ -101,11 +101,24 @@ pub fn check_endpoint(url: &str, allow_insecure_http: bool) -> Result<(), Client
         "https" => Ok(()),
         "http" if allow_insecure_http || is_loopback(&parsed) => Ok(()),
         "http" => Err(ClientError::InsecureHttp {
-            url: url.to_owned(),
+            url: shown_url(url),
         }),
         other => Err(invalid(&format!(
             "scheme {other}:// is not supported, use https://"
         ))),
+    }
+}
+
+/// The URL as error messages show it: user information (`user:password@`), which an endpoint
+/// must not carry but a mistyped one may, becomes `***@`.
+fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 
@@ -545,12 +558,12 @@ impl Target {
             err.message = Some(message);
             err
         };
-        let mut url =
-            Url::parse(endpoint).map_err(|e| not_sent(format!("endpoint {endpoint:?}: {e}")))?;
+        let mut url = Url::parse(endpoint)
+            .map_err(|e| not_sent(format!("endpoint {:?}: {e}", shown_url(endpoint))))?;
         if url.scheme() == "http" && !allow_insecure_http && !is_loopback(&url) {
             return Err(not_sent(
                 ClientError::InsecureHttp {
-                    url: endpoint.to_owned(),
+                    url: shown_url(endpoint),
                 }
                 .to_string(),
             ));
@@ -738,18 +751,24 @@ mod tests {
         for bad in [
             "ftp://example.com",
             "not a url",
-            "https://user:pw@example.com",
+            "https://user:pw-s3cret@example.com",
             "https://example.com?x=1",
             "https://example.com/#frag",
         ] {
+            let refused = check_endpoint(bad, true);
             assert!(
-                matches!(
-                    check_endpoint(bad, true),
-                    Err(ClientError::InvalidEndpoint { .. })
-                ),
+                matches!(refused, Err(ClientError::InvalidEndpoint { .. })),
                 "{bad}"
             );
+            let message = refused.unwrap_err().to_string();
+            assert!(!message.contains("s3cret"), "{message}");
         }
+        let insecure = check_endpoint("http://user:pw-s3cret@cce.example.com/x", false);
+        let message = insecure.unwrap_err().to_string();
+        assert!(
+            message.contains("http://***@cce.example.com/x"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Writing report files atomically, and merging the JSON reports of shards.
 
-use std::io::Write;
 use std::path::Path;
 
 use super::model::{RunReport, Summary};
@@ -32,20 +31,10 @@ pub enum ReportError {
 /// Writes `contents` to `path` through a temporary file in the same directory and a rename,
 /// so a reader never sees a half-written report.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
-    let io_err = |source| ReportError::Io {
+    crate::atomic_file::write(path, contents).map_err(|source| ReportError::Io {
         path: path.display().to_string(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(io_err)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
-    temp.write_all(contents).map_err(io_err)?;
-    temp.as_file().sync_data().map_err(io_err)?;
-    temp.persist(path).map_err(|e| io_err(e.error))?;
-    Ok(())
+    })
 }
 
 /// Reads a JSON report written by `--report-json`.

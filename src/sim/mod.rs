@@ -365,9 +365,6 @@ fn write_state(path: &Path, snapshot: &SimStateSnapshot) -> Result<(), SimError>
         path: path.to_owned(),
         source,
     })?;
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, text).map_err(io_error)?;
-    std::fs::rename(&temporary, path).map_err(io_error)
+    // Owner-only: the state keeps secret values unmasked, so that it can be loaded again.
+    crate::atomic_file::write(path, &text).map_err(io_error)
 }
