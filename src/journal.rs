@@ -83,10 +83,6 @@ impl JournalFile {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Queues one record as a line; the returned future resolves once the line is fsynced.
     pub fn append<T: serde::Serialize>(
         &self,

@@ -76,11 +76,6 @@ impl Pacer {
         }
     }
 
-    /// The current rate, `None` when unlimited.
-    pub fn rate(&self) -> Option<f64> {
-        self.lock().aimd.as_ref().map(Aimd::rate)
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, PacerState> {
         // A panic while holding this lock cannot leave the schedule inconsistent: keep going.
         self.state
@@ -104,7 +99,7 @@ impl Pacer {
         let earliest = s.tat.checked_sub(tolerance).unwrap_or(start);
         let at = start.max(earliest);
         s.tat = s.tat.max(start) + interval;
-        let rate_change = s.note_rate(rate, None);
+        let rate_change = s.note_rate(rate);
         Reservation {
             at,
             epoch: s.epoch,
@@ -174,7 +169,7 @@ impl Pacer {
 
 impl PacerState {
     /// Reports increases in steps of 5% (or on reaching the ceiling), not on every request.
-    fn note_rate(&mut self, rate: f64, paused_for: Option<Duration>) -> Option<RateChange> {
+    fn note_rate(&mut self, rate: f64) -> Option<RateChange> {
         let ceiling = self.aimd.as_ref().map_or(rate, Aimd::ceiling);
         let step = (self.reported_rate * 0.05).max(0.1);
         let moved = (rate - self.reported_rate).abs() >= step
@@ -183,7 +178,7 @@ impl PacerState {
             self.reported_rate = rate;
             Some(RateChange {
                 rate: Some(rate),
-                paused_for,
+                paused_for: None,
             })
         } else {
             None

@@ -70,6 +70,15 @@ const TABLE_STYLE: TableStyle = TableStyle::new()
 
 /// The per-release table, fitted to `width` columns when given.
 pub fn table(report: &RunReport, width: Option<u16>) -> String {
+    table_of(&report.operations, report, width)
+}
+
+/// The table of `operations` (some of `report`'s), then the report's summary line.
+fn table_of<'r>(
+    operations: impl IntoIterator<Item = &'r OperationReport>,
+    report: &RunReport,
+    width: Option<u16>,
+) -> String {
     let mut table = Table::new();
     table.load_style(TABLE_STYLE).set_header(vec![
         "cluster",
@@ -89,7 +98,7 @@ pub fn table(report: &RunReport, width: Option<u16>) -> String {
             .set_width(width),
         None => table.set_content_arrangement(ContentArrangement::Disabled),
     };
-    for op in &report.operations {
+    for op in operations {
         table.add_row(vec![
             op.cluster.name.clone(),
             op.namespace.clone(),
@@ -118,21 +127,22 @@ pub fn terminal_table(report: &RunReport, width: Option<u16>) -> String {
     if report.operations.len() <= TERMINAL_TABLE_ROWS {
         return table(report, width);
     }
-    let mut shown = report.clone();
-    shown
+    let shown: Vec<&OperationReport> = report
         .operations
-        .retain(|op| !matches!(op.outcome, Outcome::Succeeded | Outcome::Unchanged));
-    let hidden = report.operations.len() - shown.operations.len();
+        .iter()
+        .filter(|op| !op.outcome.is_success())
+        .collect();
+    let hidden = report.operations.len() - shown.len();
     let note = format!(
         "({hidden} operations that succeeded are not listed; every one is in --report-json and `flotilla report JOURNAL`)\n"
     );
-    if shown.operations.is_empty() {
+    if shown.is_empty() {
         return format!(
             "{note}{}\n",
             summary_line(&report.summary, report.duration_ms)
         );
     }
-    format!("{}{note}", table(&shown, width))
+    format!("{}{note}", table_of(shown, report, width))
 }
 
 /// JUnit XML: one testsuite per wave, one testcase per operation; retried successes are
@@ -241,7 +251,7 @@ pub fn markdown(report: &RunReport) -> String {
     let problems: Vec<_> = report
         .operations
         .iter()
-        .filter(|op| !matches!(op.outcome, Outcome::Succeeded | Outcome::Unchanged))
+        .filter(|op| !op.outcome.is_success())
         .collect();
     if !problems.is_empty() {
         let _ = writeln!(md, "### Failures\n");

@@ -340,16 +340,6 @@ impl Store {
         }
     }
 
-    /// Registers a chart (replacing one with the same id).
-    pub fn add_chart(&mut self, chart: Chart) {
-        self.charts.insert(chart.id.clone(), chart);
-    }
-
-    /// Registers a cluster so that releases can be created in it.
-    pub fn add_cluster(&mut self, id: &str, name: &str) {
-        self.clusters.insert(id.to_owned(), name.to_owned());
-    }
-
     fn record(&mut self, key: &ReleaseKey) -> Result<&mut ReleaseRecord, Rejection> {
         if !self.clusters.contains_key(&key.cluster_id) {
             return Err(cluster_not_found(&key.cluster_id));
