@@ -44,21 +44,26 @@ pub fn is_secret_key(key: &str) -> bool {
 pub fn redact(value: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = if is_secret_key(k) {
-                        Value::String(MASK.to_owned())
-                    } else {
-                        redact(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
+        Value::Object(map) => Value::Object(redact_map(map)),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
         other => other.clone(),
     }
+}
+
+/// [`redact`] for a map of values, as releases keep theirs.
+pub fn redact_map(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    map.iter()
+        .map(|(k, v)| {
+            let v = if is_secret_key(k) {
+                serde_json::Value::String(MASK.to_owned())
+            } else {
+                redact(v)
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 #[cfg(test)]

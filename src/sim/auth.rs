@@ -52,8 +52,8 @@ pub struct Authenticator {
 /// The parts of a received request that authentication looks at.
 pub struct Received<'a> {
     pub method: &'a str,
-    /// The path as received, still percent-encoded.
-    pub raw_path: &'a str,
+    /// The path's segments, percent-decoded ([`path_segments`]); routing decoded them first.
+    pub path_segments: &'a [&'a str],
     pub raw_query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
@@ -125,8 +125,6 @@ impl Authenticator {
                 .ok_or_else(|| unauthorized("a signed header is missing"))?;
             headers.push((name, value));
         }
-        let segments: Vec<String> = path_segments(request.raw_path);
-        let segment_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let query: Vec<(String, String)> = query_pairs(request.raw_query);
         let query_refs: Vec<(&str, &str)> = query
             .iter()
@@ -135,7 +133,7 @@ impl Authenticator {
         let signed = sign::sign(
             &SigningInput {
                 method: request.method,
-                path_segments: &segment_refs,
+                path_segments: request.path_segments,
                 query: &query_refs,
                 headers: &headers,
                 body: request.body,

@@ -402,7 +402,7 @@ async fn process(
     }
     if let Err(message) = shared.auth.verify(&Received {
         method: parts.method.as_str(),
-        raw_path: parts.uri.path(),
+        path_segments: &segment_refs,
         raw_query: parts.uri.query(),
         headers: &parts.headers,
         body,

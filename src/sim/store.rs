@@ -183,11 +183,7 @@ impl SimStateSnapshot {
     pub fn redacted(mut self) -> Self {
         for release in &mut self.releases {
             for revision in &mut release.history {
-                if let Value::Object(masked) =
-                    secret::redact(&Value::Object(std::mem::take(&mut revision.values)))
-                {
-                    revision.values = masked;
-                }
+                revision.values = secret::redact_map(&revision.values);
             }
         }
         self
@@ -747,7 +743,7 @@ fn new_revision(
 /// The release object of an answer: `values` and `parameters` as JSON-encoded strings, secret
 /// keys masked.
 fn render(key: &ReleaseKey, record: &ReleaseRecord, revision: &RevisionSnapshot) -> Release {
-    let values = secret::redact(&Value::Object(revision.values.clone()));
+    let values = Value::Object(secret::redact_map(&revision.values));
     Release {
         chart_name: revision.chart_name.clone(),
         chart_public: false,
