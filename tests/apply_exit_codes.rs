@@ -94,6 +94,19 @@ async fn bad_plans_exit_2_and_send_nothing() {
     );
 }
 
+/// Simulator settings are input like any other: refused with exit 2 before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_simulator_settings_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = quick_plan("bad-sim").write(dir.path());
+    let mut command = simulate(dir.path(), &plan);
+    command.args(["--sim-error-rate", "0.6", "--sim-reset-rate", "0.6"]);
+    let output = output_within(LIMIT, command).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(exit_code(&output), Some(2), "{stderr}");
+    assert!(stderr.contains("simulator settings"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_credentials_exit_2_naming_where_they_were_looked_for() {
     let mut spec = quick_plan("no-creds");

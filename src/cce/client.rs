@@ -524,7 +524,7 @@ impl Shape {
 }
 
 /// `/autopilot/cam/v3/clusters/{id}/namespace/{ns}/releases/{name}{suffix}`, segments encoded.
-fn release_path(cluster: &ClusterTarget, namespace: &str, name: &str, suffix: &str) -> String {
+pub fn release_path(cluster: &ClusterTarget, namespace: &str, name: &str, suffix: &str) -> String {
     let mut path = String::with_capacity(
         RELEASES_ROOT.len() + cluster.id.len() + namespace.len() + name.len() + 32,
     );

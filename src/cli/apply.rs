@@ -170,6 +170,8 @@ pub struct SimulateArgs {
 /// The validated settings of one `apply`.
 struct ApplySettings {
     plan: ExpandedPlan,
+    /// With `--simulate`: the simulator's checked settings and the credentials it expects.
+    simulator: Option<(SimConfig, Credentials)>,
     journal_path: PathBuf,
     shard: Option<Shard>,
     progress: ProgressMode,
@@ -193,6 +195,13 @@ impl ApplySettings {
             .journal
             .clone()
             .unwrap_or_else(|| default_journal_path(&plan, args.shard));
+        let simulator = if args.simulate.simulate {
+            let (config, credentials) = simulator_config(&args.simulate);
+            config.check().map_err(|e| Error::Usage(e.to_string()))?;
+            Some((config, credentials))
+        } else {
+            None
+        };
         let resume = if args.resume {
             Some(read_journal_for_resume(
                 &journal_path,
@@ -204,6 +213,7 @@ impl ApplySettings {
         };
         Ok(ApplySettings {
             plan,
+            simulator,
             journal_path,
             shard: args.shard,
             progress: args.progress.resolve(env.stderr_is_terminal, env.ci),
@@ -307,9 +317,12 @@ struct Target {
     simulator: Option<RunningSim>,
 }
 
-async fn connect(args: &ApplyArgs, plan: &mut ExpandedPlan) -> Result<Target, Error> {
-    if args.simulate.simulate {
-        let (config, credentials) = simulator_config(&args.simulate);
+async fn connect(
+    args: &ApplyArgs,
+    plan: &mut ExpandedPlan,
+    simulator: Option<(SimConfig, Credentials)>,
+) -> Result<Target, Error> {
+    if let Some((config, credentials)) = simulator {
         let sim = Simulator::start(config, &[&*plan])
             .await
             .map_err(|e| Error::Other(format!("starting the simulator: {e}")))?;
@@ -418,6 +431,7 @@ async fn apply(
 ) -> Result<Exit, Error> {
     let ApplySettings {
         mut plan,
+        simulator,
         journal_path,
         shard,
         progress: progress_mode,
@@ -425,7 +439,7 @@ async fn apply(
     } = settings;
     // Installed before anything else, so that even an early signal ends in a report and 130.
     let mut interrupts = Interrupts::new();
-    let target = connect(&args, &mut plan).await?;
+    let target = connect(&args, &mut plan, simulator).await?;
     let client = Client::new(args.net.client_config(&plan.rollout), target.credentials)
         .map_err(|e| Error::Usage(e.to_string()))?;
     let journal_file = JournalFile::open(&journal_path).map_err(|e| Error::Other(e.to_string()))?;

@@ -120,12 +120,9 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     })
 }
 
-/// The request path of an operation's PUT.
+/// The path `apply` sends the operation's PUT to, encoded as the client encodes it.
 pub fn request_path(op: &Operation) -> String {
-    format!(
-        "/autopilot/cam/v3/clusters/{}/namespace/{}/releases/{}",
-        op.cluster.id, op.namespace, op.release
-    )
+    crate::cce::client::release_path(&op.cluster, &op.namespace, &op.release, "")
 }
 
 /// The body as JSON with secret-looking values masked.
