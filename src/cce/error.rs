@@ -63,15 +63,30 @@ impl ApiError {
     }
 }
 
+/// What went wrong, in a few words: the start of every message about an [`ApiError`].
+pub struct WhatFailed<'a>(&'a ApiError);
+
+impl fmt::Display for WhatFailed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.kind {
+            FailureKind::NotSent => f.write_str("request not sent"),
+            FailureKind::TimedOut => f.write_str("timed out waiting for the answer"),
+            FailureKind::ConnectionLost => f.write_str("connection lost before the answer"),
+            FailureKind::Http => write!(f, "HTTP {}", self.0.status.unwrap_or(0)),
+            FailureKind::Decode => f.write_str("unreadable answer"),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn what(&self) -> WhatFailed<'_> {
+        WhatFailed(self)
+    }
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            FailureKind::NotSent => f.write_str("request not sent")?,
-            FailureKind::TimedOut => f.write_str("timed out waiting for the answer")?,
-            FailureKind::ConnectionLost => f.write_str("connection lost before the answer")?,
-            FailureKind::Http => write!(f, "HTTP {}", self.status.unwrap_or(0))?,
-            FailureKind::Decode => f.write_str("unreadable answer")?,
-        }
+        write!(f, "{}", self.what())?;
         if let Some(code) = &self.code {
             write!(f, " {code}")?;
         }

@@ -134,14 +134,7 @@ fn redacted_body(op: &Operation) -> Value {
 fn budget_value(b: FailureBudget) -> Value {
     match b {
         FailureBudget::Count(n) => json!(n),
-        FailureBudget::Percent(p) => json!(format!("{p}%")),
-    }
-}
-
-fn budget_text(b: FailureBudget) -> String {
-    match b {
-        FailureBudget::Count(n) => n.to_string(),
-        FailureBudget::Percent(p) => format!("{p}%"),
+        FailureBudget::Percent(_) => json!(b.to_string()),
     }
 }
 
@@ -273,7 +266,7 @@ pub fn render_text(
         } else {
             "off".to_owned()
         },
-        budget_text(r.max_failures),
+        r.max_failures,
     );
     if plan.waves.is_empty() {
         let _ = writeln!(out, "\nnothing selected");
@@ -284,7 +277,7 @@ pub fn render_text(
             settings.push(format!("soak {}", duration_text::format(wave.soak)));
         }
         if let Some(b) = wave.max_failures {
-            settings.push(format!("max failures {}", budget_text(b)));
+            settings.push(format!("max failures {b}"));
         }
         let kind = if wave.implicit {
             " (implicit: operations no declared wave selects)"

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::converge::Convergence;
-use crate::cce::error::{ApiError, FailureKind};
+use crate::cce::error::ApiError;
 use crate::cce::model::{Action, ReleaseStatus};
 use crate::error::Exit;
 use crate::plan::resolved::Operation;
@@ -120,13 +120,7 @@ impl OperationError {
     }
 
     pub fn from_api(context: &str, error: &ApiError) -> Self {
-        let what = match error.kind {
-            FailureKind::NotSent => "request not sent".to_owned(),
-            FailureKind::TimedOut => "timed out waiting for the answer".to_owned(),
-            FailureKind::ConnectionLost => "connection lost before the answer".to_owned(),
-            FailureKind::Http => format!("HTTP {}", error.status.unwrap_or(0)),
-            FailureKind::Decode => "unreadable answer".to_owned(),
-        };
+        let what = error.what();
         let message = match &error.message {
             Some(detail) => format!("{context}: {what}: {detail}"),
             None => format!("{context}: {what}"),

@@ -20,7 +20,7 @@ use super::operation::{Announced, Context, OperationRun, PriorState, dry_run_bod
 use super::outcome::{OperationResult, Outcome, RunReport, RunSummary};
 use super::pace::Pacer;
 use crate::cce::model::UpdateReleaseBody;
-use crate::plan::resolved::{ExpandedPlan, FailureBudget, Operation, Wave};
+use crate::plan::resolved::{ExpandedPlan, Operation, Wave};
 
 /// Run-wide settings; everything else comes from the plan's (already overridden) `rollout`.
 #[derive(Clone, Default)]
@@ -450,10 +450,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
         {
             let reason = format!(
                 "wave \"{}\" exceeded its failure budget: {} failed of {} (max {})",
-                self.wave.name,
-                self.summary.failed,
-                wave_total,
-                budget_text(budget)
+                self.wave.name, self.summary.failed, wave_total, budget
             );
             self.halt(state, reason).await;
         } else if self
@@ -464,9 +461,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
         {
             let reason = format!(
                 "the run exceeded its failure budget: {} failed of {} (max {})",
-                state.summary.failed,
-                state.total,
-                budget_text(self.ctx.rollout.max_failures)
+                state.summary.failed, state.total, self.ctx.rollout.max_failures
             );
             self.halt(state, reason).await;
         }
@@ -482,11 +477,4 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
 /// Identifies a body shared by several operations (one `Arc` per release in the plan).
 fn body_key(body: &Arc<UpdateReleaseBody>) -> usize {
     Arc::as_ptr(body) as usize
-}
-
-fn budget_text(budget: FailureBudget) -> String {
-    match budget {
-        FailureBudget::Count(n) => n.to_string(),
-        FailureBudget::Percent(p) => format!("{p}%"),
-    }
 }

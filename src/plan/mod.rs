@@ -30,13 +30,7 @@ pub fn load_path(path: &Path) -> Result<ExpandedPlan, LoadError> {
     let file = std::fs::File::open(path).map_err(read_error)?;
     let size = file.metadata().map_err(read_error)?.len();
     if size > source::MAX_PLAN_BYTES {
-        return Err(LoadError::single(Diagnostic::file(
-            path,
-            format!(
-                "the plan is {size} bytes, more than the limit of {} (16 MiB)",
-                source::MAX_PLAN_BYTES
-            ),
-        )));
+        return Err(source::too_large(path, size));
     }
     let mut bytes = Vec::with_capacity(size as usize);
     // Read one byte past the limit so a file that grew since `metadata` is still refused.

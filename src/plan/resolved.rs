@@ -183,6 +183,16 @@ pub enum FailureBudget {
     Percent(f64),
 }
 
+/// As a plan writes it: `3` or `10%`.
+impl std::fmt::Display for FailureBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureBudget::Count(n) => write!(f, "{n}"),
+            FailureBudget::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
 impl FailureBudget {
     /// True when `failures` out of `total` operations exceed the budget.
     pub fn exceeded(&self, failures: usize, total: usize) -> bool {

@@ -78,16 +78,21 @@ pub fn push_pointer(base: &str, segment: &str) -> String {
     out
 }
 
+/// A plan of `size` bytes, over [`MAX_PLAN_BYTES`]: refused before it is parsed.
+pub fn too_large(path: &Path, size: u64) -> LoadError {
+    LoadError::single(Diagnostic::file(
+        path,
+        format!(
+            "the plan is {size} bytes, more than the limit of {MAX_PLAN_BYTES} ({} MiB)",
+            MAX_PLAN_BYTES / (1024 * 1024)
+        ),
+    ))
+}
+
 /// Checks the bytes are a UTF-8, non-empty plan.
 pub fn decode<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, LoadError> {
     if bytes.len() as u64 > MAX_PLAN_BYTES {
-        return Err(LoadError::single(Diagnostic::file(
-            path,
-            format!(
-                "the plan is {} bytes, more than the limit of {MAX_PLAN_BYTES} (16 MiB)",
-                bytes.len()
-            ),
-        )));
+        return Err(too_large(path, bytes.len() as u64));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let valid = &bytes[..e.valid_up_to()];
