@@ -5,43 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
 
-use super::fake::{FAKE_CHART_ID, FakeApi, Revision, cluster, plan};
+use super::fake::{FAKE_CHART_ID, FakeApi, Revision, cluster, plan, rollout};
 use super::*;
 use crate::cce::model::{Action, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
 use crate::error::Exit;
-use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, RetryPolicy, Rollout, WaitPolicy};
-
-fn rollout() -> Rollout {
-    Rollout {
-        concurrency: 8,
-        per_cluster: 2,
-        rate: Rate::Unlimited,
-        burst: 10,
-        retry: RetryPolicy {
-            attempts: 3,
-            backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(5),
-        },
-        request_timeout: Duration::from_secs(30),
-        preflight: true,
-        wait: WaitPolicy {
-            enabled: true,
-            timeout: Duration::from_secs(60),
-            poll: Duration::from_secs(1),
-        },
-        max_failures: FailureBudget::Count(1000),
-    }
-}
-
-async fn run_plan(plan: &ExpandedPlan, api: Arc<FakeApi>, options: EngineOptions) -> RunReport {
-    let (tx, mut rx) = mpsc::channel(1024);
-    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let report = run(plan, api, options, tx).await;
-    drain.await.unwrap();
-    report
-}
+use crate::plan::resolved::{ExpandedPlan, Rate};
 
 fn forced() -> EngineOptions {
     EngineOptions {
@@ -252,6 +221,7 @@ async fn a_chart_that_cannot_be_looked_up_means_the_put_is_sent() {
     api.seed(&p);
     run_plan(&p, api.clone(), EngineOptions::default()).await;
     api.lock().charts.clear();
+    let lookups_before = api.lock().chart_lookups.len();
     let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 8);
     let note = report.results[0].note.as_deref().unwrap();
@@ -268,6 +238,11 @@ async fn a_chart_that_cannot_be_looked_up_means_the_put_is_sent() {
             .attempts
             .iter()
             .any(|a| a.status == Some(404))
+    );
+    assert_eq!(
+        api.lock().chart_lookups.len() - lookups_before,
+        report.results.len(),
+        "one lookup per operation: none retried, none cached"
     );
 }
 
@@ -393,4 +368,8 @@ async fn chart_and_history_lookups_are_paced_like_every_request() {
     // At 1 request per second without burst, the second GET waits its slot.
     assert!(result.duration >= Duration::from_secs(1), "{result:#?}");
     assert!(result.duration < Duration::from_secs(2), "{result:#?}");
+}
+
+async fn run_plan(plan: &ExpandedPlan, api: Arc<FakeApi>, options: EngineOptions) -> RunReport {
+    super::fake::run_plan(plan, api, options).await.0
 }

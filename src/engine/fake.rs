@@ -14,7 +14,10 @@ use crate::cce::error::{ApiError, FailureKind};
 use crate::cce::model::{
     Action, Chart, Release, ReleaseParameters, ReleaseStatus, UpdateReleaseBody,
 };
-use crate::plan::resolved::{ClusterTarget, ExpandedPlan, Operation, Rollout, Wave};
+use crate::plan::resolved::{
+    ClusterTarget, ExpandedPlan, FailureBudget, Operation, Rate, RetryPolicy, Rollout, WaitPolicy,
+    Wave,
+};
 use crate::secret::redact;
 
 /// A scripted answer for one call, taken in order before the default behaviour.
@@ -510,4 +513,45 @@ pub fn plan(rollout: Rollout, waves: Vec<Vec<(Arc<ClusterTarget>, String, &str)>
         rollout,
         waves,
     }
+}
+
+/// The tests' rollout: unlimited rate, preflight and wait on, 5 attempts, a budget no test hits.
+pub fn rollout() -> Rollout {
+    Rollout {
+        concurrency: 8,
+        per_cluster: 2,
+        rate: Rate::Unlimited,
+        burst: 10,
+        retry: RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+        },
+        request_timeout: Duration::from_secs(30),
+        preflight: true,
+        wait: WaitPolicy {
+            enabled: true,
+            timeout: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
+        },
+        max_failures: FailureBudget::Count(1000),
+    }
+}
+
+/// Runs `plan` against `api` and collects every event the engine sent.
+pub async fn run_plan(
+    plan: &ExpandedPlan,
+    api: Arc<FakeApi>,
+    options: super::EngineOptions,
+) -> (super::RunReport, Vec<super::Event>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let collector = tokio::spawn(async move {
+        let mut events = Vec::new();
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        events
+    });
+    let report = super::run(plan, api, options, tx).await;
+    (report, collector.await.unwrap())
 }

@@ -8,35 +8,11 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::fake::{Bucket, FakeApi, Fault, cluster, plan};
+use super::fake::{Bucket, FakeApi, Fault, cluster, plan, rollout, run_plan};
 use super::*;
 use crate::cce::model::{Action, ReleaseStatus};
 use crate::error::Exit;
-use crate::plan::resolved::{
-    ClusterTarget, ExpandedPlan, FailureBudget, Rate, RetryPolicy, Rollout, WaitPolicy,
-};
-
-fn rollout() -> Rollout {
-    Rollout {
-        concurrency: 8,
-        per_cluster: 2,
-        rate: Rate::Unlimited,
-        burst: 10,
-        retry: RetryPolicy {
-            attempts: 5,
-            backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(10),
-        },
-        request_timeout: Duration::from_secs(30),
-        preflight: true,
-        wait: WaitPolicy {
-            enabled: true,
-            timeout: Duration::from_secs(60),
-            poll: Duration::from_secs(1),
-        },
-        max_failures: FailureBudget::Count(1000),
-    }
-}
+use crate::plan::resolved::{ClusterTarget, ExpandedPlan, FailureBudget, Rate};
 
 type Ops = Vec<(Arc<ClusterTarget>, String, &'static str)>;
 
@@ -49,23 +25,6 @@ fn ops_on(clusters: &[Arc<ClusterTarget>], per_cluster: usize, tag: &'static str
         }
     }
     ops
-}
-
-async fn run_plan(
-    plan: &ExpandedPlan,
-    api: Arc<FakeApi>,
-    options: EngineOptions,
-) -> (RunReport, Vec<Event>) {
-    let (tx, mut rx) = mpsc::channel(1024);
-    let collector = tokio::spawn(async move {
-        let mut events = Vec::new();
-        while let Some(e) = rx.recv().await {
-            events.push(e);
-        }
-        events
-    });
-    let report = run(plan, api, options, tx).await;
-    (report, collector.await.unwrap())
 }
 
 /// The most operations in flight at once, over all results passing `filter`.
@@ -187,6 +146,60 @@ async fn a_put_that_never_answers_times_out_and_is_reconciled() {
     assert_eq!(api.puts().len(), 1);
     assert!(report.results[0].reconciled);
     assert!(Instant::now() - start >= Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_gets_are_retried_and_a_fatal_poll_ends_the_wait() {
+    let c = cluster("a", "r1");
+    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 2, "v2")]);
+    let api = FakeApi::new();
+    api.seed(&p);
+    // app-0: the preflight GET meets a 503 and a cut connection, then goes through.
+    api.with_release(&c.id, "app-0", |r| {
+        r.get_faults.push_back(Fault::Http(503, "APIG.0201"));
+        r.get_faults.push_back(Fault::ResetBeforeApply);
+    });
+    let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    ok(&report);
+    let retried: Vec<(Phase, Option<u16>)> = report.results[0]
+        .attempts
+        .iter()
+        .map(|a| (a.phase, a.status))
+        .collect();
+    assert_eq!(
+        retried,
+        [
+            (Phase::Preflight, Some(503)),
+            (Phase::Preflight, None),
+            (Phase::Put, Some(200))
+        ]
+    );
+
+    // Without preflight the first GET is the wait's poll: a 403 there ends the operation.
+    let mut r = rollout();
+    r.preflight = false;
+    let p = plan(r, vec![ops_on(std::slice::from_ref(&c), 2, "v2")]);
+    let api = FakeApi::new();
+    api.seed(&p);
+    api.with_release(&c.id, "app-1", |r| {
+        r.get_faults.push_back(Fault::Http(403, "CCE.01403001"))
+    });
+    let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    assert_eq!(report.results[0].outcome, Outcome::Succeeded);
+    let failed = &report.results[1];
+    assert_eq!(failed.outcome, Outcome::Failed);
+    let error = failed.error.as_ref().unwrap();
+    assert!(
+        error.message.starts_with("waiting for the release"),
+        "{error:?}"
+    );
+    assert_eq!(error.status, Some(403));
+    let polls_of_app_1 = api
+        .calls()
+        .iter()
+        .filter(|call| call.release == "app-1" && call.method == "GET")
+        .count();
+    assert_eq!(polls_of_app_1, 1, "no poll after the fatal one");
 }
 
 #[tokio::test(start_paused = true)]
