@@ -146,7 +146,8 @@ async fn plain_http_beyond_loopback_exits_2() {
     let mut command = flotilla_with_credentials(dir.path());
     command.arg("apply").arg(&path).args([
         "--endpoint",
-        "http://cce.example.com",
+        // Never reachable (RFC 6761), should the guard ever let a request through.
+        "http://cce.invalid",
         "--progress",
         "plain",
     ]);
@@ -157,7 +158,8 @@ async fn plain_http_beyond_loopback_exits_2() {
 
     // Written in the plan.
     let mut spec = quick_plan("insecure-in-plan");
-    spec.endpoint = "http://10.1.2.3:8080".to_owned();
+    // TEST-NET-1 (RFC 5737): routed nowhere.
+    spec.endpoint = "http://192.0.2.1:8080".to_owned();
     let path = spec.write(dir.path());
     let mut command = flotilla_with_credentials(dir.path());
     command

@@ -2,6 +2,8 @@
 //! (a second apply of the same plan sends zero PUTs), and `flotilla plan --diff` as the real
 //! binary labelling each operation.
 
+pub mod e2e_support;
+
 use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
@@ -122,36 +124,17 @@ async fn a_second_apply_of_the_same_plan_sends_zero_puts() {
     assert_eq!(chart_gets(&sim), 2);
 }
 
-/// Runs `flotilla` with AK/SK in its environment (and nothing else that holds credentials).
+/// Runs `flotilla` in a clean environment, with the test AK/SK when `credentials`.
 async fn flotilla(args: Vec<String>, credentials: bool) -> Output {
     let home = tempfile::tempdir().unwrap();
-    let home_path = home.path().to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"));
-        cmd.args(&args).env("HOME", &home_path);
-        for var in [
-            "HUAWEICLOUD_SDK_AK",
-            "HUAWEICLOUD_SDK_SK",
-            "HUAWEICLOUD_SDK_SECURITY_TOKEN",
-            "HUAWEICLOUD_SDK_PROJECT_ID",
-            "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
-            "CLOUD_SDK_AK",
-            "CLOUD_SDK_SK",
-            "OS_AUTH_TOKEN",
-            "IMAGE_TAG",
-        ] {
-            cmd.env_remove(var);
-        }
-        if credentials {
-            cmd.env("HUAWEICLOUD_SDK_AK", "AKEXAMPLE")
-                .env("HUAWEICLOUD_SDK_SK", "SKEXAMPLE-not-printed");
-        }
-        let output = cmd.output().expect("flotilla runs");
-        drop(home);
-        output
-    })
-    .await
-    .unwrap()
+    let mut command = if credentials {
+        e2e_support::flotilla_with_credentials(home.path())
+    } else {
+        e2e_support::flotilla(home.path())
+    };
+    // Plan paths in `args` are absolute or relative to the crate, as `cargo test` runs.
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).args(&args);
+    e2e_support::output_within(Duration::from_secs(60), command).await
 }
 
 fn diff_args(sim: &RunningSim, extra: &[&str]) -> Vec<String> {
@@ -219,7 +202,7 @@ async fn plan_diff_labels_each_operation_against_the_live_releases() {
         text.contains("18 change, 2 unchanged, 1 unknown, 0 missing, 0 error"),
         "{text}"
     );
-    for secret in [CHECKOUT_SECRET, "SKEXAMPLE"] {
+    for secret in [CHECKOUT_SECRET, e2e_support::TEST_SK] {
         assert!(!text.contains(secret) && !stderr.contains(secret));
     }
     assert_eq!(puts(&sim), puts_before, "plan --diff sent a PUT");
