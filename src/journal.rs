@@ -55,6 +55,12 @@ pub enum JournalError {
     Closed { path: PathBuf },
 }
 
+impl From<JournalError> for engine::JournalError {
+    fn from(error: JournalError) -> Self {
+        engine::JournalError(error.to_string())
+    }
+}
+
 impl JournalFile {
     /// Opens `path` for appending (creating it and its directory), and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, JournalError> {

@@ -395,19 +395,19 @@ impl Journal for FileJournal {
             at: jiff::Timestamp::now().to_string(),
         };
         let durable = self.file.append(&record);
-        Box::pin(async move { durable.await.map_err(|e| JournalError(e.to_string())) })
+        Box::pin(async move { durable.await.map_err(JournalError::from) })
     }
 
     fn finished(&self, result: &OperationResult) -> Result<(), JournalError> {
         let wave = self.wave_names.get(result.wave).map_or("", String::as_str);
         self.file
             .record(&FinishedLine::new(wave, result))
-            .map_err(|e| JournalError(e.to_string()))
+            .map_err(JournalError::from)
     }
 
     fn sync(&self) -> BoxFuture<'_, Result<(), JournalError>> {
         let durable = self.file.sync();
-        Box::pin(async move { durable.await.map_err(|e| JournalError(e.to_string())) })
+        Box::pin(async move { durable.await.map_err(JournalError::from) })
     }
 }
 

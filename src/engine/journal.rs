@@ -18,7 +18,8 @@ pub struct PutIntent<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("journal: {0}")]
+/// A journal that could not record; its message names the journal.
+#[error("{0}")]
 pub struct JournalError(pub String);
 
 /// Called by the engine. Concurrent operations call it concurrently, so a journal may batch

@@ -807,7 +807,7 @@ impl Journal for SlowJournal {
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(250)).await;
             if self.fail {
-                return Err(JournalError("disk full".into()));
+                return Err(JournalError("journal: disk full".into()));
             }
             self.durable.lock().unwrap().push((
                 intent.operation.release.clone(),
