@@ -181,12 +181,7 @@ struct ApplySettings {
 impl ApplySettings {
     /// Everything that can be wrong with the input is found here, before anything is sent.
     fn from_args(args: &ApplyArgs, env: &Environment) -> Result<Self, Error> {
-        let mut plan = crate::plan::load_path(&args.plan).map_err(|err| {
-            eprintln!("{err}");
-            Error::InvalidPlan {
-                count: err.diagnostics().len(),
-            }
-        })?;
+        let mut plan = super::load_plan(&args.plan)?;
         override_rollout(&mut plan, &args.limits);
         if !args.select.is_empty() || args.shard.is_some() {
             plan = select::filter(&plan, &args.select, args.shard);
@@ -378,7 +373,8 @@ fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
 /// The file journal as the engine sees it.
 struct FileJournal {
     file: JournalFile,
-    wave_names: Vec<String>,
+    /// For the wave names of end lines.
+    plan: Arc<ExpandedPlan>,
 }
 
 impl Journal for FileJournal {
@@ -399,7 +395,7 @@ impl Journal for FileJournal {
     }
 
     fn finished(&self, result: &OperationResult) -> Result<(), JournalError> {
-        let wave = self.wave_names.get(result.wave).map_or("", String::as_str);
+        let wave = self.plan.wave_name(result.wave);
         self.file
             .record(&FinishedLine::new(wave, result))
             .map_err(JournalError::from)
@@ -480,6 +476,7 @@ async fn apply(
         ));
     }
 
+    let plan = Arc::new(plan);
     let cancel = CancellationToken::new();
     let options = EngineOptions {
         dry_run: args.dry_run,
@@ -491,7 +488,7 @@ async fn apply(
         cancel: cancel.clone(),
         journal: Some(Arc::new(FileJournal {
             file: journal_file,
-            wave_names: convert::wave_names(&plan),
+            plan: Arc::clone(&plan),
         })),
         seed: rand::rng().random(),
     };
@@ -499,7 +496,6 @@ async fn apply(
         wait_out_the_dead_run(state, &plan, &progress, &cancel, &mut interrupts).await;
     }
     let (events_tx, events) = mpsc::channel(4096);
-    let plan = Arc::new(plan);
     let engine_plan = Arc::clone(&plan);
     let api = Arc::new(client);
     let engine_task =
@@ -576,7 +572,6 @@ async fn watch_run(
     cancel: &CancellationToken,
     interrupts: &mut Interrupts,
 ) {
-    let wave_names = convert::wave_names(plan);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.reset();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -591,11 +586,11 @@ async fn watch_run(
                         progress.wave_started(&name, operations);
                     }
                     Event::OperationFinished(result) => {
-                        let wave = wave_names.get(result.wave).map_or("", String::as_str);
+                        let wave = plan.wave_name(result.wave);
                         progress.operation_finished(result.outcome, || convert::operation(&result, wave));
                     }
                     Event::Soaking { after_wave, duration } => {
-                        let wave = wave_names.get(after_wave).map_or("", String::as_str);
+                        let wave = plan.wave_name(after_wave);
                         progress.soaking(wave, duration);
                     }
                     Event::Halted { reason } => progress.note(&format!("halted: {reason}")),

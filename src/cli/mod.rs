@@ -124,6 +124,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Loads the plan a subcommand runs; every problem goes to stderr as `file:line:col`, and the
+/// error only counts them (exit 2).
+fn load_plan(path: &std::path::Path) -> Result<crate::plan::resolved::ExpandedPlan, Error> {
+    crate::plan::load_path(path).map_err(|err| {
+        eprintln!("{err}");
+        Error::InvalidPlan {
+            count: err.diagnostics().len(),
+        }
+    })
+}
+
 pub fn run(cli: Cli, env: &Environment, logs: &logging::LogSink) -> Result<Exit, Error> {
     match cli.command {
         Command::Apply(args) => apply::run(*args, env, logs),

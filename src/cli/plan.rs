@@ -54,15 +54,7 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
-    let plan = match crate::plan::load_path(&args.plan) {
-        Ok(plan) => plan,
-        Err(err) => {
-            eprintln!("{err}");
-            return Err(Error::InvalidPlan {
-                count: err.diagnostics().len(),
-            });
-        }
-    };
+    let plan = super::load_plan(&args.plan)?;
     let filtered = select::filter(&plan, &args.select, args.shard);
     if args.diff {
         return run_diff(&args, filtered);

@@ -29,6 +29,11 @@ impl ExpandedPlan {
         self.waves.iter().map(|w| w.operations.len()).sum()
     }
 
+    /// The name of wave number `wave` (an [`Operation::wave`]), or `""` for none.
+    pub fn wave_name(&self, wave: usize) -> &str {
+        self.waves.get(wave).map_or("", |w| w.name.as_str())
+    }
+
     /// Sends every cluster's requests to `endpoint` (a `--endpoint` override or a simulator),
     /// keeping one shared target per cluster.
     pub fn retarget(&mut self, endpoint: &str) {

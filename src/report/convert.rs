@@ -86,11 +86,6 @@ fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The wave names of a plan, by wave index.
-pub fn wave_names(plan: &ExpandedPlan) -> Vec<String> {
-    plan.waves.iter().map(|w| w.name.clone()).collect()
-}
-
 /// The whole run's report.
 pub fn run_report(
     run: &engine::RunReport,
@@ -98,14 +93,10 @@ pub fn run_report(
     shard: Option<String>,
     settings: serde_json::Value,
 ) -> RunReport {
-    let waves = wave_names(plan);
     let operations: Vec<OperationReport> = run
         .results
         .iter()
-        .map(|result| {
-            let wave = waves.get(result.wave).map_or("", String::as_str);
-            operation(result, wave)
-        })
+        .map(|result| operation(result, plan.wave_name(result.wave)))
         .collect();
     RunReport {
         format_version: FORMAT_VERSION,
