@@ -1,10 +1,11 @@
 //! The HTTP client every API request goes through: URLs, authentication headers, signing,
 //! time-outs, and turning every failure into an [`ApiError`] the engine can act on.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -140,6 +141,8 @@ pub struct Client {
     credentials: Arc<Credentials>,
     clock: Option<Clock>,
     allow_insecure_http: bool,
+    /// Every endpoint this client has sent to, parsed once.
+    endpoints: Arc<Mutex<HashMap<String, Arc<Endpoint>>>>,
 }
 
 impl fmt::Debug for Client {
@@ -183,7 +186,19 @@ impl Client {
             credentials: Arc::new(credentials),
             clock: config.clock,
             allow_insecure_http: config.allow_insecure_http,
+            endpoints: Arc::default(),
         })
+    }
+
+    /// `endpoint` parsed and checked, the first time only.
+    fn endpoint(&self, endpoint: &str) -> Result<Arc<Endpoint>, ApiError> {
+        let mut known = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(parsed) = known.get(endpoint) {
+            return Ok(Arc::clone(parsed));
+        }
+        let parsed = Arc::new(Endpoint::parse(endpoint, self.allow_insecure_http)?);
+        known.insert(endpoint.to_owned(), Arc::clone(&parsed));
+        Ok(parsed)
     }
 
     fn now(&self) -> jiff::Timestamp {
@@ -315,7 +330,7 @@ impl Client {
         query: String,
         body: Vec<u8>,
     ) -> Result<T, ApiError> {
-        let target = Target::new(&cluster.endpoint, path, &query, self.allow_insecure_http)?;
+        let target = Target::new(self.endpoint(&cluster.endpoint)?, path, &query);
         let headers = self.headers(&method, cluster, &target, &query, &body)?;
         let started = std::time::Instant::now();
         let mut request = self
@@ -433,7 +448,7 @@ impl Client {
                 let mut n = 0;
                 for (name, value) in [
                     ("content-type", Some(CONTENT_TYPE_JSON)),
-                    ("host", Some(target.host.as_str())),
+                    ("host", Some(target.endpoint.host.as_str())),
                     ("x-project-id", project_id),
                     ("x-sdk-date", Some(date.as_str())),
                     (
@@ -538,27 +553,27 @@ pub fn release_path(cluster: &ClusterTarget, namespace: &str, name: &str, suffix
     path
 }
 
-/// A request's URL and what the signature needs from it.
-struct Target {
+/// An endpoint parsed and checked once per client: what every request to it starts from.
+struct Endpoint {
+    /// With the base path, if any.
     url: Url,
     /// `host[:port]`, the port only when the URL names a non-default one (as `Host` is sent).
     host: String,
-    canonical_uri: String,
+    /// The URL's path without its trailing `/`: a private gateway's prefix, or empty.
+    base_path: String,
+    /// The base path as the canonical URI starts: segments decoded and re-encoded, as the
+    /// gateway does.
+    canonical_base: String,
 }
 
-impl Target {
-    fn new(
-        endpoint: &str,
-        path: &str,
-        query: &str,
-        allow_insecure_http: bool,
-    ) -> Result<Target, ApiError> {
+impl Endpoint {
+    fn parse(endpoint: &str, allow_insecure_http: bool) -> Result<Endpoint, ApiError> {
         let not_sent = |message: String| {
             let mut err = ApiError::new(FailureKind::NotSent);
             err.message = Some(message);
             err
         };
-        let mut url = Url::parse(endpoint)
+        let url = Url::parse(endpoint)
             .map_err(|e| not_sent(format!("endpoint {:?}: {e}", shown_url(endpoint))))?;
         if url.scheme() == "http" && !allow_insecure_http && !is_loopback(&url) {
             return Err(not_sent(
@@ -571,27 +586,52 @@ impl Target {
         let host = match (url.host_str(), url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(not_sent(format!("endpoint {endpoint:?} has no host"))),
+            (None, _) => {
+                return Err(not_sent(format!(
+                    "endpoint {:?} has no host",
+                    shown_url(endpoint)
+                )));
+            }
         };
-        // A base path (a private gateway's prefix) comes first; its segments are decoded and
-        // re-encoded for the canonical URI, as the gateway does.
-        let base = url.path().trim_end_matches('/');
-        let mut canonical_uri = String::with_capacity(base.len() + path.len() + 1);
-        for segment in base.split('/').skip(1) {
-            canonical_uri.push('/');
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        let mut canonical_base = String::with_capacity(base_path.len());
+        for segment in base_path.split('/').skip(1) {
+            canonical_base.push('/');
             let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-            sign::encode_into(&mut canonical_uri, &decoded);
+            sign::encode_into(&mut canonical_base, &decoded);
         }
-        let full_path = format!("{base}{path}");
-        canonical_uri.push_str(path);
-        canonical_uri.push('/');
-        url.set_path(&full_path);
-        url.set_query((!query.is_empty()).then_some(query));
-        Ok(Target {
+        Ok(Endpoint {
             url,
             host,
-            canonical_uri,
+            base_path,
+            canonical_base,
         })
+    }
+}
+
+/// A request's URL and what the signature needs from it.
+struct Target {
+    url: Url,
+    endpoint: Arc<Endpoint>,
+    canonical_uri: String,
+}
+
+impl Target {
+    /// `path` is already percent-encoded and `query` already canonical.
+    fn new(endpoint: Arc<Endpoint>, path: &str, query: &str) -> Target {
+        let mut url = endpoint.url.clone();
+        url.set_path(&format!("{}{path}", endpoint.base_path));
+        url.set_query((!query.is_empty()).then_some(query));
+        let mut canonical_uri =
+            String::with_capacity(endpoint.canonical_base.len() + path.len() + 1);
+        canonical_uri.push_str(&endpoint.canonical_base);
+        canonical_uri.push_str(path);
+        canonical_uri.push('/');
+        Target {
+            url,
+            endpoint,
+            canonical_uri,
+        }
     }
 }
 
@@ -822,24 +862,23 @@ mod tests {
 
     #[test]
     fn urls_and_canonical_uris_agree() {
+        let endpoint = |url| Arc::new(Endpoint::parse(url, false).unwrap());
         let target = Target::new(
-            "https://gw.example.com:8443/pre%20fix/",
+            endpoint("https://gw.example.com:8443/pre%20fix/"),
             "/autopilot/cam/v3/clusters/c%2F1/releases",
             "a=1&b=x%20y",
-            false,
-        )
-        .unwrap();
+        );
         assert_eq!(
             target.url.as_str(),
             "https://gw.example.com:8443/pre%20fix/autopilot/cam/v3/clusters/c%2F1/releases?a=1&b=x%20y"
         );
-        assert_eq!(target.host, "gw.example.com:8443");
+        assert_eq!(target.endpoint.host, "gw.example.com:8443");
         assert_eq!(
             target.canonical_uri,
             "/pre%20fix/autopilot/cam/v3/clusters/c%2F1/releases/"
         );
-        let default_port = Target::new("https://h.example.com:443", "/x", "", false).unwrap();
-        assert_eq!(default_port.host, "h.example.com");
+        let default_port = Target::new(endpoint("https://h.example.com:443"), "/x", "");
+        assert_eq!(default_port.endpoint.host, "h.example.com");
         assert_eq!(default_port.url.as_str(), "https://h.example.com/x");
     }
 }
