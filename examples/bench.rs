@@ -328,12 +328,7 @@ fn b0_raw_http(bin: &Path, dir: &Path) -> Value {
     const N: usize = 20_000;
     const CONCURRENCY: usize = 64;
     let plan = write_plan(dir, 200, 100, "rollout: { rate: unlimited }\n");
-    // Unsigned: the load loop measures the transport and the simulator, not signing.
-    let sim = Sim::spawn(bin, dir, &plan, &["--settle", "0", "--latency", "0"], false);
-    let url = format!(
-        "{}/autopilot/cam/v3/clusters/00000000-0000-4000-8000-000000000000/namespace/bench/releases/app0",
-        sim.url
-    );
+    let (sim, url) = unsigned_sim(bin, dir, &plan);
     let body = PUT_BODY;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -373,11 +368,8 @@ fn b0_raw_http(bin: &Path, dir: &Path) -> Value {
         (started.elapsed(), ok)
     });
     let rps = N as f64 / elapsed.as_secs_f64();
-    let oha = oha_rps(&url, N, CONCURRENCY);
+    let oha = *OHA_BASELINE.get_or_init(|| oha_rps(&url, N, CONCURRENCY));
     let _ = sim.stop();
-    if let Some(oha) = oha {
-        let _ = OHA_BASELINE.set(Some(oha));
-    }
     let summary = match oha {
         Some(o) => format!("load loop {rps:.0} req/s; oha {o:.0} req/s (median of {RUNS} runs)"),
         None => format!("load loop {rps:.0} req/s (oha not installed)"),
@@ -399,15 +391,22 @@ static OHA_BASELINE: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new
 fn oha_baseline(bin: &Path, dir: &Path) -> Option<f64> {
     *OHA_BASELINE.get_or_init(|| {
         let plan = write_plan(dir, 1, 1, "");
-        let sim = Sim::spawn(bin, dir, &plan, &["--settle", "0", "--latency", "0"], false);
-        let url = format!(
-            "{}/autopilot/cam/v3/clusters/00000000-0000-4000-8000-000000000000/namespace/bench/releases/app0",
-            sim.url
-        );
+        let (sim, url) = unsigned_sim(bin, dir, &plan);
         let oha = oha_rps(&url, 20_000, 64);
         let _ = sim.stop();
         oha
     })
+}
+
+/// A simulator without signature checks (oha and the load loop do not sign: they measure the
+/// transport and the simulator), and the URL of the first release of `plan`.
+fn unsigned_sim(bin: &Path, dir: &Path, plan: &Path) -> (Sim, String) {
+    let sim = Sim::spawn(bin, dir, plan, &["--settle", "0", "--latency", "0"], false);
+    let url = format!(
+        "{}/autopilot/cam/v3/clusters/00000000-0000-4000-8000-000000000000/namespace/bench/releases/app0",
+        sim.url
+    );
+    (sim, url)
 }
 
 /// The median of [`RUNS`] oha runs: its figure moves by a third from run to run here.

@@ -222,13 +222,16 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 Ok(release) => {
                     version_before = Some(release.version);
                     self.result.version_before = Some(release.version);
-                    if release.status().is_pending()
-                        && let Err(stop) = self.settle_before_put(&mut version_before).await
-                    {
+                    let waited = release.status().is_pending();
+                    if waited && let Err(stop) = self.settle_before_put(&mut version_before).await {
                         return stop.into();
                     }
                     if !self.ctx.force {
-                        let current = self.last_seen.clone().unwrap_or(release);
+                        // After waiting, the release is the one it settled as.
+                        let current = match (waited, &self.last_seen) {
+                            (true, Some(settled)) => settled.clone(),
+                            _ => release,
+                        };
                         let decision = match self.converge(&current).await {
                             Ok(decision) => decision,
                             Err(stop) => return stop.into(),

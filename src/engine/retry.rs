@@ -62,10 +62,11 @@ pub fn retry_or_fail(attempts_made: u32, policy: &RetryPolicy, draw: f64) -> Dec
 
 /// The ceiling of the delay after attempt `attempts_made`: `backoff * 2^(n-1)`, at most `max_backoff`.
 pub fn backoff_ceiling(attempts_made: u32, policy: &RetryPolicy) -> Duration {
-    let doublings = attempts_made.saturating_sub(1).min(32);
+    // 2^31 seconds of any back-off is past every max_backoff; beyond, the shift would overflow.
+    let doublings = attempts_made.saturating_sub(1).min(31);
     policy
         .backoff
-        .checked_mul(1u32 << doublings.min(31))
+        .checked_mul(1u32 << doublings)
         .unwrap_or(policy.max_backoff)
         .min(policy.max_backoff)
 }
