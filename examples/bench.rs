@@ -597,13 +597,14 @@ fn b6_full_path(bin: &Path, dir: &Path) -> Value {
 }
 
 /// Every bad plan of the test corpus is refused (exit 2) quickly, whatever is wrong with it.
-fn b7_bad_plans(bin: &Path, _dir: &Path) -> Value {
+fn b7_bad_plans(bin: &Path, dir: &Path) -> Value {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plans/bad");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
         .expect("bad-plan corpus")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     files.sort();
+    files.push(plan_with_many_problems(dir, 20_000));
     let mut slowest = (String::new(), Duration::ZERO);
     let mut wrong_exit = Vec::new();
     for file in &files {
@@ -622,9 +623,24 @@ fn b7_bad_plans(bin: &Path, _dir: &Path) -> Value {
         }
     }
     json!({
-        "scenario": "B7", "what": format!("bad plans: {} files of the corpus through `validate`", files.len()),
+        "scenario": "B7", "what": format!("bad plans: {} files of the corpus and one with 20,000 problems through `validate`", files.len() - 1),
         "files": files.len(), "not_exit_2": wrong_exit, "slowest": slowest.0, "slowest_s": slowest.1.as_secs_f64(),
         "summary": format!("all exit 2: {}; slowest {} in {:.3} s", wrong_exit.is_empty(), slowest.0, slowest.1.as_secs_f64()),
         "goal": "exit 2 within 1 s each",
     })
+}
+
+/// A plan whose every release names a cluster that does not exist: one problem each.
+fn plan_with_many_problems(dir: &Path, releases: usize) -> PathBuf {
+    let mut text = String::from(
+        "version: 1\ntarget: { region: cn-north-4 }\nclusters:\n  c1: { id: 00000001-0000-4000-8000-000000000000 }\ndefaults:\n  chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05\nreleases:\n",
+    );
+    for r in 0..releases {
+        text.push_str(&format!(
+            "  - {{ name: app{r}, namespace: ns, clusters: [nope{r}] }}\n"
+        ));
+    }
+    let path = dir.join(format!("{releases}-problems.yaml"));
+    std::fs::write(&path, text).expect("write plan");
+    path
 }

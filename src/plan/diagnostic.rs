@@ -37,19 +37,31 @@ impl Diagnostic {
         }
     }
 
-    /// A problem at `pos` in `text`.
+    /// A problem at `pos` in `text`. For many problems in one text, [`Diagnostic::in_lines`]
+    /// finds the lines once.
     pub fn at(path: &Path, text: &str, pos: Pos, message: impl Into<String>) -> Self {
+        Self::in_lines(path, &SourceLines::new(text), pos, message)
+    }
+
+    /// A problem at `pos` in the text `lines` were found in.
+    pub fn in_lines(
+        path: &Path,
+        lines: &SourceLines<'_>,
+        pos: Pos,
+        message: impl Into<String>,
+    ) -> Self {
         // The parser places an empty node at the end of the input on the line after the last
         // one; point at the end of the last line instead, which the reader can see.
-        let (pos, source_line) = match yaml_lines(text).nth(pos.line.saturating_sub(1)) {
-            Some(line) => (pos, Some(line)),
-            None => match yaml_lines(text).enumerate().last() {
-                Some((index, last)) => (
+        let lines = lines.lines();
+        let (pos, source_line) = match lines.get(pos.line.saturating_sub(1)) {
+            Some(line) => (pos, Some(*line)),
+            None => match lines.last() {
+                Some(last) => (
                     Pos {
-                        line: index + 1,
+                        line: lines.len(),
                         col: last.chars().count() + 1,
                     },
-                    Some(last),
+                    Some(*last),
                 ),
                 None => (pos, None),
             },
@@ -68,6 +80,27 @@ impl Diagnostic {
 
     pub fn col(&self) -> Option<usize> {
         self.pos.map(|p| p.col)
+    }
+}
+
+/// A plan's text split into lines once, at the first diagnostic, so that each diagnostic finds
+/// its line directly rather than scanning the text again (20,000 problems in a 1 MB plan took
+/// 17 s that way). A plan without problems is never split.
+pub struct SourceLines<'t> {
+    text: &'t str,
+    lines: std::cell::OnceCell<Vec<&'t str>>,
+}
+
+impl<'t> SourceLines<'t> {
+    pub fn new(text: &'t str) -> Self {
+        SourceLines {
+            text,
+            lines: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn lines(&self) -> &[&'t str] {
+        self.lines.get_or_init(|| yaml_lines(self.text).collect())
     }
 }
 

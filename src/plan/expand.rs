@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::diagnostic::{Diagnostic, suggestion_suffix};
+use super::diagnostic::{Diagnostic, SourceLines, suggestion_suffix};
 use super::raw::{RawBudget, RawPlan, RawRate, RawSelector};
 use super::resolved::{
     ClusterTarget, ExpandedPlan, FailureBudget, Operation, Rate, RetryPolicy, Rollout, WaitPolicy,
@@ -28,7 +28,7 @@ pub const IMPLICIT_WAVE: &str = "(implicit)";
 /// Where diagnostics go and how nodes are found.
 pub struct Context<'a> {
     pub path: &'a std::path::Path,
-    pub text: &'a str,
+    pub lines: &'a SourceLines<'a>,
     pub positions: &'a Positions,
     pub problems: Vec<Diagnostic>,
 }
@@ -37,13 +37,13 @@ impl Context<'_> {
     fn at_value(&mut self, pointer: &str, message: impl Into<String>) {
         let pos = self.positions.value(pointer);
         self.problems
-            .push(Diagnostic::at(self.path, self.text, pos, message));
+            .push(Diagnostic::in_lines(self.path, self.lines, pos, message));
     }
 
     fn at_key(&mut self, pointer: &str, message: impl Into<String>) {
         let pos = self.positions.key(pointer);
         self.problems
-            .push(Diagnostic::at(self.path, self.text, pos, message));
+            .push(Diagnostic::in_lines(self.path, self.lines, pos, message));
     }
 }
 

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-pub use diagnostic::{Diagnostic, LoadError, Pos};
+pub use diagnostic::{Diagnostic, LoadError, Pos, SourceLines};
 pub use resolved::{ClusterTarget, ExpandedPlan, Operation, Rollout, Wave};
 
 /// Reads, interpolates (from the process environment), validates and expands the plan at `path`.
@@ -52,11 +52,13 @@ pub fn load_source(
 
     let problems = interpolate::interpolate_tree(&mut document.value, vars);
     if !problems.is_empty() {
+        let lines = SourceLines::new(text);
         return Err(LoadError::new(
             problems
                 .into_iter()
                 .map(|p| {
-                    Diagnostic::at(path, text, document.positions.value(&p.pointer), p.message)
+                    let pos = document.positions.value(&p.pointer);
+                    Diagnostic::in_lines(path, &lines, pos, p.message)
                 })
                 .collect(),
         ));
@@ -64,10 +66,11 @@ pub fn load_source(
 
     let problems = schema::check(&document.value, &document.positions);
     if !problems.is_empty() {
+        let lines = SourceLines::new(text);
         return Err(LoadError::new(
             problems
                 .into_iter()
-                .map(|p| Diagnostic::at(path, text, p.pos, p.message))
+                .map(|p| Diagnostic::in_lines(path, &lines, p.pos, p.message))
                 .collect(),
         ));
     }
@@ -88,9 +91,10 @@ pub fn load_source(
             .unwrap_or_else(|| "plan".to_owned())
     });
     let hash = hex::encode(Sha256::digest(bytes));
+    let lines = SourceLines::new(text);
     let mut ctx = expand::Context {
         path,
-        text,
+        lines: &lines,
         positions: &document.positions,
         problems: Vec::new(),
     };

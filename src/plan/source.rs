@@ -7,7 +7,7 @@ use std::path::Path;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use serde_json::{Map, Number, Value};
 
-use super::diagnostic::{Diagnostic, LoadError, Pos};
+use super::diagnostic::{Diagnostic, LoadError, Pos, SourceLines};
 
 /// Plans larger than this are refused before parsing.
 pub const MAX_PLAN_BYTES: u64 = 16 * 1024 * 1024;
@@ -161,9 +161,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Document, LoadError> {
     }
     let mut positions = Positions::default();
     let mut problems = Vec::new();
+    let lines = SourceLines::new(text);
     let mut builder = Builder {
         path,
-        text,
+        lines: &lines,
         positions: &mut positions,
         problems: &mut problems,
     };
@@ -260,7 +261,7 @@ fn marker_pos(node: &MarkedYaml<'_>) -> Pos {
 
 struct Builder<'a> {
     path: &'a Path,
-    text: &'a str,
+    lines: &'a SourceLines<'a>,
     positions: &'a mut Positions,
     problems: &'a mut Vec<Diagnostic>,
 }
@@ -268,7 +269,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn problem(&mut self, pos: Pos, message: impl Into<String>) {
         self.problems
-            .push(Diagnostic::at(self.path, self.text, pos, message));
+            .push(Diagnostic::in_lines(self.path, self.lines, pos, message));
     }
 
     fn convert(
