@@ -451,12 +451,15 @@ impl Store {
                             current.chart_version.clone(),
                         ),
                     };
-                    let given = body.values.clone().unwrap_or_default();
+                    let given = body.values.as_ref();
                     let values = if params.reset_values == Some(true) {
-                        given
+                        given.cloned().unwrap_or_default()
                     } else {
+                        // Helm's --reuse-values: the plan's own merge rule.
                         let mut merged = current.values.clone();
-                        merge_values(&mut merged, given);
+                        if let Some(given) = given {
+                            crate::plan::expand::deep_merge(&mut merged, given);
+                        }
                         merged
                     };
                     (
@@ -763,20 +766,6 @@ fn render(key: &ReleaseKey, record: &ReleaseRecord, revision: &RevisionSnapshot)
         update_at: revision.update_at.clone(),
         values: Value::String(values.to_string()),
         version: revision.version,
-    }
-}
-
-/// Helm's `--reuse-values`: objects merge key by key, at any depth; anything else replaces.
-pub fn merge_values(base: &mut Map<String, Value>, given: Map<String, Value>) {
-    for (key, value) in given {
-        match (base.get_mut(&key), value) {
-            (Some(Value::Object(existing)), Value::Object(incoming)) => {
-                merge_values(existing, incoming);
-            }
-            (_, value) => {
-                base.insert(key, value);
-            }
-        }
     }
 }
 
