@@ -136,6 +136,22 @@ async fn every_sdk_signing_vector_is_accepted() {
     }
 }
 
+fn map_signed_headers(authorization: &str, change: impl Fn(&str) -> String) -> String {
+    let (head, rest) = authorization.split_once("SignedHeaders=").unwrap();
+    let (list, tail) = rest.split_once(',').unwrap();
+    format!("{head}SignedHeaders={},{tail}", change(list))
+}
+
+fn reverse_signed_headers(authorization: &str) -> String {
+    map_signed_headers(authorization, |list| {
+        list.split(';').rev().collect::<Vec<_>>().join(";")
+    })
+}
+
+fn uppercase_signed_headers(authorization: &str) -> String {
+    map_signed_headers(authorization, str::to_ascii_uppercase)
+}
+
 #[tokio::test]
 async fn a_tampered_request_is_401_with_the_documented_message() {
     for vector in &vectors() {
@@ -181,6 +197,25 @@ async fn a_tampered_request_is_401_with_the_documented_message() {
         )
         .await;
         assert_eq!(status, 401);
+        // The right signature under a signed-header list the signer would not write.
+        for reshape in [reverse_signed_headers, uppercase_signed_headers] {
+            let mut headers = vector.headers.clone();
+            for (name, value) in &mut headers {
+                if name == "Authorization" {
+                    *value = reshape(value);
+                }
+            }
+            let (status, body) = raw_request(
+                sim.addr(),
+                &vector.method,
+                &vector.target,
+                &headers,
+                &vector.body,
+            )
+            .await;
+            assert_eq!(status, 401, "{}", vector.target);
+            assert_eq!(body["error_msg"], SIGNATURE_MISMATCH);
+        }
         assert_eq!(sim.state().applied_puts, 0);
     }
 }

@@ -330,6 +330,20 @@ impl Client {
         query: String,
         body: Vec<u8>,
     ) -> Result<T, ApiError> {
+        // reqwest's request future is kilobytes; boxed here, every future that awaits a call
+        // holds a pointer to it instead of moving a copy of it at each level.
+        Box::pin(self.exchange(shape, method, cluster, path, query, body)).await
+    }
+
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        shape: Shape,
+        method: Method,
+        cluster: &ClusterTarget,
+        path: &str,
+        query: String,
+        body: Vec<u8>,
+    ) -> Result<T, ApiError> {
         let target = Target::new(self.endpoint(&cluster.endpoint)?, path, &query);
         let headers = self.headers(&method, cluster, &target, &query, &body)?;
         let started = std::time::Instant::now();

@@ -168,16 +168,10 @@ pub struct CanonicalParts<'a> {
     pub body: &'a [u8],
 }
 
-/// The client's signing path: the same signature as [`sign`], computed by streaming the
-/// canonical request into the hash instead of building it as a string.
-///
-/// Returns the whole `Authorization` header value.
-pub fn authorization_for(
-    request: &CanonicalParts<'_>,
-    date: &str,
-    access_key: &str,
-    secret_key: &[u8],
-) -> String {
+/// The signature of `request` as lowercase hex: the same as [`sign`]'s, computed by streaming
+/// the canonical request into the hash instead of building it as a string. The client signs
+/// with it and the simulator verifies with it.
+pub fn signature_hex(request: &CanonicalParts<'_>, date: &str, secret_key: &[u8]) -> [u8; 64] {
     let CanonicalParts {
         method,
         canonical_uri,
@@ -197,13 +191,11 @@ pub fn authorization_for(
         canonical.update(b"\n");
     }
     canonical.update(b"\n");
-    let mut signed_headers_len = 0;
     for (i, (name, _)) in sorted_headers.iter().enumerate() {
         if i > 0 {
             canonical.update(b";");
         }
         canonical.update(name.as_bytes());
-        signed_headers_len += name.len() + 1;
     }
     canonical.update(b"\n");
     canonical.update(hex_of(&Sha256::digest(body), &mut hex_buf));
@@ -214,15 +206,30 @@ pub fn authorization_for(
     mac.update(date.as_bytes());
     mac.update(b"\n");
     mac.update(hex_of(&canonical.finalize(), &mut hex_buf));
-    let signature = hex_of(&mac.finalize().into_bytes(), &mut hex_buf);
+    hex_of(&mac.finalize().into_bytes(), &mut hex_buf);
+    hex_buf
+}
 
+/// The client's signing path: the whole `Authorization` header value for `request`.
+pub fn authorization_for(
+    request: &CanonicalParts<'_>,
+    date: &str,
+    access_key: &str,
+    secret_key: &[u8],
+) -> String {
+    let signature = signature_hex(request, date, secret_key);
+    let signed_headers_len: usize = request
+        .sorted_headers
+        .iter()
+        .map(|(n, _)| n.len() + 1)
+        .sum();
     let mut header =
         String::with_capacity(64 + access_key.len() + signed_headers_len + signature.len());
     header.push_str(ALGORITHM);
     header.push_str(" Access=");
     header.push_str(access_key);
     header.push_str(", SignedHeaders=");
-    for (i, (name, _)) in sorted_headers.iter().enumerate() {
+    for (i, (name, _)) in request.sorted_headers.iter().enumerate() {
         if i > 0 {
             header.push(';');
         }
@@ -232,6 +239,22 @@ pub fn authorization_for(
     // hex digits are ASCII.
     header.extend(signature.iter().map(|&b| b as char));
     header
+}
+
+/// Whether `names` is a signed-header list as [`sign`] writes one: lowercase, without `_`,
+/// sorted. A signature over any other list cannot verify.
+pub fn is_canonical_header_list<'a>(names: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut previous: Option<&str> = None;
+    for name in names {
+        if name.contains('_') || name.bytes().any(|b| b.is_ascii_uppercase()) {
+            return false;
+        }
+        if previous.is_some_and(|p| p > name) {
+            return false;
+        }
+        previous = Some(name);
+    }
+    true
 }
 
 /// Lowercase hex of a 32-byte digest into `buf`, returning the written part.
@@ -270,12 +293,10 @@ pub fn parse_authorization(header: &str) -> Option<Authorization<'_>> {
 }
 
 /// Constant-time comparison of two signatures.
-pub fn signatures_equal(a: &str, b: &str) -> bool {
+pub fn signatures_equal(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
+    let (a, b) = (a.as_ref(), b.as_ref());
     if a.len() != b.len() {
         return false;
     }
-    a.bytes()
-        .zip(b.bytes())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

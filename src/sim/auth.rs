@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
-use crate::cce::sign::{self, SigningInput};
+use crate::cce::sign::{self, CanonicalParts};
 use crate::secret::Secret;
 
 /// How the simulator authenticates requests.
@@ -47,6 +47,8 @@ pub struct Authenticator {
     auth: SimAuth,
     /// A pinned "now" for the date window (tests replaying old vectors).
     clock: Option<Timestamp>,
+    /// The configured credential's label, worked out once rather than hashed per request.
+    known_label: Option<String>,
 }
 
 /// The parts of a received request that authentication looks at.
@@ -61,7 +63,34 @@ pub struct Received<'a> {
 
 impl Authenticator {
     pub fn new(auth: SimAuth, clock: Option<Timestamp>) -> Self {
-        Authenticator { auth, clock }
+        let known_label = match &auth {
+            SimAuth::None => None,
+            SimAuth::AkSk { ak, .. } => Some(format!("ak:{}", short_hash(ak.expose()))),
+            SimAuth::Token(token) => Some(format!("token:{}", short_hash(token.expose()))),
+        };
+        Authenticator {
+            auth,
+            clock,
+            known_label,
+        }
+    }
+
+    /// [`credential_label`], without hashing again the credential the simulator knows.
+    pub fn credential_label(&self, headers: &HeaderMap) -> String {
+        let known = match &self.auth {
+            SimAuth::None => None,
+            SimAuth::AkSk { ak, .. } => header(headers, "authorization")
+                .and_then(sign::parse_authorization)
+                .map(|parsed| parsed.access_key == ak.expose()),
+            SimAuth::Token(token) => header(headers, "authorization")
+                .is_none()
+                .then(|| header(headers, "x-auth-token").map(|given| given == token.expose()))
+                .flatten(),
+        };
+        match (known, &self.known_label) {
+            (Some(true), Some(label)) => label.clone(),
+            _ => credential_label(headers),
+        }
     }
 
     pub fn mode(&self) -> &SimAuth {
@@ -119,31 +148,32 @@ impl Authenticator {
                 _ => return Err(unauthorized("X-Project-Id does not match the credential")),
             }
         }
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(6);
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(8);
         for name in parsed.signed_headers.split(';') {
             let value = header(request.headers, name)
                 .ok_or_else(|| unauthorized("a signed header is missing"))?;
             headers.push((name, value));
+        }
+        if !sign::is_canonical_header_list(headers.iter().map(|(name, _)| *name)) {
+            return Err(SIGNATURE_MISMATCH.to_owned());
         }
         let query: Vec<(String, String)> = query_pairs(request.raw_query);
         let query_refs: Vec<(&str, &str)> = query
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let signed = sign::sign(
-            &SigningInput {
+        let expected = sign::signature_hex(
+            &CanonicalParts {
                 method: request.method,
-                path_segments: request.path_segments,
-                query: &query_refs,
-                headers: &headers,
+                canonical_uri: &sign::canonical_uri(request.path_segments),
+                canonical_query: &sign::canonical_query(&query_refs),
+                sorted_headers: &headers,
                 body: request.body,
             },
             date,
             sk.expose().as_bytes(),
         );
-        if signed.signed_headers == parsed.signed_headers
-            && sign::signatures_equal(&signed.signature, parsed.signature)
-        {
+        if sign::signatures_equal(parsed.signature, expected) {
             Ok(())
         } else {
             Err(SIGNATURE_MISMATCH.to_owned())
@@ -172,9 +202,30 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Reads `X-Sdk-Date` (`20240101T000000Z`).
+/// Reads `X-Sdk-Date` (`20240101T000000Z`), the one form the SDK writes.
 pub fn parse_sdk_date(text: &str) -> Option<Timestamp> {
-    let civil = DateTime::strptime(sign::DATE_FORMAT, text).ok()?;
+    let bytes = text.as_bytes();
+    if bytes.len() != 16 || bytes[8] != b'T' || bytes[15] != b'Z' {
+        return None;
+    }
+    let number = |at: std::ops::Range<usize>| {
+        bytes[at].iter().try_fold(0i16, |value, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + i16::from(digit - b'0'))
+        })
+    };
+    let two = |at| number(at).and_then(|n| i8::try_from(n).ok());
+    let civil = DateTime::new(
+        number(0..4)?,
+        two(4..6)?,
+        two(6..8)?,
+        two(9..11)?,
+        two(11..13)?,
+        two(13..15)?,
+        0,
+    )
+    .ok()?;
     TimeZone::UTC.to_timestamp(civil).ok()
 }
 
@@ -243,11 +294,60 @@ mod tests {
     }
 
     #[test]
+    fn the_known_credential_gets_the_same_label_as_any_other() {
+        let ak = "AKEXAMPLE0000000000";
+        let authenticator = Authenticator::new(
+            SimAuth::AkSk {
+                ak: Secret::new(ak.to_owned()),
+                sk: Secret::new("SK".to_owned()),
+                project_id: None,
+            },
+            None,
+        );
+        for access in [ak, "AKOTHER000000000000"] {
+            let mut headers = HeaderMap::new();
+            let value =
+                format!("SDK-HMAC-SHA256 Access={access}, SignedHeaders=host, Signature=00");
+            headers.insert("authorization", value.parse().unwrap());
+            assert_eq!(
+                authenticator.credential_label(&headers),
+                credential_label(&headers)
+            );
+        }
+        assert_eq!(
+            authenticator.credential_label(&HeaderMap::new()),
+            "anonymous"
+        );
+
+        let token = Authenticator::new(SimAuth::Token(Secret::new("t0ken".to_owned())), None);
+        for given in ["t0ken", "other"] {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-auth-token", given.parse().unwrap());
+            assert_eq!(token.credential_label(&headers), credential_label(&headers));
+        }
+    }
+
+    #[test]
     fn sdk_dates_parse_as_utc() {
         assert_eq!(
             parse_sdk_date("20240101T000000Z").unwrap().to_string(),
             "2024-01-01T00:00:00Z"
         );
-        assert!(parse_sdk_date("2024-01-01").is_none());
+        assert_eq!(
+            parse_sdk_date("20241231T235959Z").unwrap().to_string(),
+            "2024-12-31T23:59:59Z"
+        );
+        for bad in [
+            "2024-01-01",
+            "20240101T000000",
+            "20241301T000000Z",
+            "20240230T000000Z",
+            "20240101T240000Z",
+            "2024010aT000000Z",
+            "+2024101T000000Z",
+            "20240101t000000Z",
+        ] {
+            assert!(parse_sdk_date(bad).is_none(), "{bad}");
+        }
     }
 }
