@@ -35,6 +35,9 @@ pub struct ClientConfig {
     pub ca_cert: Option<PathBuf>,
     /// Allow `http://` to hosts other than loopback.
     pub allow_insecure_http: bool,
+    /// Whether any endpoint is `https`. Without one the platform's trust store, which takes
+    /// tens of milliseconds to read, is not loaded, and an `https` endpoint is refused.
+    pub https: bool,
     /// Source of `X-Sdk-Date` and of "now" for `Retry-After` dates; `None` is the system clock.
     pub clock: Option<Clock>,
 }
@@ -47,6 +50,7 @@ impl Default for ClientConfig {
             max_idle_per_host: 16,
             ca_cert: None,
             allow_insecure_http: false,
+            https: true,
             clock: None,
         }
     }
@@ -60,6 +64,7 @@ impl fmt::Debug for ClientConfig {
             .field("max_idle_per_host", &self.max_idle_per_host)
             .field("ca_cert", &self.ca_cert)
             .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("https", &self.https)
             .field("clock", &self.clock.as_ref().map(|_| "custom"))
             .finish()
     }
@@ -141,6 +146,7 @@ pub struct Client {
     credentials: Arc<Credentials>,
     clock: Option<Clock>,
     allow_insecure_http: bool,
+    https: bool,
     /// Every endpoint this client has sent to, parsed once.
     endpoints: Arc<Mutex<HashMap<String, Arc<Endpoint>>>>,
 }
@@ -178,6 +184,9 @@ impl Client {
             }
             builder = builder.tls_certs_merge(certs);
         }
+        if !config.https {
+            builder = builder.tls_certs_only(Vec::new());
+        }
         let http = builder
             .build()
             .map_err(|e| ClientError::Build(error_chain(&e)))?;
@@ -186,6 +195,7 @@ impl Client {
             credentials: Arc::new(credentials),
             clock: config.clock,
             allow_insecure_http: config.allow_insecure_http,
+            https: config.https,
             endpoints: Arc::default(),
         })
     }
@@ -197,6 +207,14 @@ impl Client {
             return Ok(Arc::clone(parsed));
         }
         let parsed = Arc::new(Endpoint::parse(endpoint, self.allow_insecure_http)?);
+        if !self.https && parsed.url.scheme() == "https" {
+            let mut err = ApiError::new(FailureKind::NotSent);
+            err.message = Some(format!(
+                "endpoint {}: this client was built for http endpoints only",
+                shown_url(parsed.url.as_str())
+            ));
+            return Err(err);
+        }
         known.insert(endpoint.to_owned(), Arc::clone(&parsed));
         Ok(parsed)
     }
@@ -822,6 +840,39 @@ mod tests {
         assert!(
             message.contains("http://***@cce.example.com/x"),
             "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_built_for_http_refuses_an_https_endpoint_without_sending() {
+        let client = Client::new(
+            ClientConfig {
+                https: false,
+                ..ClientConfig::default()
+            },
+            Credentials::Token(crate::secret::Secret::new("t")),
+        )
+        .unwrap();
+        let cluster = ClusterTarget {
+            name: "c".into(),
+            id: "0f6b1c2e-5dc7-11ee-bf71-0255ac100b03".into(),
+            labels: Default::default(),
+            region: "cn-north-4".into(),
+            endpoint: "https://cce.invalid".into(),
+            project_id: None,
+        };
+        let refused = client
+            .show_release(&cluster, "ns", "web", false)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, FailureKind::NotSent);
+        assert!(
+            refused
+                .message
+                .as_deref()
+                .unwrap_or("")
+                .contains("http endpoints only"),
+            "{refused:?}"
         );
     }
 

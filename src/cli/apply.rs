@@ -436,7 +436,7 @@ async fn apply(
     // Installed before anything else, so that even an early signal ends in a report and 130.
     let mut interrupts = Interrupts::new();
     let target = connect(&args, &mut plan, simulator).await?;
-    let client = Client::new(args.net.client_config(&plan.rollout), target.credentials)
+    let client = Client::new(args.net.client_config(&plan), target.credentials)
         .map_err(|e| Error::Usage(e.to_string()))?;
     let journal_file = JournalFile::open(&journal_path).map_err(|e| Error::Other(e.to_string()))?;
     let settings_value = settings_json(&args, &plan);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cce::client::{ClientConfig, check_endpoint};
 use crate::cce::credentials::CredentialSources;
 use crate::error::Error;
-use crate::plan::resolved::{ExpandedPlan, Rollout};
+use crate::plan::resolved::ExpandedPlan;
 
 /// Flags flattened into every command that sends requests.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -66,10 +66,14 @@ impl NetworkArgs {
         Ok(())
     }
 
-    /// The client's settings for a run with this rollout: its request time-out, and a
-    /// keep-alive pool as large as its concurrency.
-    pub fn client_config(&self, rollout: &Rollout) -> ClientConfig {
+    /// The client's settings for a run of `plan`: its rollout's request time-out, a keep-alive
+    /// pool as large as its concurrency, and TLS only if an endpoint needs it.
+    pub fn client_config(&self, plan: &ExpandedPlan) -> ClientConfig {
+        let rollout = &plan.rollout;
         ClientConfig {
+            https: plan
+                .operations()
+                .any(|op| !op.cluster.endpoint.starts_with("http://")),
             request_timeout: rollout.request_timeout,
             connect_timeout: CONNECT_TIMEOUT.min(rollout.request_timeout),
             max_idle_per_host: rollout.concurrency.max(1),
@@ -111,16 +115,27 @@ mod tests {
         .unwrap();
         assert!(h.net.check().is_ok());
         assert_eq!(h.net.endpoint_override(), Some("http://127.0.0.1:8080"));
-        let rollout = Rollout {
-            concurrency: 40,
-            request_timeout: Duration::from_secs(5),
-            ..Rollout::default()
-        };
-        let config = h.net.client_config(&rollout);
+        let mut plan = crate::plan::load_source(
+            std::path::Path::new("p.yaml"),
+            concat!(
+                "version: 1\ntarget: { region: cn-north-4 }\n",
+                "clusters: { c: { id: 0f6b1c2e-5dc7-11ee-bf71-0255ac100b03 } }\n",
+                "rollout: { concurrency: 40, request_timeout: 5s }\n",
+                "releases: [ { name: web, namespace: shop, clusters: [c],\n",
+                "  chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05 } ]\n",
+            )
+            .as_bytes(),
+            &|_| None,
+        )
+        .unwrap();
+        let config = h.net.client_config(&plan);
         assert_eq!(config.max_idle_per_host, 40);
         assert_eq!(config.request_timeout, Duration::from_secs(5));
         assert_eq!(config.connect_timeout, Duration::from_secs(5));
         assert_eq!(config.ca_cert, Some(PathBuf::from("/tmp/ca.pem")));
+        assert!(config.https, "the region's endpoint is https");
+        h.net.retarget(&mut plan).unwrap();
+        assert!(!h.net.client_config(&plan).https, "every endpoint is http");
         assert_eq!(
             h.net.credential_sources().token_file,
             Some(PathBuf::from("/tmp/t"))

@@ -85,7 +85,7 @@ pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
 fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     args.net.retarget(&mut plan)?;
     let credentials = credentials::resolve(&args.net.credential_sources())?;
-    let client = Client::new(args.net.client_config(&plan.rollout), credentials)
+    let client = Client::new(args.net.client_config(&plan), credentials)
         .map_err(|e| Error::Usage(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -137,13 +137,13 @@ impl RequestLog {
         let Some((path, writer)) = &self.file else {
             return Ok(());
         };
-        let entries = std::mem::take(
-            &mut self
-                .buffers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwritten,
-        );
+        let entries = {
+            let mut buffers = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
+            // The next period likely sees as many requests: growing from empty again would
+            // copy the entries over and over under the lock the requests wait for.
+            let capacity = buffers.unwritten.len();
+            std::mem::replace(&mut buffers.unwritten, Vec::with_capacity(capacity))
+        };
         let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
         let fail = |source| LogError {
             path: path.clone(),

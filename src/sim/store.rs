@@ -437,7 +437,8 @@ impl Store {
                 ),
             ));
         }
-        let current = record.current().clone();
+        let current = record.current();
+        let next_version = current.version + 1;
         let (action_name, chart_id, chart_name, chart_version, values, pending_status, description) =
             match body.action {
                 Action::Upgrade => {
@@ -522,7 +523,7 @@ impl Store {
         let mut stored_params = params;
         stored_params.dry_run = None;
         record.history.push(RevisionSnapshot {
-            version: current.version + 1,
+            version: next_version,
             action: action_name.into(),
             chart_id,
             chart_name,
