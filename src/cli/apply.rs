@@ -21,7 +21,7 @@ use crate::engine::{
     self, EngineOptions, Event, Journal, JournalError, OperationResult, PutIntent,
 };
 use crate::error::{Error, Exit};
-use crate::journal::{FinishedLine, JournalFile, JournalState, Record};
+use crate::journal::{JournalFile, JournalState, Record};
 use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate};
 use crate::plan::select::{self, Selector, Shard};
 use crate::report::model::RunReport;
@@ -395,9 +395,11 @@ impl Journal for FileJournal {
     }
 
     fn finished(&self, result: &OperationResult) -> Result<(), JournalError> {
-        let wave = self.plan.wave_name(result.wave);
         self.file
-            .record(&FinishedLine::new(wave, result))
+            .record(Record::Finished {
+                wave: self.plan.wave_name(result.wave).to_owned(),
+                result: Box::new(result.clone()),
+            })
             .map_err(JournalError::from)
     }
 

@@ -203,7 +203,7 @@ struct WaveRun<'r, 'a, A> {
     summary: RunSummary,
 }
 
-impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
+impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
     /// Runs one wave; returns whether it started at all (it does not after a halt or a cancel).
     async fn run(&mut self, state: &mut RunState) -> bool {
         let ops = &self.wave.operations;
@@ -213,7 +213,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
 
         if self.stopped(state).await {
             for (position, op) in ops.iter().enumerate() {
-                let result = match self.resume.get(&op.index) {
+                let result = match self.prior(op) {
                     Some(PriorState::AlreadySucceeded(_)) => self.journal_result(op),
                     _ => self.not_run(op, state),
                 };
@@ -228,9 +228,10 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
         // cluster with room and work, so the next startable operation is found in O(log n).
         let mut cluster_of_id: HashMap<&str, usize> = HashMap::new();
         let mut queues: Vec<VecDeque<usize>> = Vec::new();
+        let mut pacer_of_cluster: Vec<usize> = Vec::new();
         let mut previously_succeeded = Vec::new();
         for (position, op) in ops.iter().enumerate() {
-            if let Some(PriorState::AlreadySucceeded(_)) = self.resume.get(&op.index) {
+            if let Some(PriorState::AlreadySucceeded(_)) = self.prior(op) {
                 previously_succeeded.push(position);
                 continue;
             }
@@ -238,6 +239,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
                 .entry(op.cluster.id.as_str())
                 .or_insert_with(|| {
                     queues.push(VecDeque::new());
+                    pacer_of_cluster.push(self.pacer_of_endpoint[op.cluster.endpoint.as_str()]);
                     queues.len() - 1
                 });
             queues[cluster].push_back(position);
@@ -256,7 +258,6 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
             self.finish(position, result, &mut slots, state).await;
         }
 
-        let cluster_of = |op: &Operation| cluster_of_id[op.cluster.id.as_str()];
         let mut ready: BTreeSet<(usize, usize)> = queues
             .iter()
             .enumerate()
@@ -266,7 +267,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
         let concurrency = self.ctx.rollout.concurrency.max(1);
         let mut in_flight_on: Vec<usize> = vec![0; queues.len()];
         let mut running = FuturesUnordered::new();
-        let mut announced: HashMap<usize, Announced<'a>> = HashMap::new();
+        let mut announced = Announcements::new(ops.len());
 
         loop {
             while running.len() < concurrency && !self.stopped(state).await {
@@ -289,23 +290,22 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
                         wave: self.wave_number,
                     })
                     .await;
-                let pacer = &self.pacers[self.pacer_of_endpoint[op.cluster.endpoint.as_str()]];
-                let body: &UpdateReleaseBody = match self.dry_bodies.get(&body_key(&op.body)) {
-                    Some(dry) => dry,
-                    None => &op.body,
+                let pacer = &self.pacers[pacer_of_cluster[cluster]];
+                let body: &UpdateReleaseBody = match self.ctx.dry_run {
+                    true => &self.dry_bodies[&body_key(&op.body)],
+                    false => &op.body,
                 };
-                let prior = self.resume.get(&op.index);
+                let prior = self.prior(op);
                 let run = OperationRun::new(self.ctx, op, body, pacer);
-                let intent = announced.remove(&position);
-                running.push(async move { (position, run.run(prior, intent).await) });
+                let intent = announced.take(position);
+                running.push(async move { (position, cluster, run.run(prior, intent).await) });
             }
             if !self.stopped(state).await {
                 self.announce_ahead(&ready, &mut announced, concurrency);
             }
-            let Some((position, result)) = running.next().await else {
+            let Some((position, cluster, result)) = running.next().await else {
                 break;
             };
-            let cluster = cluster_of(&ops[position]);
             in_flight_on[cluster] -= 1;
             if in_flight_on[cluster] + 1 == per_cluster
                 && let Some(&next) = queues[cluster].front()
@@ -335,7 +335,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
     fn announce_ahead(
         &self,
         ready: &BTreeSet<(usize, usize)>,
-        announced: &mut HashMap<usize, Announced<'a>>,
+        announced: &mut Announcements<'a>,
         limit: usize,
     ) {
         let Some(journal) = self.ctx.journal else {
@@ -345,12 +345,12 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
             return;
         }
         for &(position, _) in ready {
-            if announced.len() >= limit {
+            if announced.count >= limit {
                 break;
             }
             let op = &self.wave.operations[position];
             // A resumed operation reconciles before anything is journaled.
-            if announced.contains_key(&position) || self.resume.contains_key(&op.index) {
+            if announced.by_position[position].is_some() || self.prior(op).is_some() {
                 continue;
             }
             let intent = PutIntent {
@@ -359,8 +359,17 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
                 rollback: false,
                 dry_run: self.ctx.dry_run,
             };
-            announced.insert(position, journal.before_put(intent));
+            announced.by_position[position] = Some(journal.before_put(intent));
+            announced.count += 1;
         }
+    }
+
+    /// What the journal says of `op`. Most runs resume nothing: they skip hashing per operation.
+    fn prior(&self, op: &Operation) -> Option<&'r PriorState> {
+        if self.resume.is_empty() {
+            return None;
+        }
+        self.resume.get(&op.index)
     }
 
     /// True once the run halted or was cancelled (announcing the cancel once).
@@ -395,7 +404,7 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
     }
 
     fn journal_result(&self, op: &Operation) -> OperationResult {
-        let mut result = match self.resume.get(&op.index) {
+        let mut result = match self.prior(op) {
             Some(PriorState::AlreadySucceeded(Some(previous))) => {
                 let mut result = (**previous).clone();
                 result.attempts.clear();
@@ -475,6 +484,27 @@ impl<'a, A: ReleaseApi> WaveRun<'_, 'a, A> {
 }
 
 /// Identifies a body shared by several operations (one `Arc` per release in the plan).
+/// The intents journaled ahead of their operations, by position in the wave.
+struct Announcements<'a> {
+    by_position: Vec<Option<Announced<'a>>>,
+    count: usize,
+}
+
+impl<'a> Announcements<'a> {
+    fn new(operations: usize) -> Self {
+        Announcements {
+            by_position: std::iter::repeat_with(|| None).take(operations).collect(),
+            count: 0,
+        }
+    }
+
+    fn take(&mut self, position: usize) -> Option<Announced<'a>> {
+        let taken = self.by_position[position].take();
+        self.count -= usize::from(taken.is_some());
+        taken
+    }
+}
+
 fn body_key(body: &Arc<UpdateReleaseBody>) -> usize {
     Arc::as_ptr(body) as usize
 }
