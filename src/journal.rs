@@ -30,8 +30,11 @@ struct Pending {
 /// every request waits on, should not spend its time on JSON that nothing waits for.
 enum Line {
     Encoded(Vec<u8>),
-    Deferred(Box<dyn FnOnce(&mut Vec<u8>) + Send>),
+    Deferred(Encoder),
 }
+
+/// Appends one encoded line to the writer's buffer.
+type Encoder = Box<dyn FnOnce(&mut Vec<u8>) + Send>;
 
 /// An open journal file. Cloning shares the writer thread.
 #[derive(Clone)]
