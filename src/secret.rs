@@ -66,10 +66,179 @@ pub fn redact_map(
         .collect()
 }
 
+/// `line` of plan source with the value of every secret-looking key on it (see
+/// [`is_secret_key`]) masked character for character, so that a diagnostic can show the line
+/// and its caret still points where it did. Handles block (`key: value`) and flow
+/// (`{ key: value, ... }`) mappings, quoted and plain keys and values, and comments.
+pub fn mask_line(line: &str) -> std::borrow::Cow<'_, str> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut masked = chars.clone();
+    let mut changed = false;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let key_end = match c {
+            '"' | '\'' => {
+                let close = quoted_end(&chars, i);
+                if chars.get(close + 1) == Some(&':') && ends_key(&chars, close + 1) {
+                    Some((i + 1, close, close + 1))
+                } else {
+                    i = close + 1;
+                    continue;
+                }
+            }
+            ':' if ends_key(&chars, i) => {
+                let start = chars[..i]
+                    .iter()
+                    .rposition(|c| c.is_whitespace() || "{}[],".contains(*c))
+                    .map_or(0, |p| p + 1);
+                Some((start, i, i))
+            }
+            '{' | '[' => {
+                depth += 1;
+                None
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                None
+            }
+            '#' if i == 0 || chars[i - 1].is_whitespace() => break,
+            _ => None,
+        };
+        if let Some((start, end, colon)) = key_end {
+            let key: String = chars[start..end].iter().collect();
+            if is_secret_key(&key) {
+                let (from, to) = value_span(&chars, colon + 1, depth);
+                for slot in &mut masked[from..to] {
+                    *slot = '*';
+                }
+                changed |= from < to;
+                i = to.max(colon + 1);
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if changed {
+        std::borrow::Cow::Owned(masked.into_iter().collect())
+    } else {
+        std::borrow::Cow::Borrowed(line)
+    }
+}
+
+/// A `:` that ends a mapping key: followed by a space or the end of the line.
+fn ends_key(chars: &[char], colon: usize) -> bool {
+    chars.get(colon + 1).is_none_or(|c| c.is_whitespace())
+}
+
+/// The index of the quote closing the one at `open` (the last index if it is never closed).
+fn quoted_end(chars: &[char], open: usize) -> usize {
+    let quote = chars[open];
+    let mut j = open + 1;
+    while j < chars.len() {
+        match chars[j] {
+            '\\' if quote == '"' => j += 1,
+            '\'' if quote == '\'' && chars.get(j + 1) == Some(&'\'') => j += 1,
+            c if c == quote => return j,
+            _ => {}
+        }
+        j += 1;
+    }
+    chars.len().saturating_sub(1)
+}
+
+/// The value after a key's `:` (from `after`), as `[from, to)`: a quoted scalar, a flow
+/// collection, or a plain scalar ending at a comment, the line's end or, inside a flow
+/// collection, at `,` `}` or `]`.
+fn value_span(chars: &[char], after: usize, depth: usize) -> (usize, usize) {
+    let Some(from) = (after..chars.len()).find(|&j| !chars[j].is_whitespace()) else {
+        return (after, after);
+    };
+    match chars[from] {
+        '"' | '\'' => (from, quoted_end(chars, from) + 1),
+        '{' | '[' => {
+            let mut nested = 0usize;
+            let mut j = from;
+            while j < chars.len() {
+                match chars[j] {
+                    '"' | '\'' => j = quoted_end(chars, j),
+                    '{' | '[' => nested += 1,
+                    '}' | ']' => {
+                        nested -= 1;
+                        if nested == 0 {
+                            return (from, j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            (from, chars.len())
+        }
+        '#' => (from, from),
+        _ => {
+            let mut to = from;
+            while to < chars.len() {
+                let c = chars[to];
+                if depth > 0 && ",}]".contains(c) {
+                    break;
+                }
+                if c == '#' && chars[to - 1].is_whitespace() {
+                    break;
+                }
+                to += 1;
+            }
+            while to > from && chars[to - 1].is_whitespace() {
+                to -= 1;
+            }
+            (from, to)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn secret_values_in_a_plan_line_are_masked_in_place() {
+        for (line, want) in [
+            ("  dbPassword: hunter2", "  dbPassword: *******"),
+            (
+                "  dbPassword: hunter2  # rotate",
+                "  dbPassword: *******  # rotate",
+            ),
+            (
+                "values: { imageTag: v1, apiKey: \"s3cr,et\", replicas: 2 }",
+                "values: { imageTag: v1, apiKey: *********, replicas: 2 }",
+            ),
+            ("- { name: web, token: abc }", "- { name: web, token: *** }"),
+            ("  \"Secret-Name\": 'it''s'", "  \"Secret-Name\": *******"),
+            (
+                "  password: { a: 1, b: [2] }",
+                "  password: ****************",
+            ),
+            ("  tokens: [x, y]", "  tokens: ******"),
+            (
+                "  imageTag: v1  # the password: is elsewhere",
+                "  imageTag: v1  # the password: is elsewhere",
+            ),
+            ("  password:", "  password:"),
+            (
+                "  url: http://x:80/password:y",
+                "  url: http://x:80/password:y",
+            ),
+        ] {
+            assert_eq!(mask_line(line), want, "{line}");
+            assert_eq!(mask_line(line).chars().count(), line.chars().count());
+        }
+        assert!(matches!(
+            mask_line("  imageTag: v1"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn secret_never_prints_its_content() {

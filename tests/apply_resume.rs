@@ -230,11 +230,29 @@ async fn resume_refuses_a_changed_plan_unless_forced() {
         command
     };
     let first = output_within(Duration::from_secs(60), run(&[], "first.jsonl")).await;
-    assert_eq!(exit_code(&first), Some(0), "{}", text(&first.stderr));
+    let stderr = text(&first.stderr);
+    assert_eq!(exit_code(&first), Some(0), "{stderr}");
+    let seed = stderr
+        .split("--sim-rng-seed ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_default();
+    assert!(
+        seed.parse::<u64>().is_ok(),
+        "the simulator's seed is shown: {stderr}"
+    );
 
-    // The same plan resumes: everything is done, so nothing is sent.
+    // The same plan resumes: everything is done, so nothing is sent. A line cut short by a
+    // crash is skipped, and said so.
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("journal.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut journal, b"{\"record\":\"fini").unwrap();
     let same = output_within(Duration::from_secs(60), run(&["--resume"], "same.jsonl")).await;
-    assert_eq!(exit_code(&same), Some(0), "{}", text(&same.stderr));
+    let stderr = text(&same.stderr);
+    assert_eq!(exit_code(&same), Some(0), "{stderr}");
+    assert!(stderr.contains("skipped 1 unreadable line(s)"), "{stderr}");
     assert!(read_request_log(&dir.path().join("same.jsonl")).is_empty());
 
     spec.values = "{ imageTag: \"2.0.1\" }".to_owned();

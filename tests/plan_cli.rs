@@ -319,3 +319,30 @@ fn schema_command_prints_the_embedded_schema() {
         "https://json-schema.org/draft/2020-12/schema"
     );
 }
+
+#[test]
+fn a_secret_written_inline_on_a_line_with_a_problem_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("inline-secret.yaml");
+    std::fs::write(
+        &plan,
+        concat!(
+            "version: 1\n",
+            "target: { region: cn-north-4 }\n",
+            "clusters: { c: { id: 0f6b1c2e-5dc7-11ee-bf71-0255ac100b03 } }\n",
+            "releases:\n",
+            "  - { name: web, namespace: Bad_NS, chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05,",
+            " clusters: [c], values: { dbPassword: hunter2-s3cret, imageTag: v1 } }\n",
+        ),
+    )
+    .unwrap();
+    let out = flotilla().arg("validate").arg(&plan).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("inline-secret.yaml:5:"), "{stderr}");
+    assert!(
+        stderr.contains("dbPassword: **************, imageTag: v1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

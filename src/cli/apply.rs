@@ -464,8 +464,10 @@ async fn apply(
     }
     if let Some(sim) = &target.simulator {
         progress.note(&format!(
-            "simulator listening on {} (signature checks on, throwaway credentials)",
-            sim.base_url()
+            "simulator listening on {} (signature checks on, throwaway credentials; \
+             replay its faults with --sim-rng-seed {})",
+            sim.base_url(),
+            sim.rng_seed()
         ));
     }
     if progress_mode != ProgressMode::Never {
@@ -495,6 +497,13 @@ async fn apply(
         seed: rand::rng().random(),
     };
     if let Some(state) = &resume {
+        if state.unreadable > 0 {
+            progress.note(&format!(
+                "journal {}: skipped {} unreadable line(s), such as one cut short by a crash",
+                journal_path.display(),
+                state.unreadable
+            ));
+        }
         wait_out_the_dead_run(state, &plan, &progress, &cancel, &mut interrupts).await;
     }
     let (events_tx, events) = mpsc::channel(4096);

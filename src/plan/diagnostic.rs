@@ -70,7 +70,8 @@ impl Diagnostic {
             path: path.to_path_buf(),
             pos: Some(pos),
             message: message.into(),
-            source_line: source_line.map(str::to_owned),
+            // The line is shown to whoever reads the error: a secret written inline on it is not.
+            source_line: source_line.map(|line| crate::secret::mask_line(line).into_owned()),
         }
     }
 

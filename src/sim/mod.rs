@@ -243,6 +243,7 @@ impl Simulator {
             server: Some(server),
             flusher,
             state_file: config.state_file,
+            rng_seed: config.rng_seed,
         })
     }
 }
@@ -287,6 +288,7 @@ pub struct RunningSim {
     server: Option<JoinHandle<()>>,
     flusher: Option<JoinHandle<Result<(), log::LogError>>>,
     state_file: Option<PathBuf>,
+    rng_seed: u64,
 }
 
 impl std::fmt::Debug for RunningSim {
@@ -305,6 +307,11 @@ impl RunningSim {
     /// `http://127.0.0.1:PORT`, no trailing slash: what a cluster's endpoint is set to.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The seed of its faults and jitter: the same seed replays the same run.
+    pub fn rng_seed(&self) -> u64 {
+        self.rng_seed
     }
 
     /// True when requests must be signed or carry a token.
