@@ -111,7 +111,8 @@ pub(crate) struct OperationRun<'c, 'a, A> {
     endpoint: &'a str,
     result: OperationResult,
     draws: u32,
-    last_seen: Option<Release>,
+    /// Boxed: every future of the operation holds this struct, and a release is large.
+    last_seen: Option<Box<Release>>,
 }
 
 /// An intent the scheduler journaled ahead of the operation's start: resolves once durable.
@@ -229,7 +230,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     if !self.ctx.force {
                         // After waiting, the release is the one it settled as.
                         let current = match (waited, &self.last_seen) {
-                            (true, Some(settled)) => settled.clone(),
+                            (true, Some(settled)) => (**settled).clone(),
                             _ => release,
                         };
                         let decision = match self.converge(&current).await {
@@ -557,7 +558,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 Ok(release) => {
                     self.record(phase, sent_at, delay, None, None).await;
                     let version = release.version;
-                    self.last_seen = Some(release);
+                    self.last_seen = Some(Box::new(release));
                     return PutEnd::Applied(Some(version));
                 }
                 Err(error) => error,
@@ -675,7 +676,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     self.result.polls += 1;
                     self.send_request_event(phase, None, None).await;
                     let reached = done(&release);
-                    self.last_seen = Some(release);
+                    self.last_seen = Some(Box::new(release));
                     if reached {
                         return PollEnd::Reached;
                     }
@@ -699,7 +700,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
     /// One GET of the release with retries; the answer becomes `last_seen`.
     async fn get(&mut self, phase: Phase) -> Result<Release, ReadError> {
         let release = self.read(phase, |api, at| api.show_release(at)).await?;
-        self.last_seen = Some(release.clone());
+        self.last_seen = Some(Box::new(release.clone()));
         Ok(release)
     }
 

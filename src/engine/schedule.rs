@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt as _, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -298,7 +298,10 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
                 let prior = self.prior(op);
                 let run = OperationRun::new(self.ctx, op, body, pacer);
                 let intent = announced.take(position);
-                running.push(async move { (position, cluster, run.run(prior, intent).await) });
+                running.push(
+                    run.run(prior, intent)
+                        .map(move |result| (position, cluster, result)),
+                );
             }
             if !self.stopped(state).await {
                 self.announce_ahead(&ready, &mut announced, concurrency);
