@@ -291,9 +291,10 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
                     })
                     .await;
                 let pacer = &self.pacers[pacer_of_cluster[cluster]];
-                let body: &UpdateReleaseBody = match self.ctx.dry_run {
-                    true => &self.dry_bodies[&body_key(&op.body)],
-                    false => &op.body,
+                let body: &UpdateReleaseBody = if self.ctx.dry_run {
+                    &self.dry_bodies[&body_key(&op.body)]
+                } else {
+                    &op.body
                 };
                 let prior = self.prior(op);
                 let run = OperationRun::new(self.ctx, op, body, pacer);
@@ -348,12 +349,12 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
             return;
         }
         for &(position, _) in ready {
-            if announced.count >= limit {
+            if announced.len() >= limit {
                 break;
             }
             let op = &self.wave.operations[position];
             // A resumed operation reconciles before anything is journaled.
-            if announced.by_position[position].is_some() || self.prior(op).is_some() {
+            if announced.contains(position) || self.prior(op).is_some() {
                 continue;
             }
             let intent = PutIntent {
@@ -362,8 +363,7 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
                 rollback: false,
                 dry_run: self.ctx.dry_run,
             };
-            announced.by_position[position] = Some(journal.before_put(intent));
-            announced.count += 1;
+            announced.insert(position, journal.before_put(intent));
         }
     }
 
@@ -499,6 +499,18 @@ impl<'a> Announcements<'a> {
             by_position: std::iter::repeat_with(|| None).take(operations).collect(),
             count: 0,
         }
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    fn contains(&self, position: usize) -> bool {
+        self.by_position[position].is_some()
+    }
+
+    fn insert(&mut self, position: usize, intent: Announced<'a>) {
+        self.count += usize::from(self.by_position[position].replace(intent).is_none());
     }
 
     fn take(&mut self, position: usize) -> Option<Announced<'a>> {
