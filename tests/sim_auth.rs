@@ -142,6 +142,13 @@ fn map_signed_headers(authorization: &str, change: impl Fn(&str) -> String) -> S
     format!("{head}SignedHeaders={},{tail}", change(list))
 }
 
+fn flip_last_signature_digit(authorization: &str) -> String {
+    let mut changed = authorization.to_owned();
+    let last = changed.pop().unwrap();
+    changed.push(if last == '0' { '1' } else { '0' });
+    changed
+}
+
 fn reverse_signed_headers(authorization: &str) -> String {
     map_signed_headers(authorization, |list| {
         list.split(';').rev().collect::<Vec<_>>().join(";")
@@ -181,24 +188,13 @@ async fn a_tampered_request_is_401_with_the_documented_message() {
             .await;
             assert_eq!(status, 401);
         }
-        let mut headers = vector.headers.clone();
-        for (name, value) in &mut headers {
-            if name == "Authorization" {
-                let last = value.pop().unwrap();
-                value.push(if last == '0' { '1' } else { '0' });
-            }
-        }
-        let (status, _) = raw_request(
-            sim.addr(),
-            &vector.method,
-            &vector.target,
-            &headers,
-            &vector.body,
-        )
-        .await;
-        assert_eq!(status, 401);
-        // The right signature under a signed-header list the signer would not write.
-        for reshape in [reverse_signed_headers, uppercase_signed_headers] {
+        // A signature off by one digit, and the right signature under a signed-header list the
+        // signer would not write.
+        for reshape in [
+            flip_last_signature_digit,
+            reverse_signed_headers,
+            uppercase_signed_headers,
+        ] {
             let mut headers = vector.headers.clone();
             for (name, value) in &mut headers {
                 if name == "Authorization" {

@@ -350,91 +350,82 @@ impl Client {
     ) -> Result<T, ApiError> {
         // reqwest's request future is kilobytes; boxed here, every future that awaits a call
         // holds a pointer to it instead of moving a copy of it at each level.
-        Box::pin(self.exchange(shape, method, cluster, path, query, body)).await
-    }
-
-    async fn exchange<T: DeserializeOwned>(
-        &self,
-        shape: Shape,
-        method: Method,
-        cluster: &ClusterTarget,
-        path: &str,
-        query: String,
-        body: Vec<u8>,
-    ) -> Result<T, ApiError> {
-        let target = Target::new(self.endpoint(&cluster.endpoint)?, path, &query);
-        let headers = self.headers(&method, cluster, &target, &query, &body)?;
-        let started = std::time::Instant::now();
-        let mut request = self
-            .http
-            .request(method.clone(), target.url)
-            .headers(headers);
-        if !body.is_empty() {
-            request = request.body(body);
-        }
-        let response = request.send().await.map_err(|e| transport_error(&e))?;
-        let status = response.status().as_u16();
-        let request_id = response
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, self.now()));
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = response.bytes().await;
-        tracing::debug!(
-            method = %method,
-            cluster = %cluster.name,
-            path,
-            status,
-            request_id = request_id.as_deref().unwrap_or(""),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "api call"
-        );
-        if (200..300).contains(&status) {
-            let bytes = bytes.map_err(|e| {
-                let mut err = transport_error(&e);
-                err.status = Some(status);
-                err.request_id = request_id.clone();
-                err
-            })?;
-            let decode_error = |message: String| ApiError {
-                kind: FailureKind::Decode,
-                status: Some(status),
-                code: None,
-                message: Some(message),
-                request_id: request_id.clone(),
-                retry_after: None,
-            };
-            // serde would read a struct from an array too; an answer of the wrong shape is
-            // not the object asked for.
-            let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-            if first != Some(shape.opening()) {
-                return Err(decode_error(format!(
-                    "unreadable answer: expected a JSON {}",
-                    shape.name()
-                )));
+        Box::pin(async move {
+            let target = Target::new(self.endpoint(&cluster.endpoint)?, path, &query);
+            let headers = self.headers(&method, cluster, &target, &query, &body)?;
+            let started = std::time::Instant::now();
+            let mut request = self
+                .http
+                .request(method.clone(), target.url)
+                .headers(headers);
+            if !body.is_empty() {
+                request = request.body(body);
             }
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| decode_error(format!("unreadable answer: {e}")));
-        }
-        // An error status stands even if its body is cut short.
-        let body = bytes.unwrap_or_default();
-        Err(http_error(
-            status,
-            &body,
-            content_type.as_deref(),
-            request_id,
-            retry_after,
-        ))
+            let response = request.send().await.map_err(|e| transport_error(&e))?;
+            let status = response.status().as_u16();
+            let request_id = response
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, self.now()));
+            let content_type = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let bytes = response.bytes().await;
+            tracing::debug!(
+                method = %method,
+                cluster = %cluster.name,
+                path,
+                status,
+                request_id = request_id.as_deref().unwrap_or(""),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "api call"
+            );
+            if (200..300).contains(&status) {
+                let bytes = bytes.map_err(|e| {
+                    let mut err = transport_error(&e);
+                    err.status = Some(status);
+                    err.request_id = request_id.clone();
+                    err
+                })?;
+                let decode_error = |message: String| ApiError {
+                    kind: FailureKind::Decode,
+                    status: Some(status),
+                    code: None,
+                    message: Some(message),
+                    request_id: request_id.clone(),
+                    retry_after: None,
+                };
+                // serde would read a struct from an array too; an answer of the wrong shape is
+                // not the object asked for.
+                let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+                if first != Some(shape.opening()) {
+                    return Err(decode_error(format!(
+                        "unreadable answer: expected a JSON {}",
+                        shape.name()
+                    )));
+                }
+                return serde_json::from_slice(&bytes)
+                    .map_err(|e| decode_error(format!("unreadable answer: {e}")));
+            }
+            // An error status stands even if its body is cut short.
+            let body = bytes.unwrap_or_default();
+            Err(http_error(
+                status,
+                &body,
+                content_type.as_deref(),
+                request_id,
+                retry_after,
+            ))
+        })
+        .await
     }
 
     /// The headers sent, `Authorization` included, signed over exactly what is sent.
