@@ -140,7 +140,7 @@ pub fn assess_upgrade(
     match chart {
         DesiredChart::Kept => {}
         DesiredChart::Resolved(chart) => {
-            if chart.name != current.chart_name || chart.version != current.chart_version {
+            if runs_other_chart(current, &chart.name, &chart.version) {
                 reasons.push(format!(
                     "chart {} {} -> {} {}",
                     shown_name(&current.chart_name),
@@ -202,7 +202,7 @@ pub fn assess_rollback(current: &Release, target: RollbackTarget<'_>) -> Assessm
         }
     };
     let mut reasons = Vec::new();
-    if target.chart_name != current.chart_name || target.chart_version != current.chart_version {
+    if runs_other_chart(current, &target.chart_name, &target.chart_version) {
         reasons.push(format!(
             "chart {} {} -> {} {}",
             shown_name(&current.chart_name),
@@ -270,7 +270,7 @@ pub fn change_landed(
             let differs = match chart {
                 DesiredChart::Kept => false,
                 DesiredChart::Resolved(chart) => {
-                    chart.name != current.chart_name || chart.version != current.chart_version
+                    runs_other_chart(current, &chart.name, &chart.version)
                 }
                 DesiredChart::Unresolved { .. } => return Landed::CannotTell,
             };
@@ -280,8 +280,7 @@ pub fn change_landed(
             let RollbackTarget::Found(revision) = target else {
                 return Landed::CannotTell;
             };
-            let differs = revision.chart_name != current.chart_name
-                || revision.chart_version != current.chart_version;
+            let differs = runs_other_chart(current, &revision.chart_name, &revision.chart_version);
             (differs, assess_rollback(current, target).changes)
         }
     };
@@ -292,6 +291,11 @@ pub fn change_landed(
     } else {
         Landed::CannotTell
     }
+}
+
+/// Whether `current` runs a chart other than `name` at `version`.
+fn runs_other_chart(current: &Release, name: &str, version: &str) -> bool {
+    name != current.chart_name || version != current.chart_version
 }
 
 /// The revision a rollback body names, if any.

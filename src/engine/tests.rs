@@ -47,6 +47,19 @@ fn max_overlap(results: &[OperationResult], filter: impl Fn(&OperationResult) ->
     best as usize
 }
 
+/// `releases` releases on one cluster, tagged `v2`, with the default rollout, and a fake API
+/// seeded with them.
+fn seeded_on_one_cluster(releases: usize) -> (Arc<ClusterTarget>, ExpandedPlan, Arc<FakeApi>) {
+    let c = cluster("a", "r1");
+    let p = plan(
+        rollout(),
+        vec![ops_on(std::slice::from_ref(&c), releases, "v2")],
+    );
+    let api = FakeApi::new();
+    api.seed(&p);
+    (c, p, api)
+}
+
 fn ok(report: &RunReport) {
     for r in &report.results {
         assert_eq!(r.outcome, Outcome::Succeeded, "{r:#?}");
@@ -55,10 +68,7 @@ fn ok(report: &RunReport) {
 
 #[tokio::test(start_paused = true)]
 async fn a_plain_upgrade_preflights_puts_and_waits_for_the_new_revision() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 1, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_on_one_cluster(1);
     let (report, events) = run_plan(&p, api.clone(), EngineOptions::default()).await;
     ok(&report);
     let r = &report.results[0];
@@ -84,10 +94,7 @@ async fn a_plain_upgrade_preflights_puts_and_waits_for_the_new_revision() {
 
 #[tokio::test(start_paused = true)]
 async fn ambiguous_put_that_was_applied_is_reconciled_not_resent() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 1, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_on_one_cluster(1);
     api.with_release(&c.id, "app-0", |r| {
         r.put_faults.push_back(Fault::AppliedThen500)
     });
@@ -105,10 +112,7 @@ async fn ambiguous_put_that_was_applied_is_reconciled_not_resent() {
 
 #[tokio::test(start_paused = true)]
 async fn ambiguous_put_that_changed_nothing_is_sent_again() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 1, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_on_one_cluster(1);
     // A 500 before anything was applied, then a cut connection before applying.
     api.with_release(&c.id, "app-0", |r| {
         r.put_faults.push_back(Fault::Http(500, "CCE.01500001"));
@@ -133,10 +137,7 @@ async fn ambiguous_put_that_changed_nothing_is_sent_again() {
 
 #[tokio::test(start_paused = true)]
 async fn a_put_that_never_answers_times_out_and_is_reconciled() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 1, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_on_one_cluster(1);
     api.with_release(&c.id, "app-0", |r| {
         r.put_faults.push_back(Fault::AppliedThenHang)
     });
@@ -150,10 +151,7 @@ async fn a_put_that_never_answers_times_out_and_is_reconciled() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_gets_are_retried_and_a_fatal_poll_ends_the_wait() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 2, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_on_one_cluster(2);
     // app-0: the preflight GET meets a 503 and a cut connection, then goes through.
     api.with_release(&c.id, "app-0", |r| {
         r.get_faults.push_back(Fault::Http(503, "APIG.0201"));
@@ -204,10 +202,7 @@ async fn failed_gets_are_retried_and_a_fatal_poll_ends_the_wait() {
 
 #[tokio::test(start_paused = true)]
 async fn fatal_put_errors_fail_at_once() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 1, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_on_one_cluster(1);
     api.with_release(&c.id, "app-0", |r| {
         r.put_faults.push_back(Fault::Http(400, "CCE.01400001"))
     });
@@ -263,10 +258,7 @@ async fn preflight_404_fails_without_a_put() {
 
 #[tokio::test(start_paused = true)]
 async fn a_pending_release_is_waited_on_before_the_put() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 1, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_on_one_cluster(1);
     let start = Instant::now();
     api.with_release(&c.id, "app-0", |r| {
         let mut busy = r.revisions[0].clone();
@@ -289,10 +281,7 @@ async fn a_pending_release_is_waited_on_before_the_put() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_timeout_fails_with_the_last_status_seen() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 1, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (_, p, api) = seeded_on_one_cluster(1);
     api.lock().settle = Duration::from_secs(3600);
     let start = Instant::now();
     let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
@@ -364,10 +353,7 @@ async fn rollback_on_failure_restores_the_previous_revision() {
 
 #[tokio::test(start_paused = true)]
 async fn dry_run_sends_dry_run_true_and_does_not_wait() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 3, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (_, p, api) = seeded_on_one_cluster(3);
     let options = EngineOptions {
         dry_run: true,
         ..EngineOptions::default()
@@ -735,10 +721,7 @@ async fn cancellation_marks_the_rest_cancelled_and_sends_nothing_after() {
 
 #[tokio::test(start_paused = true)]
 async fn resume_skips_what_succeeded_and_reconciles_what_was_in_flight() {
-    let c = cluster("a", "r1");
-    let p = plan(rollout(), vec![ops_on(std::slice::from_ref(&c), 3, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_on_one_cluster(3);
     // app-1's PUT went through before the crash; app-2's never left.
     let start = Instant::now();
     api.with_release(&c.id, "app-1", |r| {
