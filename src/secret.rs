@@ -69,31 +69,39 @@ pub fn redact_map(
 /// `line` of plan source with the value of every secret-looking key on it (see
 /// [`is_secret_key`]) masked character for character, so that a diagnostic can show the line
 /// and its caret still points where it did. Handles block (`key: value`) and flow
-/// (`{ key: value, ... }`) mappings, quoted and plain keys and values, and comments.
+/// (`{ key: value, ... }`, `{"key":"value"}`) mappings, quoted and plain keys and values, and
+/// comments. A value written over several lines is [`secret_block_lines`]' business.
 pub fn mask_line(line: &str) -> std::borrow::Cow<'_, str> {
     let chars: Vec<char> = line.chars().collect();
-    let mut masked = chars.clone();
-    let mut changed = false;
+    let mut masked: Option<Vec<char>> = None;
     let mut depth = 0usize;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        let key_end = match c {
-            '"' | '\'' => {
+        // A quote opens a quoted scalar only where a token starts: `don't` is plain.
+        let token_start = i == 0 || chars[i - 1].is_whitespace() || "{[,:".contains(chars[i - 1]);
+        let key = match c {
+            '"' | '\'' if token_start => {
                 let close = quoted_end(&chars, i);
-                if chars.get(close + 1) == Some(&':') && ends_key(&chars, close + 1) {
-                    Some((i + 1, close, close + 1))
+                let colon = skip_blanks(&chars, close + 1);
+                // A quoted key may be followed by `:` at once, as in JSON.
+                if chars.get(colon) == Some(&':') {
+                    Some((i + 1, close, colon))
                 } else {
                     i = close + 1;
                     continue;
                 }
             }
             ':' if ends_key(&chars, i) => {
-                let start = chars[..i]
+                let end = chars[..i]
+                    .iter()
+                    .rposition(|c| !c.is_whitespace())
+                    .map_or(0, |p| p + 1);
+                let start = chars[..end]
                     .iter()
                     .rposition(|c| c.is_whitespace() || "{}[],".contains(*c))
                     .map_or(0, |p| p + 1);
-                Some((start, i, i))
+                Some((start, end, i))
             }
             '{' | '[' => {
                 depth += 1;
@@ -106,25 +114,89 @@ pub fn mask_line(line: &str) -> std::borrow::Cow<'_, str> {
             '#' if i == 0 || chars[i - 1].is_whitespace() => break,
             _ => None,
         };
-        if let Some((start, end, colon)) = key_end {
+        if let Some((start, end, colon)) = key {
             let key: String = chars[start..end].iter().collect();
             if is_secret_key(&key) {
                 let (from, to) = value_span(&chars, colon + 1, depth);
-                for slot in &mut masked[from..to] {
-                    *slot = '*';
+                if from < to {
+                    masked.get_or_insert_with(|| chars.clone())[from..to].fill('*');
                 }
-                changed |= from < to;
                 i = to.max(colon + 1);
                 continue;
             }
         }
         i += 1;
     }
-    if changed {
-        std::borrow::Cow::Owned(masked.into_iter().collect())
-    } else {
-        std::borrow::Cow::Borrowed(line)
+    match masked {
+        Some(masked) => std::borrow::Cow::Owned(masked.into_iter().collect()),
+        None => std::borrow::Cow::Borrowed(line),
     }
+}
+
+/// Which lines of a plan belong to a value of a secret-looking key that goes on past the key's
+/// own line: a block scalar (`password: |`), a nested mapping or list under the key, a quoted
+/// value continued on the next lines. Each such line is more indented than its key.
+pub fn secret_block_lines(lines: &[&str]) -> Vec<bool> {
+    let mut inside = vec![false; lines.len()];
+    // The keys still open: their indentation, and whether they or a key above them is secret.
+    let mut open: Vec<(usize, bool)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let mut content = line.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let mut indent = line.len() - content.len();
+        while open
+            .last()
+            .is_some_and(|&(key_indent, _)| key_indent >= indent)
+        {
+            open.pop();
+        }
+        let in_secret = open.last().is_some_and(|&(_, secret)| secret);
+        inside[i] = in_secret;
+        // `- key: value`: the key sits where the item's content starts.
+        while let Some(rest) = content.strip_prefix("- ") {
+            let item = rest.trim_start();
+            indent += content.len() - item.len();
+            content = item;
+        }
+        if let Some(key) = leading_key(content) {
+            open.push((indent, in_secret || is_secret_key(&key)));
+        }
+    }
+    inside
+}
+
+/// The mapping key a line's content starts with, if it does.
+fn leading_key(content: &str) -> Option<String> {
+    let chars: Vec<char> = content.chars().collect();
+    match chars.first()? {
+        '"' | '\'' => {
+            let close = quoted_end(&chars, 0);
+            let colon = skip_blanks(&chars, close + 1);
+            (chars.get(colon) == Some(&':')).then(|| chars[1..close].iter().collect())
+        }
+        '{' | '[' => None,
+        _ => {
+            let colon = (0..chars.len()).find(|&j| chars[j] == ':' && ends_key(&chars, j))?;
+            let key: String = chars[..colon].iter().collect();
+            Some(key.trim_end().to_owned())
+        }
+    }
+}
+
+/// `line` masked from its indentation on: a line inside a secret value.
+pub fn mask_whole_line(line: &str) -> String {
+    let content = line.trim_start();
+    let mut masked = line[..line.len() - content.len()].to_owned();
+    masked.extend(content.chars().map(|_| '*'));
+    masked
+}
+
+fn skip_blanks(chars: &[char], from: usize) -> usize {
+    (from..chars.len())
+        .find(|&j| !chars[j].is_whitespace())
+        .unwrap_or(chars.len())
 }
 
 /// A `:` that ends a mapping key: followed by a space or the end of the line.
@@ -230,6 +302,10 @@ mod tests {
                 "  url: http://x:80/password:y",
                 "  url: http://x:80/password:y",
             ),
+            (r#"{"apiKey":"abc","n":1}"#, r#"{"apiKey":*****,"n":1}"#),
+            ("  password : x", "  password : *"),
+            ("  \"password\" : x", "  \"password\" : *"),
+            ("{ note: don't, token: abc }", "{ note: don't, token: *** }"),
         ] {
             assert_eq!(mask_line(line), want, "{line}");
             assert_eq!(mask_line(line).chars().count(), line.chars().count());
@@ -238,6 +314,34 @@ mod tests {
             mask_line("  imageTag: v1"),
             std::borrow::Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn a_secret_value_over_several_lines_is_found_line_by_line() {
+        let text = [
+            "values:",              // 0
+            "  dbPassword: |",      // 1
+            "    hunter2",          // 2
+            "    more",             // 3
+            "  imageTag: v1",       // 4
+            "  db_secret:",         // 5
+            "    user: admin",      // 6
+            "    nested: { a: 1 }", // 7
+            "  tokens:",            // 8
+            "    - abc",            // 9
+            "releases:",            // 10
+            "  - name: web",        // 11
+            "    apiKey: \"x",      // 12
+            "      y\"",            // 13
+            "    namespace: shop",  // 14
+        ];
+        let inside: Vec<usize> = secret_block_lines(&text)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &inside)| inside.then_some(i))
+            .collect();
+        assert_eq!(inside, [2, 3, 6, 7, 9, 13]);
+        assert_eq!(mask_whole_line("    hunter2"), "    *******");
     }
 
     #[test]

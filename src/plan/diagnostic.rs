@@ -52,26 +52,24 @@ impl Diagnostic {
     ) -> Self {
         // The parser places an empty node at the end of the input on the line after the last
         // one; point at the end of the last line instead, which the reader can see.
-        let lines = lines.lines();
-        let (pos, source_line) = match lines.get(pos.line.saturating_sub(1)) {
-            Some(line) => (pos, Some(*line)),
-            None => match lines.last() {
-                Some(last) => (
-                    Pos {
-                        line: lines.len(),
-                        col: last.chars().count() + 1,
-                    },
-                    Some(*last),
-                ),
-                None => (pos, None),
-            },
+        let count = lines.lines().len();
+        let (pos, index) = if pos.line.saturating_sub(1) < count {
+            (pos, Some(pos.line.saturating_sub(1)))
+        } else if let Some(last) = lines.lines().last() {
+            let end = Pos {
+                line: count,
+                col: last.chars().count() + 1,
+            };
+            (end, Some(count - 1))
+        } else {
+            (pos, None)
         };
         Diagnostic {
             path: path.to_path_buf(),
             pos: Some(pos),
             message: message.into(),
-            // The line is shown to whoever reads the error: a secret written inline on it is not.
-            source_line: source_line.map(|line| crate::secret::mask_line(line).into_owned()),
+            // The line is shown to whoever reads the error: a secret written on it is not.
+            source_line: index.map(|index| lines.shown(index)),
         }
     }
 
@@ -90,6 +88,8 @@ impl Diagnostic {
 pub struct SourceLines<'t> {
     text: &'t str,
     lines: std::cell::OnceCell<Vec<&'t str>>,
+    /// Which lines are inside a secret value written over several lines.
+    secret: std::cell::OnceCell<Vec<bool>>,
 }
 
 impl<'t> SourceLines<'t> {
@@ -97,11 +97,26 @@ impl<'t> SourceLines<'t> {
         SourceLines {
             text,
             lines: std::cell::OnceCell::new(),
+            secret: std::cell::OnceCell::new(),
         }
     }
 
     fn lines(&self) -> &[&'t str] {
         self.lines.get_or_init(|| yaml_lines(self.text).collect())
+    }
+
+    /// Line `index` as a diagnostic may show it: no secret value on it in clear, whether it
+    /// sits on its key's line or on one below it.
+    fn shown(&self, index: usize) -> String {
+        let line = self.lines()[index];
+        let secret = self
+            .secret
+            .get_or_init(|| crate::secret::secret_block_lines(self.lines()));
+        if secret[index] {
+            crate::secret::mask_whole_line(line)
+        } else {
+            crate::secret::mask_line(line).into_owned()
+        }
     }
 }
 

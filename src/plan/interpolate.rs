@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::secret::is_secret_key;
+
 use super::source::push_pointer;
 
 /// A string that could not be interpolated, at the JSON pointer of its node.
@@ -17,18 +19,20 @@ pub fn interpolate_tree(
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<InterpolationProblem> {
     let mut problems = Vec::new();
-    walk(value, "", vars, &mut problems);
+    walk(value, "", false, vars, &mut problems);
     problems
 }
 
+/// `secret`: the value sits under a secret-looking key, so messages do not quote it.
 fn walk(
     value: &mut Value,
     pointer: &str,
+    secret: bool,
     vars: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<InterpolationProblem>,
 ) {
     match value {
-        Value::String(s) if s.contains('$') => match interpolate(s, vars) {
+        Value::String(s) if s.contains('$') => match expand(s, vars, secret) {
             Ok(expanded) => *s = expanded,
             Err(message) => problems.push(InterpolationProblem {
                 pointer: pointer.to_owned(),
@@ -38,13 +42,13 @@ fn walk(
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 let child = push_pointer(pointer, &i.to_string());
-                walk(item, &child, vars, problems);
+                walk(item, &child, secret, vars, problems);
             }
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 let child = push_pointer(pointer, k);
-                walk(v, &child, vars, problems);
+                walk(v, &child, secret || is_secret_key(k), vars, problems);
             }
         }
         _ => {}
@@ -54,6 +58,15 @@ fn walk(
 /// Expands one string. `$${` is a literal `${`; a `$` not followed by `{` stays as it is.
 /// `${VAR:-default}` takes the default when VAR is unset or empty.
 pub fn interpolate(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    expand(text, vars, false)
+}
+
+/// [`interpolate`]; with `secret`, a message names the problem without quoting the text.
+fn expand(
+    text: &str,
+    vars: &dyn Fn(&str) -> Option<String>,
+    secret: bool,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -70,7 +83,11 @@ pub fn interpolate(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<
             continue;
         };
         let Some(end) = body_start.find('}') else {
-            return Err(format!("unterminated `${{` in `{text}`"));
+            return Err(if secret {
+                "unterminated `${` in a secret value (not shown)".to_owned()
+            } else {
+                format!("unterminated `${{` in `{text}`")
+            });
         };
         let body = &body_start[..end];
         let (name, default) = match body.split_once(":-") {
@@ -78,8 +95,13 @@ pub fn interpolate(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<
             None => (body, None),
         };
         if !is_variable_name(name) {
+            let reference = if secret {
+                "a `${...}` in a secret value (not shown)".to_owned()
+            } else {
+                format!("`${{{body}}}`")
+            };
             return Err(format!(
-                "`${{{body}}}` is not a variable reference: names are letters, digits and `_`, not starting with a digit"
+                "{reference} is not a variable reference: names are letters, digits and `_`, not starting with a digit"
             ));
         }
         match (
@@ -147,6 +169,24 @@ mod tests {
                 .unwrap_err()
                 .contains("not a variable")
         );
+    }
+
+    #[test]
+    fn a_problem_under_a_secret_looking_key_does_not_quote_the_value() {
+        let mut tree = json!({
+            "values": {
+                "dbPassword": "hunter2${",
+                "db_secret": { "inner": "s3cret${bad name}" },
+                "imageTag": "v1${"
+            }
+        });
+        let problems = interpolate_tree(&mut tree, &vars);
+        assert_eq!(problems.len(), 3);
+        for problem in &problems {
+            assert!(!problem.message.contains("hunter2"), "{problem:?}");
+            assert!(!problem.message.contains("s3cret"), "{problem:?}");
+        }
+        assert!(problems.iter().any(|p| p.message.contains("`v1${`")));
     }
 
     #[test]
