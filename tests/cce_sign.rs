@@ -258,3 +258,16 @@ proptest! {
         prop_assert_eq!(sign::sdk_date(at), at.strftime(sign::DATE_FORMAT).to_string());
     }
 }
+
+#[test]
+fn a_canonical_header_list_is_lowercase_sorted_and_without_underscores() {
+    assert!(sign::is_canonical_header_list([
+        "content-type",
+        "host",
+        "x-sdk-date"
+    ]));
+    assert!(sign::is_canonical_header_list([]));
+    assert!(!sign::is_canonical_header_list(["host", "content-type"]));
+    assert!(!sign::is_canonical_header_list(["Host"]));
+    assert!(!sign::is_canonical_header_list(["host", "x_custom"]));
+}

@@ -136,27 +136,80 @@ async fn every_sdk_signing_vector_is_accepted() {
     }
 }
 
-fn map_signed_headers(authorization: &str, change: impl Fn(&str) -> String) -> String {
-    let (head, rest) = authorization.split_once("SignedHeaders=").unwrap();
-    let (list, tail) = rest.split_once(',').unwrap();
-    format!("{head}SignedHeaders={},{tail}", change(list))
+fn authorization(vector: &Vector) -> &str {
+    let (_, value) = vector
+        .headers
+        .iter()
+        .find(|(name, _)| name == "Authorization")
+        .unwrap();
+    value
 }
 
-fn flip_last_signature_digit(authorization: &str) -> String {
-    let mut changed = authorization.to_owned();
+fn flip_last_signature_digit(vector: &Vector) -> String {
+    let mut changed = authorization(vector).to_owned();
     let last = changed.pop().unwrap();
     changed.push(if last == '0' { '1' } else { '0' });
     changed
 }
 
-fn reverse_signed_headers(authorization: &str) -> String {
-    map_signed_headers(authorization, |list| {
-        list.split(';').rev().collect::<Vec<_>>().join(";")
-    })
+/// A valid signature over the vector's request with its signed-header list put in another
+/// form: only the rule that the list be as the signer writes it can refuse it.
+fn signed_with_header_list(vector: &Vector, reshape: fn(Vec<String>) -> Vec<String>) -> String {
+    let parsed = sign::parse_authorization(authorization(vector)).unwrap();
+    let names = reshape(
+        parsed
+            .signed_headers
+            .split(';')
+            .map(str::to_owned)
+            .collect(),
+    );
+    let value_of = |name: &str| {
+        let (_, value) = vector
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .unwrap();
+        value.as_str()
+    };
+    let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), value_of(n))).collect();
+    let (path, query) = vector
+        .target
+        .split_once('?')
+        .unwrap_or((&vector.target, ""));
+    let segments = flotilla::sim::auth::path_segments(path);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let pairs = flotilla::sim::auth::query_pairs(Some(query));
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let signature = sign::signature_hex(
+        &sign::CanonicalParts {
+            method: &vector.method,
+            canonical_uri: &sign::canonical_uri(&segments),
+            canonical_query: &sign::canonical_query(&pairs),
+            sorted_headers: &headers,
+            body: vector.body.as_bytes(),
+        },
+        value_of("x-sdk-date"),
+        vector.sk.as_bytes(),
+    );
+    format!(
+        "{} Access={}, SignedHeaders={}, Signature={}",
+        sign::ALGORITHM,
+        parsed.access_key,
+        names.join(";"),
+        String::from_utf8(signature.to_vec()).unwrap()
+    )
 }
 
-fn uppercase_signed_headers(authorization: &str) -> String {
-    map_signed_headers(authorization, str::to_ascii_uppercase)
+fn reversed(mut names: Vec<String>) -> Vec<String> {
+    names.reverse();
+    names
+}
+
+fn uppercased(names: Vec<String>) -> Vec<String> {
+    names.iter().map(|n| n.to_ascii_uppercase()).collect()
 }
 
 #[tokio::test]
@@ -188,17 +241,22 @@ async fn a_tampered_request_is_401_with_the_documented_message() {
             .await;
             assert_eq!(status, 401);
         }
-        // A signature off by one digit, and the right signature under a signed-header list the
+        // Re-signing with the list as it is gives the vector's own header back.
+        assert_eq!(
+            signed_with_header_list(vector, |names| names),
+            authorization(vector)
+        );
+        // A signature off by one digit, and valid signatures over a signed-header list the
         // signer would not write.
-        for reshape in [
-            flip_last_signature_digit,
-            reverse_signed_headers,
-            uppercase_signed_headers,
+        for tampered in [
+            flip_last_signature_digit(vector),
+            signed_with_header_list(vector, reversed),
+            signed_with_header_list(vector, uppercased),
         ] {
             let mut headers = vector.headers.clone();
             for (name, value) in &mut headers {
                 if name == "Authorization" {
-                    *value = reshape(value);
+                    *value = tampered.clone();
                 }
             }
             let (status, body) = raw_request(

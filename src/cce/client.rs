@@ -118,13 +118,16 @@ pub fn check_endpoint(url: &str, allow_insecure_http: bool) -> Result<(), Client
 /// The URL as error messages show it: user information (`user:password@`), which an endpoint
 /// must not carry but a mistyped one may, becomes `***@`.
 fn shown_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        // Without `//`, `user:password@host` still parses, with `user` as its scheme.
+        None => (None, url),
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
+    match (rest[..authority_end].rfind('@'), scheme) {
+        (Some(at), Some(scheme)) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        (Some(at), None) => format!("***@{}", &rest[at + 1..]),
+        (None, _) => url.to_owned(),
     }
 }
 
@@ -596,25 +599,11 @@ impl Endpoint {
             err.message = Some(message);
             err
         };
-        let url = Url::parse(endpoint)
-            .map_err(|e| not_sent(format!("endpoint {:?}: {e}", shown_url(endpoint))))?;
-        if url.scheme() == "http" && !allow_insecure_http && !is_loopback(&url) {
-            return Err(not_sent(
-                ClientError::InsecureHttp {
-                    url: shown_url(endpoint),
-                }
-                .to_string(),
-            ));
-        }
-        let host = match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => {
-                return Err(not_sent(format!(
-                    "endpoint {:?} has no host",
-                    shown_url(endpoint)
-                )));
-            }
+        check_endpoint(endpoint, allow_insecure_http).map_err(|e| not_sent(e.to_string()))?;
+        let url = Url::parse(endpoint).map_err(|e| not_sent(e.to_string()))?;
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
         };
         let base_path = url.path().trim_end_matches('/').to_owned();
         let mut canonical_base = String::with_capacity(base_path.len());
@@ -826,6 +815,9 @@ mod tests {
             let message = refused.unwrap_err().to_string();
             assert!(!message.contains("s3cret"), "{message}");
         }
+        let schemeless = check_endpoint("user:pw-s3cret@cce.example.com", false);
+        let message = schemeless.unwrap_err().to_string();
+        assert!(!message.contains("s3cret"), "{message}");
         let insecure = check_endpoint("http://user:pw-s3cret@cce.example.com/x", false);
         let message = insecure.unwrap_err().to_string();
         assert!(

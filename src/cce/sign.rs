@@ -91,7 +91,8 @@ pub struct SigningInput<'a> {
     pub body: &'a [u8],
 }
 
-/// Each step of a signature, for tests and for the simulator's diagnostics.
+/// Each step of a signature, built as strings: the reference the streaming [`signature_hex`] is
+/// tested against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signed {
     pub canonical_request: String,

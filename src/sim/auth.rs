@@ -47,8 +47,6 @@ pub struct Authenticator {
     auth: SimAuth,
     /// A pinned "now" for the date window (tests replaying old vectors).
     clock: Option<Timestamp>,
-    /// The configured credential's label, worked out once rather than hashed per request.
-    known_label: Option<String>,
 }
 
 /// The parts of a received request that authentication looks at.
@@ -63,34 +61,7 @@ pub struct Received<'a> {
 
 impl Authenticator {
     pub fn new(auth: SimAuth, clock: Option<Timestamp>) -> Self {
-        let known_label = match &auth {
-            SimAuth::None => None,
-            SimAuth::AkSk { ak, .. } => Some(format!("ak:{}", short_hash(ak.expose()))),
-            SimAuth::Token(token) => Some(format!("token:{}", short_hash(token.expose()))),
-        };
-        Authenticator {
-            auth,
-            clock,
-            known_label,
-        }
-    }
-
-    /// [`credential_label`], without hashing again the credential the simulator knows.
-    pub fn credential_label(&self, headers: &HeaderMap) -> String {
-        let known = match &self.auth {
-            SimAuth::None => None,
-            SimAuth::AkSk { ak, .. } => header(headers, "authorization")
-                .and_then(sign::parse_authorization)
-                .map(|parsed| parsed.access_key == ak.expose()),
-            SimAuth::Token(token) => header(headers, "authorization")
-                .is_none()
-                .then(|| header(headers, "x-auth-token").map(|given| given == token.expose()))
-                .flatten(),
-        };
-        match (known, &self.known_label) {
-            (Some(true), Some(label)) => label.clone(),
-            _ => credential_label(headers),
-        }
+        Authenticator { auth, clock }
     }
 
     pub fn mode(&self) -> &SimAuth {
@@ -291,40 +262,6 @@ mod tests {
         let label = credential_label(&headers);
         assert!(label.starts_with("ak:") && label.len() == 11, "{label}");
         assert!(!label.contains("AKEXAMPLE"));
-    }
-
-    #[test]
-    fn the_known_credential_gets_the_same_label_as_any_other() {
-        let ak = "AKEXAMPLE0000000000";
-        let authenticator = Authenticator::new(
-            SimAuth::AkSk {
-                ak: Secret::new(ak.to_owned()),
-                sk: Secret::new("SK".to_owned()),
-                project_id: None,
-            },
-            None,
-        );
-        for access in [ak, "AKOTHER000000000000"] {
-            let mut headers = HeaderMap::new();
-            let value =
-                format!("SDK-HMAC-SHA256 Access={access}, SignedHeaders=host, Signature=00");
-            headers.insert("authorization", value.parse().unwrap());
-            assert_eq!(
-                authenticator.credential_label(&headers),
-                credential_label(&headers)
-            );
-        }
-        assert_eq!(
-            authenticator.credential_label(&HeaderMap::new()),
-            "anonymous"
-        );
-
-        let token = Authenticator::new(SimAuth::Token(Secret::new("t0ken".to_owned())), None);
-        for given in ["t0ken", "other"] {
-            let mut headers = HeaderMap::new();
-            headers.insert("x-auth-token", given.parse().unwrap());
-            assert_eq!(token.credential_label(&headers), credential_label(&headers));
-        }
     }
 
     #[test]

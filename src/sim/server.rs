@@ -249,7 +249,7 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let needs_credential = shared.log.is_recording() || shared.throttle.is_some();
     let credential = if needs_credential {
-        shared.auth.credential_label(&parts.headers)
+        auth::credential_label(&parts.headers)
     } else {
         String::new()
     };
