@@ -180,38 +180,40 @@ fn ensure_ends_with_newline(file: &mut File) -> io::Result<()> {
 /// line fails with the same error: what a failed fsync left on disk is unknown, and a line
 /// that looks durable but is not would let a resume send a change twice.
 fn group_commit(mut file: File, receiver: std_mpsc::Receiver<Pending>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(256);
     let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut waiters: Vec<oneshot::Sender<Result<(), String>>> = Vec::with_capacity(256);
     let mut failed: Option<String> = None;
     while let Ok(first) = receiver.recv() {
-        batch.push(first);
-        while let Ok(more) = receiver.try_recv() {
-            batch.push(more);
-        }
         buffer.clear();
-        for pending in &mut batch {
-            match std::mem::replace(&mut pending.line, Line::Encoded(Vec::new())) {
-                Line::Encoded(line) => buffer.extend_from_slice(&line),
-                Line::Deferred(encode) => encode(&mut buffer),
+        for pending in std::iter::once(first).chain(receiver.try_iter()) {
+            if failed.is_none() {
+                match pending.line {
+                    Line::Encoded(line) => buffer.extend_from_slice(&line),
+                    Line::Deferred(encode) => encode(&mut buffer),
+                }
             }
+            waiters.extend(pending.durable);
         }
         // A batch nobody waits for is written (a kill -9 cannot lose it) but not fsynced: the
         // next batch's fsync covers it, and an fsync costs more than the lines' writing.
-        let waited_for = batch.iter().any(|pending| pending.durable.is_some());
         let result = match &failed {
             Some(message) => Err(message.clone()),
             None => file
                 .write_all(&buffer)
-                .and_then(|()| if waited_for { file.sync_data() } else { Ok(()) })
+                .and_then(|()| {
+                    if waiters.is_empty() {
+                        Ok(())
+                    } else {
+                        file.sync_data()
+                    }
+                })
                 .map_err(|e| e.to_string()),
         };
         if let Err(message) = &result {
             failed.get_or_insert_with(|| message.clone());
         }
-        for pending in batch.drain(..) {
-            if let Some(durable) = pending.durable {
-                let _ = durable.send(result.clone());
-            }
+        for durable in waiters.drain(..) {
+            let _ = durable.send(result.clone());
         }
     }
 }
