@@ -51,6 +51,29 @@ pub(crate) struct Context<'a, A> {
     pub run_start: Instant,
 }
 
+impl<'a, A> Context<'a, A> {
+    /// Journals the intent of `op`'s change, its PUT (not a rollback's), when there is a journal:
+    /// the scheduler ahead of the start and the operation itself must write the same line.
+    pub(crate) fn journal_change(
+        &self,
+        op: &'a Operation,
+        version_before: Option<i64>,
+    ) -> Option<Announced<'a>> {
+        self.journal.map(|journal| {
+            journal.before_put(PutIntent {
+                operation: op,
+                version_before,
+                rollback: false,
+                dry_run: self.dry_run,
+            })
+        })
+    }
+}
+
+/// Why an ambiguous change is not resent when the release cannot show whether it landed.
+const CANNOT_TELL: &str =
+    "no revision from before it, and only masked keys or an unknown chart could tell";
+
 enum End {
     Succeeded,
     /// Already as planned: nothing sent.
@@ -212,9 +235,9 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     }
                 }
                 Ok(Reconciled::Unknown) => {
-                    return End::Failed(OperationError::message(
-                        "interrupted run: cannot tell whether the change was applied (no revision from before it, and only masked keys or an unknown chart could tell); not resent",
-                    ));
+                    return End::Failed(OperationError::message(format!(
+                        "interrupted run: cannot tell whether the change was applied ({CANNOT_TELL}); not resent"
+                    )));
                 }
                 Err(stop) => return stop.into(),
             }
@@ -263,16 +286,9 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         let applied = match already_applied {
             Some(version) => Some(version),
             None => {
-                let durable = match (announced.take(), self.ctx.journal) {
-                    (Some(announced), _) => Some(announced),
-                    (None, Some(journal)) => Some(journal.before_put(PutIntent {
-                        operation: self.op,
-                        version_before,
-                        rollback: false,
-                        dry_run: self.ctx.dry_run,
-                    })),
-                    (None, None) => None,
-                };
+                let durable = announced
+                    .take()
+                    .or_else(|| self.ctx.journal_change(self.op, version_before));
                 if let Some(durable) = durable
                     && let Err(error) = durable.await
                 {
@@ -615,7 +631,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     }
                     Ok(Reconciled::Unknown) => {
                         return PutEnd::Failed(OperationError::from_api(
-                            "PUT outcome unknown (no revision from before it, and only masked keys or an unknown chart could tell); not resent",
+                            &format!("PUT outcome unknown ({CANNOT_TELL}); not resent"),
                             &error,
                         ));
                     }

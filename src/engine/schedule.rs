@@ -15,7 +15,6 @@ use super::api::ReleaseApi;
 use super::charts::ChartCache;
 use super::event::Event;
 use super::journal::Journal;
-use super::journal::PutIntent;
 use super::operation::{Announced, Context, OperationRun, PriorState, dry_run_body};
 use super::outcome::{OperationResult, Outcome, RunReport, RunSummary};
 use super::pace::Pacer;
@@ -267,7 +266,7 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
         let concurrency = self.ctx.rollout.concurrency.max(1);
         let mut in_flight_on: Vec<usize> = vec![0; queues.len()];
         let mut running = FuturesUnordered::new();
-        let mut announced = Announcements::new(ops.len());
+        let mut announced = Announcements::new(if self.announces_ahead() { ops.len() } else { 0 });
 
         loop {
             while running.len() < concurrency && !self.stopped(state).await {
@@ -342,10 +341,7 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
         announced: &mut Announcements<'a>,
         limit: usize,
     ) {
-        let Some(journal) = self.ctx.journal else {
-            return;
-        };
-        if self.ctx.rollout.preflight {
+        if !self.announces_ahead() {
             return;
         }
         for &(position, _) in ready {
@@ -357,21 +353,19 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
             if announced.contains(position) || self.prior(op).is_some() {
                 continue;
             }
-            let intent = PutIntent {
-                operation: op,
-                version_before: None,
-                rollback: false,
-                dry_run: self.ctx.dry_run,
-            };
-            announced.insert(position, journal.before_put(intent));
+            if let Some(intent) = self.ctx.journal_change(op, None) {
+                announced.insert(position, intent);
+            }
         }
     }
 
-    /// What the journal says of `op`. Most runs resume nothing: they skip hashing per operation.
+    /// Whether intents are journaled ahead: with a journal, and preflight off.
+    fn announces_ahead(&self) -> bool {
+        self.ctx.journal.is_some() && !self.ctx.rollout.preflight
+    }
+
+    /// What the journal of a resumed run says of `op`.
     fn prior(&self, op: &Operation) -> Option<&'r PriorState> {
-        if self.resume.is_empty() {
-            return None;
-        }
         self.resume.get(&op.index)
     }
 
@@ -486,7 +480,6 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
     }
 }
 
-/// Identifies a body shared by several operations (one `Arc` per release in the plan).
 /// The intents journaled ahead of their operations, by position in the wave.
 struct Announcements<'a> {
     by_position: Vec<Option<Announced<'a>>>,
@@ -494,6 +487,7 @@ struct Announcements<'a> {
 }
 
 impl<'a> Announcements<'a> {
+    /// Room for `operations` positions: none when nothing is announced.
     fn new(operations: usize) -> Self {
         Announcements {
             by_position: std::iter::repeat_with(|| None).take(operations).collect(),
@@ -514,12 +508,13 @@ impl<'a> Announcements<'a> {
     }
 
     fn take(&mut self, position: usize) -> Option<Announced<'a>> {
-        let taken = self.by_position[position].take();
+        let taken = self.by_position.get_mut(position).and_then(Option::take);
         self.count -= usize::from(taken.is_some());
         taken
     }
 }
 
+/// Identifies a body shared by several operations (one `Arc` per release in the plan).
 fn body_key(body: &Arc<UpdateReleaseBody>) -> usize {
     Arc::as_ptr(body) as usize
 }
