@@ -12,7 +12,7 @@ use super::fake::{Bucket, FakeApi, Fault, cluster, plan, rollout, run_plan};
 use super::*;
 use crate::cce::model::{Action, ReleaseStatus};
 use crate::error::Exit;
-use crate::plan::resolved::{ClusterTarget, ExpandedPlan, FailureBudget, Rate};
+use crate::plan::resolved::{ClusterTarget, ExpandedPlan, FailureBudget, Rate, Rollout};
 
 type Ops = Vec<(Arc<ClusterTarget>, String, &'static str)>;
 
@@ -47,17 +47,33 @@ fn max_overlap(results: &[OperationResult], filter: impl Fn(&OperationResult) ->
     best as usize
 }
 
+type Seeded = (Arc<ClusterTarget>, ExpandedPlan, Arc<FakeApi>);
+
 /// `releases` releases on one cluster, tagged `v2`, with the default rollout, and a fake API
 /// seeded with them.
-fn seeded_on_one_cluster(releases: usize) -> (Arc<ClusterTarget>, ExpandedPlan, Arc<FakeApi>) {
+fn seeded_on_one_cluster(releases: usize) -> Seeded {
+    seeded_with(rollout(), releases, "v2")
+}
+
+/// `releases` releases on one cluster, tagged `tag`, under `rollout`, and a fake API seeded with
+/// them.
+fn seeded_with(rollout: Rollout, releases: usize, tag: &'static str) -> Seeded {
     let c = cluster("a", "r1");
     let p = plan(
-        rollout(),
-        vec![ops_on(std::slice::from_ref(&c), releases, "v2")],
+        rollout,
+        vec![ops_on(std::slice::from_ref(&c), releases, tag)],
     );
     let api = FakeApi::new();
     api.seed(&p);
     (c, p, api)
+}
+
+/// The default rollout without preflight and without waiting.
+fn no_preflight_no_wait() -> Rollout {
+    let mut r = rollout();
+    r.preflight = false;
+    r.wait.enabled = false;
+    r
 }
 
 fn ok(report: &RunReport) {
@@ -218,12 +234,9 @@ async fn fatal_put_errors_fail_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn retryable_errors_stop_after_the_configured_attempts() {
-    let c = cluster("a", "r1");
     let mut r = rollout();
     r.retry.attempts = 3;
-    let p = plan(r, vec![ops_on(std::slice::from_ref(&c), 1, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_with(r, 1, "v2");
     api.with_release(&c.id, "app-0", |r| {
         for _ in 0..5 {
             r.put_faults.push_back(Fault::Http(503, "CCE.01503001"));
@@ -302,13 +315,7 @@ async fn a_wait_timeout_fails_with_the_last_status_seen() {
 
 #[tokio::test(start_paused = true)]
 async fn a_deployed_status_from_before_the_change_never_counts() {
-    let c = cluster("a", "r1");
-    let p = plan(
-        rollout(),
-        vec![ops_on(std::slice::from_ref(&c), 1, "fail-v2")],
-    );
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (c, p, api) = seeded_with(rollout(), 1, "fail-v2");
     // Reads lag: for 10 s GETs still show revision 1, DEPLOYED. The new revision fails.
     let start = Instant::now();
     api.with_release(&c.id, "app-0", |r| {
@@ -385,13 +392,7 @@ async fn dry_run_sends_dry_run_true_and_does_not_wait() {
 
 #[tokio::test(start_paused = true)]
 async fn no_wait_and_no_preflight_send_a_single_put() {
-    let c = cluster("a", "r1");
-    let mut r = rollout();
-    r.preflight = false;
-    r.wait.enabled = false;
-    let p = plan(r, vec![ops_on(std::slice::from_ref(&c), 2, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
+    let (_, p, api) = seeded_with(no_preflight_no_wait(), 2, "v2");
     let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
     ok(&report);
     assert_eq!(api.calls().len(), 2);
@@ -403,15 +404,9 @@ async fn no_wait_and_no_preflight_send_a_single_put() {
 /// Two releases on one cluster, preflight and wait off; new revisions settle at once, so that
 /// only a release's content can tell whether a change landed.
 fn two_releases_without_preflight() -> (Arc<ClusterTarget>, ExpandedPlan, Arc<FakeApi>) {
-    let c = cluster("a", "r1");
-    let mut r = rollout();
-    r.preflight = false;
-    r.wait.enabled = false;
-    let p = plan(r, vec![ops_on(std::slice::from_ref(&c), 2, "v2")]);
-    let api = FakeApi::new();
-    api.seed(&p);
-    api.lock().settle = Duration::ZERO;
-    (c, p, api)
+    let seeded = seeded_with(no_preflight_no_wait(), 2, "v2");
+    seeded.2.lock().settle = Duration::ZERO;
+    seeded
 }
 
 /// Without preflight there is no revision from before the PUT: the release's content decides.
@@ -920,9 +915,7 @@ impl Journal for RecordingJournal {
 #[tokio::test(start_paused = true)]
 async fn without_preflight_intents_are_journaled_ahead_and_each_put_still_waits_for_its_own() {
     let clusters: Vec<_> = (0..6).map(|i| cluster(&format!("c{i}"), "r1")).collect();
-    let mut r = rollout();
-    r.preflight = false;
-    r.wait.enabled = false;
+    let mut r = no_preflight_no_wait();
     r.concurrency = 2;
     let p = plan(r, vec![ops_on(&clusters, 1, "v2")]);
     let api = FakeApi::new();
@@ -1087,9 +1080,7 @@ async fn a_stated_apig_0308_limit_is_honoured_per_minute() {
 async fn the_run_future_is_send_and_many_operations_schedule_quickly() {
     fn assert_send<T: Send>(_: &T) {}
     let clusters: Vec<_> = (0..500).map(|i| cluster(&format!("c{i}"), "r1")).collect();
-    let mut r = rollout();
-    r.preflight = false;
-    r.wait.enabled = false;
+    let mut r = no_preflight_no_wait();
     r.concurrency = 256;
     let p = plan(r, vec![ops_on(&clusters, 10, "v2")]);
     let api = FakeApi::new();
