@@ -105,6 +105,10 @@ async fn impossible_simulator_settings_exit_2() {
     let stderr = text(&output.stderr);
     assert_eq!(exit_code(&output), Some(2), "{stderr}");
     assert!(stderr.contains("simulator settings"), "{stderr}");
+    assert!(
+        !dir.path().join(".flotilla").exists(),
+        "no journal was started"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

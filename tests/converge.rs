@@ -69,10 +69,7 @@ async fn apply(plan: &ExpandedPlan) -> RunReport {
 }
 
 fn puts(sim: &RunningSim) -> usize {
-    sim.request_log()
-        .iter()
-        .filter(|e| e.method == "PUT")
-        .count()
+    e2e_support::puts(&sim.request_log()).count()
 }
 
 fn chart_gets(sim: &RunningSim) -> usize {
