@@ -12,7 +12,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// Waits longer than this go to tokio's timer first, so that a test on paused time still
-/// advances through them; only the last stretch is timed by the wake-up thread.
+/// advances through them; only the last stretch is timed by the wake-up thread. That stretch
+/// runs in real time: on paused time the runtime, idle meanwhile, may move its clock on to the
+/// next timer, so a test that sets latency should not also time out on paused time.
 const COARSE_MARGIN: Duration = Duration::from_millis(3);
 
 /// Wakes waiters from a thread of its own, which sleeps on a condition variable with a
