@@ -138,6 +138,10 @@ impl Sim {
         Sim { child, url, log }
     }
 
+    fn cpu(&self) -> Duration {
+        cpu_time(self.child.id())
+    }
+
     /// SIGTERM, wait, then the request log.
     fn stop(mut self) -> Vec<Value> {
         let _ = Command::new("kill")
@@ -158,16 +162,14 @@ struct Measured {
     cpu: Duration,
     peak_rss_kb: u64,
     exit: Option<i32>,
+    /// The simulator's CPU while the run lasted, when one served it.
+    sim_cpu: Duration,
 }
 
 /// Runs the binary. Its end is caught by `waitid(WNOWAIT)` the instant it exits, without
 /// reaping it, so that its CPU time can still be read from the zombie's /proc entry; peak RSS
 /// is sampled from /proc meanwhile.
 fn measure(bin: &Path, args: &[&str], sim_url: Option<&str>) -> Measured {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    let started = Instant::now();
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .env("HUAWEICLOUD_SDK_AK", AK)
@@ -177,7 +179,16 @@ fn measure(bin: &Path, args: &[&str], sim_url: Option<&str>) -> Measured {
     if let Some(url) = sim_url {
         cmd.args(["--endpoint", url]);
     }
-    let mut child = cmd.spawn().expect("start flotilla");
+    measure_command(cmd)
+}
+
+/// Runs `cmd` to its end and measures it the way [`measure`] does.
+fn measure_command(mut cmd: Command) -> Measured {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("start the measured command");
     let pid = child.id();
     let exited = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -199,17 +210,16 @@ fn measure(bin: &Path, args: &[&str], sim_url: Option<&str>) -> Measured {
     )
     .expect("waitid");
     let wall = started.elapsed();
-    let cpu = proc_cpu_ticks(pid).map_or(Duration::ZERO, |ticks| {
-        Duration::from_secs_f64(ticks as f64 / 100.0)
-    });
+    let cpu = cpu_time(pid);
     exited.store(true, Ordering::Relaxed);
     let peak_rss_kb = sampler.join().unwrap_or(0);
-    let status = child.wait().expect("wait for flotilla");
+    let status = child.wait().expect("wait for the measured command");
     Measured {
         wall,
         cpu,
         peak_rss_kb,
         exit: status.code(),
+        sim_cpu: Duration::ZERO,
     }
 }
 
@@ -217,6 +227,13 @@ fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The CPU time a live or zombie process has used so far (zero if /proc cannot tell).
+fn cpu_time(pid: u32) -> Duration {
+    proc_cpu_ticks(pid).map_or(Duration::ZERO, |ticks| {
+        Duration::from_secs_f64(ticks as f64 / 100.0)
+    })
 }
 
 /// utime + stime, in clock ticks.
@@ -250,11 +267,13 @@ fn apply_against_sim_with(
     let sim = Sim::start(bin, dir, plan, sim_args);
     let journal = dir.join("journal.jsonl");
     let _ = std::fs::remove_file(&journal);
-    let measured = measure(
+    let sim_cpu_before = sim.cpu();
+    let mut measured = measure(
         bin,
         &apply_args(plan, &journal, apply_extra),
         Some(&sim.url),
     );
+    measured.sim_cpu = sim.cpu().saturating_sub(sim_cpu_before);
     (measured, sim.stop())
 }
 
@@ -370,15 +389,18 @@ fn b0_raw_http(bin: &Path, dir: &Path) -> Value {
         (started.elapsed(), ok)
     });
     let rps = N as f64 / elapsed.as_secs_f64();
-    let oha = *OHA_BASELINE.get_or_init(|| oha_rps(&url, N, CONCURRENCY));
+    let oha = *OHA_BASELINE.get_or_init(|| oha_median(dir, &sim, &url));
     let _ = sim.stop();
     let summary = match oha {
-        Some(o) => format!("load loop {rps:.0} req/s; oha {o:.0} req/s (median of {RUNS} runs)"),
+        Some(o) => format!(
+            "load loop {rps:.0} req/s; oha {:.0} req/s (median of {RUNS} runs)",
+            o.requests_per_s
+        ),
         None => format!("load loop {rps:.0} req/s (oha not installed)"),
     };
     json!({
         "scenario": "B0", "what": "raw HTTP PUTs against the simulator, concurrency 64, 20,000 requests",
-        "requests": N, "ok": ok, "requests_per_s": rps, "oha_requests_per_s": oha,
+        "requests": N, "ok": ok, "requests_per_s": rps, "oha_requests_per_s": oha.map(|o| o.requests_per_s),
         "summary": summary, "goal": "simulator ≥ 20,000 req/s",
     })
 }
@@ -386,15 +408,15 @@ fn b0_raw_http(bin: &Path, dir: &Path) -> Value {
 /// The body of B0's PUTs, as flotilla sends it for B1's plan.
 const PUT_BODY: &str = r#"{"chart_id":"af4b699e-018c-11ec-b8b0-0255ac100b05","action":"upgrade","values":{"imageTag":"2.0.1","replicaCount":3}}"#;
 
-/// oha's requests/s against an unsigned simulator, measured once per harness run.
-static OHA_BASELINE: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+/// oha against an unsigned simulator, measured once per harness run.
+static OHA_BASELINE: std::sync::OnceLock<Option<OhaRun>> = std::sync::OnceLock::new();
 
-/// oha's requests/s with [`N`] requests at [`CONCURRENCY`], from B0 when it ran.
-fn oha_baseline(bin: &Path, dir: &Path) -> Option<f64> {
+/// oha's figures with [`N`] requests at [`CONCURRENCY`], from B0 when it ran.
+fn oha_baseline(bin: &Path, dir: &Path) -> Option<OhaRun> {
     *OHA_BASELINE.get_or_init(|| {
         let plan = write_plan(dir, 1, 1, "");
         let (sim, url) = unsigned_sim(bin, dir, &plan);
-        let oha = oha_rps(&url, N, CONCURRENCY);
+        let oha = oha_median(dir, &sim, &url);
         let _ = sim.stop();
         oha
     })
@@ -411,24 +433,47 @@ fn unsigned_sim(bin: &Path, dir: &Path, plan: &Path) -> (Sim, String) {
     (sim, url)
 }
 
-/// The median of [`RUNS`] oha runs: its figure moves by a third from run to run here.
-fn oha_rps(url: &str, n: usize, concurrency: usize) -> Option<f64> {
-    let mut runs: Vec<f64> = (0..RUNS)
-        .map(|_| oha_once(url, n, concurrency))
-        .collect::<Option<_>>()?;
-    runs.sort_by(f64::total_cmp);
-    Some(runs[RUNS / 2])
+/// One oha run: its own rate, and the CPU per request that it and the simulator spent.
+#[derive(Clone, Copy)]
+struct OhaRun {
+    requests_per_s: f64,
+    cpu_us_per_request: f64,
+    sim_cpu_us_per_request: f64,
 }
 
-fn oha_once(url: &str, n: usize, concurrency: usize) -> Option<f64> {
-    let output = Command::new("oha")
-        .args(["--no-tui", "--output-format", "json", "-m", "PUT"])
-        .args(["-n", &n.to_string(), "-c", &concurrency.to_string()])
+/// The run of median rate of [`RUNS`] oha runs against `sim`: its figure moves by a third from
+/// run to run here. `None` without oha, or if any run fails.
+fn oha_median(dir: &Path, sim: &Sim, url: &str) -> Option<OhaRun> {
+    Command::new("oha").arg("--version").output().ok()?;
+    let mut runs: Vec<OhaRun> = (0..RUNS)
+        .map(|_| oha_once(dir, sim, url))
+        .collect::<Option<_>>()?;
+    runs.sort_by(|a, b| a.requests_per_s.total_cmp(&b.requests_per_s));
+    Some(runs.swap_remove(RUNS / 2))
+}
+
+fn oha_once(dir: &Path, sim: &Sim, url: &str) -> Option<OhaRun> {
+    let report_path = dir.join("oha.json");
+    let report_file = std::fs::File::create(&report_path).ok()?;
+    let mut cmd = Command::new("oha");
+    cmd.args(["--no-tui", "--output-format", "json", "-m", "PUT"])
+        .args(["-n", &N.to_string(), "-c", &CONCURRENCY.to_string()])
         .args(["-H", "content-type: application/json", "-d", PUT_BODY, url])
-        .output()
-        .ok()?;
-    let report: Value = serde_json::from_slice(&output.stdout).ok()?;
-    report["summary"]["requestsPerSec"].as_f64()
+        .stdout(report_file)
+        .stderr(Stdio::null());
+    let sim_cpu_before = sim.cpu();
+    let measured = measure_command(cmd);
+    let sim_cpu = sim.cpu().saturating_sub(sim_cpu_before);
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).ok()?).ok()?;
+    Some(OhaRun {
+        requests_per_s: report["summary"]["requestsPerSec"].as_f64()?,
+        cpu_us_per_request: us_per(measured.cpu, N),
+        sim_cpu_us_per_request: us_per(sim_cpu, N),
+    })
+}
+
+fn us_per(cpu: Duration, count: usize) -> f64 {
+    cpu.as_secs_f64() * 1e6 / count as f64
 }
 
 /// Operations per second of the whole process, from start to exit, with every request signed
@@ -446,23 +491,31 @@ fn b1_overhead(bin: &Path, dir: &Path) -> Value {
     );
     let ops = puts(&log).len();
     let ops_per_s = N as f64 / m.wall.as_secs_f64();
-    let cpu_us = m.cpu.as_secs_f64() * 1e6 / N as f64;
+    let cpu_us = us_per(m.cpu, N);
+    let sim_cpu_us = us_per(m.sim_cpu, N);
     let oha = oha_baseline(bin, dir);
-    let versus_oha = oha.map(|o| ops_per_s / o);
     let versus = match oha {
         Some(oha) => format!(
-            "whole process, signed: {:.0}% of oha's {oha:.0} req/s",
-            ops_per_s / oha * 100.0
+            "whole process, signed: {:.0}% of oha's {:.0} req/s. CPU per request, client + simulator: flotilla {cpu_us:.0} + {sim_cpu_us:.0} µs, oha {:.0} + {:.0} µs",
+            ops_per_s / oha.requests_per_s * 100.0,
+            oha.requests_per_s,
+            oha.cpu_us_per_request,
+            oha.sim_cpu_us_per_request
         ),
-        None => "oha not installed".to_owned(),
+        None => format!(
+            "oha not installed. CPU per op, client + simulator: {cpu_us:.0} + {sim_cpu_us:.0} µs"
+        ),
     };
     json!({
         "scenario": "B1", "what": "overhead: 20,000 ops, latency 0, unlimited rate, concurrency 64, no preflight/wait, journal on",
         "exit": m.exit, "puts": ops, "wall_s": m.wall.as_secs_f64(), "wall_s_of_runs": walls, "ops_per_s": ops_per_s,
-        "oha_requests_per_s": oha, "share_of_oha": versus_oha,
-        "cpu_us_per_op": cpu_us, "peak_rss_mb": m.peak_rss_kb as f64 / 1024.0,
+        "oha_requests_per_s": oha.map(|o| o.requests_per_s), "share_of_oha": oha.map(|o| ops_per_s / o.requests_per_s),
+        "cpu_us_per_op": cpu_us, "sim_cpu_us_per_op": sim_cpu_us,
+        "oha_cpu_us_per_request": oha.map(|o| o.cpu_us_per_request),
+        "sim_cpu_us_per_oha_request": oha.map(|o| o.sim_cpu_us_per_request),
+        "peak_rss_mb": m.peak_rss_kb as f64 / 1024.0,
         "summary": format!(
-            "{ops_per_s:.0} ops/s ({versus}); {cpu_us:.0} µs CPU/op; peak RSS {:.0} MB (the median-wall run of {RUNS})",
+            "{ops_per_s:.0} ops/s ({versus}); peak RSS {:.0} MB (the median-wall run of {RUNS})",
             m.peak_rss_kb as f64 / 1024.0
         ),
         "goal": "≥ 60% of oha's req/s; ≤ 30 µs CPU/op",
