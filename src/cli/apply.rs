@@ -1,7 +1,6 @@
 //! `flotilla apply`: the dispatcher. It owns the world — signals, timers, the terminal, files —
 //! and drives the engine, which talks back through events on a channel.
 
-use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use crate::journal::{JournalFile, JournalState, Record};
 use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate};
 use crate::plan::select::{self, Selector, Shard};
 use crate::report::model::RunReport;
-use crate::report::progress::{HEARTBEAT, Progress, ProgressMode};
+use crate::report::progress::{Activity, HEARTBEAT, Progress, ProgressMode};
 use crate::report::{convert, render, write};
 use crate::secret::Secret;
 use crate::sim::{RunningSim, SimAuth, SimConfig, Simulator};
@@ -591,7 +590,9 @@ async fn watch_run(
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { break };
-                activity.observe(&event);
+                if let Some(note) = activity.observe(&event, tokio::time::Instant::now().into_std()) {
+                    progress.note(&note);
+                }
                 match event {
                     Event::WaveStarted { name, operations, .. } => {
                         progress.wave_started(&name, operations);
@@ -620,55 +621,10 @@ async fn watch_run(
                 cancel.cancel();
             }
             _ = tick.tick() => {
-                let (retrying, throttled, rate) = activity.sample();
-                progress.set_activity(retrying, throttled, rate);
+                progress.set_activity(activity.sample(tokio::time::Instant::now().into_std()));
             }
             _ = heartbeat.tick() => progress.heartbeat(),
         }
-    }
-}
-
-/// Counts for the display that the engine's events imply.
-#[derive(Default)]
-struct Activity {
-    retrying: HashSet<usize>,
-    throttled: usize,
-    requests_since_sample: usize,
-    last_sample: Option<tokio::time::Instant>,
-    rate: f64,
-}
-
-impl Activity {
-    fn observe(&mut self, event: &Event) {
-        match event {
-            Event::Request(request) => {
-                self.requests_since_sample += 1;
-                self.throttled += usize::from(request.throttled);
-                if request.retry_in.is_some() {
-                    self.retrying.insert(request.index);
-                } else {
-                    self.retrying.remove(&request.index);
-                }
-            }
-            Event::OperationFinished(result) => {
-                self.retrying.remove(&result.index);
-            }
-            _ => {}
-        }
-    }
-
-    /// (operations backing off, 429s so far, requests per second since the last sample).
-    fn sample(&mut self) -> (usize, usize, f64) {
-        let now = tokio::time::Instant::now();
-        if let Some(last) = self.last_sample {
-            let elapsed = now.duration_since(last).as_secs_f64();
-            if elapsed > 0.0 {
-                self.rate = self.requests_since_sample as f64 / elapsed;
-            }
-        }
-        self.last_sample = Some(now);
-        self.requests_since_sample = 0;
-        (self.retrying.len(), self.throttled, self.rate)
     }
 }
 

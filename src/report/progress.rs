@@ -1,12 +1,14 @@
 //! What a person watching a run sees: progress bars on a terminal, one line per finished
 //! operation plus a heartbeat without one (CI), or nothing.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::model::{OperationReport, Outcome};
+use crate::engine::Event;
 
 /// How progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +52,10 @@ pub struct Counts {
     pub throttled: usize,
     /// Requests per second over the last few seconds.
     pub request_rate: f64,
+    /// The lowest rate an endpoint is paced at, once a 429 has changed one.
+    pub paced_rate: Option<f64>,
+    /// How much longer a 429 keeps the longest-paused endpoint from sending.
+    pub paused_for: Option<Duration>,
 }
 
 impl Counts {
@@ -64,10 +70,17 @@ impl Counts {
     }
 
     fn describe(&self) -> String {
-        format!(
+        let mut text = format!(
             "ok {} · failed {} · retrying {} · throttled {} · {:.1} req/s",
             self.ok, self.failed, self.retrying, self.throttled, self.request_rate
-        )
+        );
+        if let Some(rate) = self.paced_rate {
+            text.push_str(&format!(" · paced at {rate:.1}/s"));
+        }
+        if let Some(paused) = self.paused_for {
+            text.push_str(&format!(" · paused {:.0}s", paused.as_secs_f64().ceil()));
+        }
+        text
     }
 }
 
@@ -138,10 +151,12 @@ impl Progress {
         }
     }
 
-    pub fn set_activity(&mut self, retrying: usize, throttled: usize, request_rate: f64) {
-        self.counts.retrying = retrying;
-        self.counts.throttled = throttled;
-        self.counts.request_rate = request_rate;
+    pub fn set_activity(&mut self, sample: ActivitySample) {
+        self.counts.retrying = sample.retrying;
+        self.counts.throttled = sample.throttled;
+        self.counts.request_rate = sample.request_rate;
+        self.counts.paced_rate = sample.paced_rate;
+        self.counts.paused_for = sample.paused_for;
         self.overall.set_message(self.counts.describe());
     }
 
@@ -194,6 +209,115 @@ impl Progress {
     }
 }
 
+/// A throttle pause at least this long gets a line of its own: the run looks stalled otherwise.
+pub const LONG_PAUSE: Duration = Duration::from_secs(5);
+
+/// What the display shows between finished operations, derived from the engine's events.
+/// Every method takes the current time, so that tests need no clock.
+#[derive(Debug, Default)]
+pub struct Activity {
+    retrying: HashSet<usize>,
+    throttled: usize,
+    requests_since_sample: usize,
+    last_sample: Option<Instant>,
+    request_rate: f64,
+    endpoints: HashMap<String, EndpointPacing>,
+}
+
+#[derive(Debug, Default)]
+struct EndpointPacing {
+    rate: Option<f64>,
+    paused_until: Option<Instant>,
+}
+
+/// The display's activity figures at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ActivitySample {
+    /// Operations backing off before a retry.
+    pub retrying: usize,
+    /// 429 answers so far.
+    pub throttled: usize,
+    /// Requests per second since the last sample.
+    pub request_rate: f64,
+    pub paced_rate: Option<f64>,
+    pub paused_for: Option<Duration>,
+}
+
+impl Activity {
+    /// Takes in one event; returns a line worth printing on its own: a throttle that pauses an
+    /// endpoint for [`LONG_PAUSE`] or more, once per pause.
+    pub fn observe(&mut self, event: &Event, now: Instant) -> Option<String> {
+        match event {
+            Event::Request(request) => {
+                self.requests_since_sample += 1;
+                self.throttled += usize::from(request.throttled);
+                if request.retry_in.is_some() {
+                    self.retrying.insert(request.index);
+                } else {
+                    self.retrying.remove(&request.index);
+                }
+            }
+            Event::OperationFinished(result) => {
+                self.retrying.remove(&result.index);
+            }
+            Event::RateChanged {
+                endpoint,
+                rate,
+                paused_for,
+            } => {
+                let pacing = self.endpoints.entry(endpoint.clone()).or_default();
+                if rate.is_some() {
+                    pacing.rate = *rate;
+                }
+                if let Some(pause) = *paused_for {
+                    let was_paused = pacing.paused_until.is_some_and(|until| until > now);
+                    let until = now + pause;
+                    pacing.paused_until = Some(pacing.paused_until.map_or(until, |u| u.max(until)));
+                    if !was_paused && pause >= LONG_PAUSE {
+                        let rate = rate.map_or(String::new(), |r| format!(", then {r:.1} req/s"));
+                        return Some(format!(
+                            "{endpoint} throttled (429): no request to it for {:.0}s{rate}",
+                            pause.as_secs_f64().ceil()
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    pub fn sample(&mut self, now: Instant) -> ActivitySample {
+        if let Some(last) = self.last_sample {
+            let elapsed = now.duration_since(last).as_secs_f64();
+            if elapsed > 0.0 {
+                self.request_rate = self.requests_since_sample as f64 / elapsed;
+            }
+        }
+        self.last_sample = Some(now);
+        self.requests_since_sample = 0;
+        let paced_rate = self
+            .endpoints
+            .values()
+            .filter_map(|p| p.rate)
+            .min_by(f64::total_cmp);
+        let paused_for = self
+            .endpoints
+            .values()
+            .filter_map(|p| p.paused_until)
+            .filter(|&until| until > now)
+            .max()
+            .map(|until| until - now);
+        ActivitySample {
+            retrying: self.retrying.len(),
+            throttled: self.throttled,
+            request_rate: self.request_rate,
+            paced_rate,
+            paused_for,
+        }
+    }
+}
+
 /// One finished operation, as the plain display prints it.
 pub fn finished_line(op: &OperationReport) -> String {
     let mut line = format!(
@@ -235,6 +359,117 @@ mod tests {
         assert_eq!(
             ProgressMode::Never.resolve(true, false),
             ProgressMode::Never
+        );
+    }
+
+    fn request(index: usize, throttled: bool, retry_in: Option<Duration>) -> Event {
+        Event::Request(crate::engine::RequestEvent {
+            index,
+            phase: crate::engine::Phase::Put,
+            method: crate::engine::Method::Put,
+            ok: !throttled,
+            status: Some(if throttled { 429 } else { 200 }),
+            error_code: None,
+            throttled,
+            retry_in,
+        })
+    }
+
+    fn rate_changed(endpoint: &str, rate: Option<f64>, paused_for: Option<Duration>) -> Event {
+        Event::RateChanged {
+            endpoint: endpoint.to_owned(),
+            rate,
+            paused_for,
+        }
+    }
+
+    #[test]
+    fn activity_counts_requests_retries_and_throttles() {
+        let start = Instant::now();
+        let mut activity = Activity::default();
+        activity.sample(start);
+        activity.observe(&request(0, true, Some(Duration::from_secs(1))), start);
+        activity.observe(&request(1, false, None), start);
+        activity.observe(&request(2, false, None), start);
+        let sample = activity.sample(start + Duration::from_secs(2));
+        assert_eq!(
+            (sample.retrying, sample.throttled, sample.request_rate),
+            (1, 1, 1.5)
+        );
+        // The retried request succeeds: nothing backs off any more.
+        activity.observe(&request(0, false, None), start);
+        assert_eq!(activity.sample(start + Duration::from_secs(3)).retrying, 0);
+    }
+
+    #[test]
+    fn activity_shows_the_slowest_endpoint_and_the_pause_left() {
+        let start = Instant::now();
+        let mut activity = Activity::default();
+        assert_eq!(
+            activity.sample(start).paced_rate,
+            None,
+            "no 429, no pacing shown"
+        );
+        activity.observe(
+            &rate_changed("https://a", Some(70.0), Some(Duration::from_secs(2))),
+            start,
+        );
+        activity.observe(&rate_changed("https://b", Some(140.0), None), start);
+        let sample = activity.sample(start + Duration::from_millis(500));
+        assert_eq!(sample.paced_rate, Some(70.0));
+        assert_eq!(sample.paused_for, Some(Duration::from_millis(1500)));
+        // A pause without a rate (an unlimited endpoint) keeps the rate last reported.
+        activity.observe(
+            &rate_changed("https://a", None, Some(Duration::from_secs(1))),
+            start + Duration::from_secs(3),
+        );
+        let sample = activity.sample(start + Duration::from_secs(5));
+        assert_eq!((sample.paced_rate, sample.paused_for), (Some(70.0), None));
+    }
+
+    #[test]
+    fn a_long_throttle_pause_is_noted_once_while_it_lasts() {
+        let start = Instant::now();
+        let mut activity = Activity::default();
+        let long = rate_changed("https://a", Some(70.0), Some(Duration::from_secs(60)));
+        let note = activity
+            .observe(&long, start)
+            .expect("a 60 s pause is noted");
+        assert_eq!(
+            note,
+            "https://a throttled (429): no request to it for 60s, then 70.0 req/s"
+        );
+        // Every request in flight may bring its own 429 for the same pause.
+        assert_eq!(
+            activity.observe(&long, start + Duration::from_secs(1)),
+            None
+        );
+        // Once the pause is over, a new long one is news again.
+        assert!(
+            activity
+                .observe(&long, start + Duration::from_secs(61))
+                .is_some()
+        );
+        let short = rate_changed("https://b", Some(70.0), Some(Duration::from_secs(1)));
+        assert_eq!(
+            activity.observe(&short, start),
+            None,
+            "a short pause shows only in the counts"
+        );
+    }
+
+    #[test]
+    fn counts_describe_pacing_only_when_there_is_some() {
+        let mut counts = Counts::default();
+        assert!(!counts.describe().contains("paced"));
+        counts.paced_rate = Some(105.04);
+        counts.paused_for = Some(Duration::from_millis(2100));
+        assert!(
+            counts
+                .describe()
+                .ends_with(" · paced at 105.0/s · paused 3s"),
+            "{}",
+            counts.describe()
         );
     }
 
