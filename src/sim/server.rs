@@ -298,8 +298,8 @@ async fn handle(
     }
 }
 
-/// The API operations and the simulator's own routes.
-enum Route {
+/// The API operations the simulator serves.
+enum Operation {
     ShowRelease(ReleaseKey),
     UpdateRelease(ReleaseKey),
     DeleteRelease(ReleaseKey),
@@ -309,11 +309,10 @@ enum Route {
     ListCharts,
     ShowChart(String),
     ChartValues(String),
-    SimState,
 }
 
-impl Route {
-    fn parse(method: &Method, segments: &[&str]) -> Option<Route> {
+impl Operation {
+    fn parse(method: &Method, segments: &[&str]) -> Option<Operation> {
         let key =
             |cluster: &str, namespace: &str, name: &str| ReleaseKey::new(cluster, namespace, name);
         Some(match (method, segments) {
@@ -331,9 +330,9 @@ impl Route {
                     n,
                 ],
             ) => match *m {
-                Method::GET => Route::ShowRelease(key(c, ns, n)),
-                Method::PUT => Route::UpdateRelease(key(c, ns, n)),
-                Method::DELETE => Route::DeleteRelease(key(c, ns, n)),
+                Method::GET => Operation::ShowRelease(key(c, ns, n)),
+                Method::PUT => Operation::UpdateRelease(key(c, ns, n)),
+                Method::DELETE => Operation::DeleteRelease(key(c, ns, n)),
                 _ => return None,
             },
             (
@@ -350,18 +349,17 @@ impl Route {
                     n,
                     "history",
                 ],
-            ) => Route::History(key(c, ns, n)),
+            ) => Operation::History(key(c, ns, n)),
             (m, ["autopilot", "cam", "v3", "clusters", c, "releases"]) => match *m {
-                Method::GET => Route::ListReleases((*c).to_owned()),
-                Method::POST => Route::CreateRelease((*c).to_owned()),
+                Method::GET => Operation::ListReleases((*c).to_owned()),
+                Method::POST => Operation::CreateRelease((*c).to_owned()),
                 _ => return None,
             },
-            (&Method::GET, ["autopilot", "v2", "charts"]) => Route::ListCharts,
-            (&Method::GET, ["autopilot", "v2", "charts", id]) => Route::ShowChart((*id).to_owned()),
+            (&Method::GET, ["autopilot", "v2", "charts"]) => Operation::ListCharts,
+            (&Method::GET, ["autopilot", "v2", "charts", id]) => Operation::ShowChart((*id).to_owned()),
             (&Method::GET, ["autopilot", "v2", "charts", id, "values"]) => {
-                Route::ChartValues((*id).to_owned())
+                Operation::ChartValues((*id).to_owned())
             }
-            (&Method::GET, ["_sim", "state"]) => Route::SimState,
             _ => return None,
         })
     }
@@ -377,17 +375,18 @@ async fn process(
 ) -> Ending {
     let segments = auth::path_segments(parts.uri.path());
     let segment_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let Some(route) = Route::parse(&parts.method, &segment_refs) else {
+    // The simulator's own state: no latency, faults, throttle or signature apply to it.
+    if parts.method == Method::GET && segment_refs == ["_sim", "state"] {
+        let snapshot = shared.store().snapshot().redacted();
+        return Ending::Answer(Answer::json(200, &snapshot));
+    }
+    let Some(operation) = Operation::parse(&parts.method, &segment_refs) else {
         return Ending::Answer(Answer::error(
             404,
             "APIG.0101",
             "The API does not exist or has not been published in the environment",
         ));
     };
-    if let Route::SimState = route {
-        let snapshot = shared.store().snapshot().redacted();
-        return Ending::Answer(Answer::json(200, &snapshot));
-    }
     let draw = if shared.dice_idle {
         Draw::default()
     } else {
@@ -442,7 +441,7 @@ async fn process(
     }
     let answer = operate(
         shared,
-        route,
+        operation,
         parts.uri.query(),
         body,
         draw.deploy_fails,
@@ -468,16 +467,16 @@ async fn process(
 /// The operation itself, on the store.
 fn operate(
     shared: &Shared,
-    route: Route,
+    operation: Operation,
     raw_query: Option<&str>,
     body: &[u8],
     deploy_fails: bool,
     trail: &mut Trail,
 ) -> Answer {
-    let result = match route {
-        Route::ShowRelease(key) => shared.store().show(&key).map(|r| Answer::json(200, &r)),
-        Route::History(key) => shared.store().history(&key).map(|h| Answer::json(200, &h)),
-        Route::UpdateRelease(key) => match serde_json::from_slice::<UpdateReleaseBody>(body) {
+    let result = match operation {
+        Operation::ShowRelease(key) => shared.store().show(&key).map(|r| Answer::json(200, &r)),
+        Operation::History(key) => shared.store().history(&key).map(|h| Answer::json(200, &h)),
+        Operation::UpdateRelease(key) => match serde_json::from_slice::<UpdateReleaseBody>(body) {
             Ok(update) => shared
                 .store()
                 .update(&key, &update, deploy_fails)
@@ -487,11 +486,11 @@ fn operate(
                 }),
             Err(e) => Err(Rejection::bad_request(format!("invalid request body: {e}"))),
         },
-        Route::DeleteRelease(key) => shared.store().delete(&key).map(|outcome| {
+        Operation::DeleteRelease(key) => shared.store().delete(&key).map(|outcome| {
             trail.applied = outcome.applied;
             Answer::json(200, &serde_json::json!({}))
         }),
-        Route::ListReleases(cluster) => {
+        Operation::ListReleases(cluster) => {
             let query = auth::query_pairs(raw_query);
             let find = |name: &str| {
                 query
@@ -504,7 +503,7 @@ fn operate(
                 .list(&cluster, find("namespace"), find("chart_id"))
                 .map(|list| Answer::json(200, &list))
         }
-        Route::CreateRelease(cluster) => match serde_json::from_slice::<CreateReleaseBody>(body) {
+        Operation::CreateRelease(cluster) => match serde_json::from_slice::<CreateReleaseBody>(body) {
             Ok(create) => shared
                 .store()
                 .create(&cluster, create, deploy_fails)
@@ -514,14 +513,13 @@ fn operate(
                 }),
             Err(e) => Err(Rejection::bad_request(format!("invalid request body: {e}"))),
         },
-        Route::ListCharts => Ok(Answer::json(200, &shared.store().charts())),
-        Route::ShowChart(id) => shared.store().chart(&id).map(|c| Answer::json(200, &c)),
-        Route::ChartValues(id) => shared.store().chart(&id).map(|chart| {
+        Operation::ListCharts => Ok(Answer::json(200, &shared.store().charts())),
+        Operation::ShowChart(id) => shared.store().chart(&id).map(|c| Answer::json(200, &c)),
+        Operation::ChartValues(id) => shared.store().chart(&id).map(|chart| {
             let basic: serde_json::Value =
                 serde_json::from_str(&chart.values).unwrap_or_else(|_| serde_json::json!({}));
             Answer::json(200, &serde_json::json!({"values": {"basic": basic}}))
         }),
-        Route::SimState => Ok(Answer::json(200, &shared.store().snapshot().redacted())),
     };
     result.unwrap_or_else(Answer::rejected)
 }
