@@ -171,6 +171,16 @@ async fn the_reports_validate_and_parse_back() {
 
     let report = read_json(&dir.path().join("report.json"));
     assert_valid_report(&report);
+    // The report states the rollout the way `flotilla plan --format json` does.
+    let mut plan_command = flotilla(dir.path());
+    plan_command
+        .arg("plan")
+        .arg(&plan)
+        .args(["--format", "json"]);
+    let planned = output_within(Duration::from_secs(20), plan_command).await;
+    let planned: serde_json::Value = serde_json::from_slice(&planned.stdout).expect("plan JSON");
+    assert_eq!(report["settings"]["rollout"], planned["rollout"]);
+    assert_eq!(report["settings"]["rollout"]["rate"], "unlimited");
     let summary = &report["summary"];
     assert_eq!(summary["total"], 8, "{summary}");
     // The main wave's two r2 operations run side by side: the first halts, the other finishes.

@@ -12,9 +12,7 @@ use super::plan_diff;
 use crate::cce::client::Client;
 use crate::cce::credentials;
 use crate::error::{Error, Exit};
-use crate::plan::resolved::{
-    ExpandedPlan, FailureBudget, Operation, Rate, Rollout, Wave, duration_text,
-};
+use crate::plan::resolved::{ExpandedPlan, Operation, Rate, Wave, duration_text};
 use crate::plan::select::{self, Selector, Shard};
 use crate::secret;
 
@@ -123,41 +121,12 @@ fn redacted_body(op: &Operation) -> Value {
     secret::redact(&body)
 }
 
-fn budget_value(b: FailureBudget) -> Value {
-    match b {
-        FailureBudget::Count(n) => json!(n),
-        FailureBudget::Percent(_) => json!(b.to_string()),
-    }
-}
-
-fn rollout_json(r: &Rollout) -> Value {
-    json!({
-        "concurrency": r.concurrency,
-        "per_cluster": r.per_cluster,
-        "rate": match r.rate { Rate::PerSecond(n) => json!(n), Rate::Unlimited => json!("unlimited") },
-        "burst": r.burst,
-        "retry": {
-            "attempts": r.retry.attempts,
-            "backoff": duration_text::format(r.retry.backoff),
-            "max_backoff": duration_text::format(r.retry.max_backoff),
-        },
-        "request_timeout": duration_text::format(r.request_timeout),
-        "preflight": r.preflight,
-        "wait": {
-            "enabled": r.wait.enabled,
-            "timeout": duration_text::format(r.wait.timeout),
-            "poll": duration_text::format(r.wait.poll),
-        },
-        "max_failures": budget_value(r.max_failures),
-    })
-}
-
 fn wave_json(w: &Wave) -> Value {
     json!({
         "name": w.name,
         "implicit": w.implicit,
         "soak": duration_text::format(w.soak),
-        "max_failures": w.max_failures.map(budget_value),
+        "max_failures": w.max_failures,
         "operations": w.operations.iter().map(operation_json).collect::<Vec<_>>(),
     })
 }
@@ -203,7 +172,7 @@ pub fn render_json(
             "select": selectors.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "shard": shard.map(|s| s.to_string()),
         },
-        "rollout": rollout_json(&plan.rollout),
+        "rollout": plan.rollout,
         "operation_count": plan.operation_count(),
         "waves": plan.waves.iter().map(wave_json).collect::<Vec<_>>(),
     })

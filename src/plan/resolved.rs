@@ -133,8 +133,7 @@ impl Default for Rollout {
 }
 
 /// Requests per second to one endpoint, every request counted.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Rate {
     PerSecond(f64),
     Unlimited,
@@ -180,8 +179,7 @@ impl Default for WaitPolicy {
 }
 
 /// How many failures a wave or a run tolerates before it halts.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FailureBudget {
     Count(u32),
     /// 0 to 100, of the operations in scope.
@@ -194,6 +192,26 @@ impl std::fmt::Display for FailureBudget {
         match self {
             FailureBudget::Count(n) => write!(f, "{n}"),
             FailureBudget::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// As a plan writes it: a number, or `"unlimited"`.
+impl Serialize for Rate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Rate::PerSecond(n) => serializer.serialize_f64(*n),
+            Rate::Unlimited => serializer.serialize_str("unlimited"),
+        }
+    }
+}
+
+/// As a plan writes it: a count (`3`), or a share as text (`"10%"`).
+impl Serialize for FailureBudget {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FailureBudget::Count(n) => serializer.serialize_u32(*n),
+            FailureBudget::Percent(_) => serializer.collect_str(self),
         }
     }
 }
@@ -235,6 +253,18 @@ pub mod duration_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_and_budgets_serialize_as_a_plan_writes_them() {
+        use serde_json::{json, to_value};
+        assert_eq!(to_value(Rate::PerSecond(2.5)).unwrap(), json!(2.5));
+        assert_eq!(to_value(Rate::Unlimited).unwrap(), json!("unlimited"));
+        assert_eq!(to_value(FailureBudget::Count(3)).unwrap(), json!(3));
+        assert_eq!(
+            to_value(FailureBudget::Percent(12.5)).unwrap(),
+            json!("12.5%")
+        );
+    }
 
     #[test]
     fn budgets_are_exceeded_past_their_limit_not_at_it() {

@@ -356,7 +356,9 @@ impl Operation {
                 _ => return None,
             },
             (&Method::GET, ["autopilot", "v2", "charts"]) => Operation::ListCharts,
-            (&Method::GET, ["autopilot", "v2", "charts", id]) => Operation::ShowChart((*id).to_owned()),
+            (&Method::GET, ["autopilot", "v2", "charts", id]) => {
+                Operation::ShowChart((*id).to_owned())
+            }
             (&Method::GET, ["autopilot", "v2", "charts", id, "values"]) => {
                 Operation::ChartValues((*id).to_owned())
             }
@@ -503,16 +505,20 @@ fn operate(
                 .list(&cluster, find("namespace"), find("chart_id"))
                 .map(|list| Answer::json(200, &list))
         }
-        Operation::CreateRelease(cluster) => match serde_json::from_slice::<CreateReleaseBody>(body) {
-            Ok(create) => shared
-                .store()
-                .create(&cluster, create, deploy_fails)
-                .map(|outcome| {
-                    trail.applied = outcome.applied;
-                    Answer::json(201, &outcome.release)
-                }),
-            Err(e) => Err(Rejection::bad_request(format!("invalid request body: {e}"))),
-        },
+        Operation::CreateRelease(cluster) => {
+            match serde_json::from_slice::<CreateReleaseBody>(body) {
+                Ok(create) => {
+                    shared
+                        .store()
+                        .create(&cluster, create, deploy_fails)
+                        .map(|outcome| {
+                            trail.applied = outcome.applied;
+                            Answer::json(201, &outcome.release)
+                        })
+                }
+                Err(e) => Err(Rejection::bad_request(format!("invalid request body: {e}"))),
+            }
+        }
         Operation::ListCharts => Ok(Answer::json(200, &shared.store().charts())),
         Operation::ShowChart(id) => shared.store().chart(&id).map(|c| Answer::json(200, &c)),
         Operation::ChartValues(id) => shared.store().chart(&id).map(|chart| {
