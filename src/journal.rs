@@ -218,9 +218,11 @@ fn group_commit(mut file: File, receiver: std_mpsc::Receiver<Pending>) {
     }
 }
 
-/// Reads every complete JSON line of a journal. A last line cut short by a crash, or any line
-/// that is not JSON, is skipped and counted.
-pub fn read_lines(path: &Path) -> Result<(Vec<serde_json::Value>, usize), JournalError> {
+/// Reads every complete line of a journal as a `T`. A last line cut short by a crash, or any
+/// line that is not a `T`, is skipped and counted.
+pub fn read_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<(Vec<T>, usize), JournalError> {
     let io_err = |source| JournalError::Io {
         path: path.to_owned(),
         source,
@@ -291,13 +293,9 @@ pub struct JournalState {
 
 impl JournalState {
     pub fn read(path: &Path) -> Result<Self, JournalError> {
-        let (values, mut unreadable) = read_lines(path)?;
+        let (records, unreadable) = read_lines::<Record>(path)?;
         let mut state = JournalState::default();
-        for value in values {
-            let Ok(record) = serde_json::from_value::<Record>(value) else {
-                unreadable += 1;
-                continue;
-            };
+        for record in records {
             match &record {
                 Record::Run {
                     plan,
@@ -477,7 +475,7 @@ mod tests {
         for w in futures::future::join_all(writes).await {
             w.unwrap();
         }
-        let (records, unreadable) = read_lines(&path).unwrap();
+        let (records, unreadable) = read_lines::<serde_json::Value>(&path).unwrap();
         assert_eq!(unreadable, 0);
         assert_eq!(records.len(), 100);
         assert_eq!(records[42], json!({"op": 42}));
@@ -492,7 +490,7 @@ mod tests {
             journal.record(json!({"end": i})).unwrap();
         }
         journal.append(&json!({"intent": 50})).await.unwrap();
-        let (records, _) = read_lines(&path).unwrap();
+        let (records, _) = read_lines::<serde_json::Value>(&path).unwrap();
         assert_eq!(
             records.len(),
             51,
@@ -502,7 +500,7 @@ mod tests {
         assert_eq!(records[50], json!({"intent": 50}));
         journal.record(json!({"end": 51})).unwrap();
         journal.sync().await.unwrap();
-        assert_eq!(read_lines(&path).unwrap().0.len(), 52);
+        assert_eq!(read_lines::<serde_json::Value>(&path).unwrap().0.len(), 52);
     }
 
     #[cfg(target_os = "linux")]
@@ -529,7 +527,7 @@ mod tests {
         std::fs::write(&path, b"{\"op\":1}\n{\"op\":2,\"resu").unwrap();
         let journal = JournalFile::open(&path).unwrap();
         journal.append(&json!({"op": 3})).await.unwrap();
-        let (records, unreadable) = read_lines(&path).unwrap();
+        let (records, unreadable) = read_lines::<serde_json::Value>(&path).unwrap();
         assert_eq!(records, vec![json!({"op": 1}), json!({"op": 3})]);
         assert_eq!(unreadable, 1);
     }
