@@ -6,32 +6,62 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Writes `contents` to `path`, creating its directory.
-pub fn write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+/// How `path` is written.
+enum Target {
+    /// Renaming over a device or a pipe would replace it with a plain file.
+    WriteThrough,
+    /// This file (a symlink's target, or `path` itself) is replaced.
+    Replace(PathBuf),
+}
+
+fn target(path: &Path) -> std::io::Result<Target> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Err(std::io::Error::new(
             std::io::ErrorKind::IsADirectory,
             "is a directory",
         )),
-        // Renaming over a device or a pipe would replace it with a plain file.
-        Ok(meta) if !meta.is_file() => std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)?
-            .write_all(contents),
-        Ok(_) => replace(&std::fs::canonicalize(path)?, contents),
+        Ok(meta) if !meta.is_file() => Ok(Target::WriteThrough),
+        Ok(_) => Ok(Target::Replace(std::fs::canonicalize(path)?)),
         // A link to nothing yet: create what it points to.
-        Err(_) if path.is_symlink() => replace(&link_target(path)?, contents),
-        Err(_) => replace(path, contents),
+        Err(_) if path.is_symlink() => Ok(Target::Replace(link_target(path)?)),
+        Err(_) => Ok(Target::Replace(path.to_owned())),
     }
 }
 
-fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+/// Writes `contents` to `path`, creating its directory.
+pub fn write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    match target(path)? {
+        Target::WriteThrough => std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .write_all(contents),
+        Target::Replace(file) => replace(&file, contents),
+    }
+}
+
+/// Finds what would keep [`write`] from writing `path`, without writing it: its directory is
+/// created, and a temporary file is made in it and removed.
+pub fn check(path: &Path) -> std::io::Result<()> {
+    match target(path)? {
+        Target::WriteThrough => Ok(()),
+        Target::Replace(file) => {
+            tempfile::NamedTempFile::new_in(create_parent(&file)?)?;
+            Ok(())
+        }
+    }
+}
+
+fn create_parent(path: &Path) -> std::io::Result<&Path> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    Ok(dir)
+}
+
+fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut temp = tempfile::NamedTempFile::new_in(create_parent(path)?)?;
     temp.write_all(contents)?;
     temp.as_file().sync_data()?;
     temp.persist(path).map_err(|e| e.error)?;
@@ -106,5 +136,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = write(dir.path(), b"x").unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::IsADirectory);
+        assert_eq!(
+            check(dir.path()).unwrap_err().kind(),
+            std::io::ErrorKind::IsADirectory
+        );
+    }
+
+    #[test]
+    fn check_creates_the_directory_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out/report.json");
+        check(&path).unwrap();
+        assert!(!path.exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("out")).unwrap().count(),
+            0
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn check_finds_a_directory_that_cannot_be_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"").unwrap();
+        assert!(
+            check(&file.join("report.json")).is_err(),
+            "a file is in the way"
+        );
     }
 }

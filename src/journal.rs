@@ -63,6 +63,10 @@ pub enum JournalError {
     Write { path: PathBuf, message: String },
     #[error("journal {path}: its writer has stopped")]
     Closed { path: PathBuf },
+    #[error(
+        "journal {path}: another flotilla run is writing it; wait for that run to end, or give this one its own --journal"
+    )]
+    Locked { path: PathBuf },
 }
 
 impl From<JournalError> for engine::JournalError {
@@ -72,7 +76,8 @@ impl From<JournalError> for engine::JournalError {
 }
 
 impl JournalFile {
-    /// Opens `path` for appending (creating it and its directory), and starts the writer thread.
+    /// Opens `path` for appending (creating it and its directory), locks it against other runs
+    /// for as long as this one writes it, and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         let io_err = |source| JournalError::Io {
             path: path.to_owned(),
@@ -87,6 +92,19 @@ impl JournalFile {
             .append(true)
             .open(path)
             .map_err(io_err)?;
+        // Two runs appending to one journal would interleave their records, and a resume would
+        // read them as one run. The lock goes with the file, so it lasts as long as the writer.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked {
+                    path: path.to_owned(),
+                });
+            }
+            // A file system without locks (some network mounts) still gets a journal.
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+        }
         ensure_ends_with_newline(&mut file).map_err(io_err)?;
         let (queue, receiver) = std_mpsc::channel::<Pending>();
         thread::Builder::new()
@@ -463,6 +481,18 @@ impl JournalState {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_journal_another_run_is_writing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let _first = JournalFile::open(&path).unwrap();
+        let Err(second) = JournalFile::open(&path) else {
+            panic!("a second writer got the journal");
+        };
+        assert!(matches!(second, JournalError::Locked { .. }), "{second}");
+        assert!(second.to_string().contains("--journal"), "{second}");
+    }
 
     #[tokio::test]
     async fn appended_lines_are_durable_and_read_back_in_order() {

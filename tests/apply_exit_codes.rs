@@ -175,3 +175,54 @@ async fn plain_http_beyond_loopback_exits_2() {
     assert_eq!(exit_code(&output), Some(2), "{stderr}");
     assert!(stderr.contains("--allow-insecure-http"), "{stderr}");
 }
+
+/// Flags are input too: a report that could not be written, a journal another run holds, or a
+/// rollout override the plan itself could not say, is refused before the first request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_output_paths_and_out_of_range_overrides_exit_2_and_send_nothing() {
+    let mut seed = quick_plan("outputs").load();
+    let sim = start_sim(signing_sim_config(Duration::from_millis(30)), &mut seed).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = quick_plan("outputs").write(dir.path());
+    std::fs::write(dir.path().join("plain"), b"").unwrap();
+    let busy = dir.path().join("busy.jsonl");
+    let holder = std::fs::File::create(&busy).unwrap();
+    holder.try_lock().expect("the test holds the journal");
+
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--report-json", "plain/report.json"],
+            "--report-json plain/report.json",
+        ),
+        (&["--junit", "."], "--junit ."),
+        (
+            &["--journal", "j.jsonl", "--summary-md", "j.jsonl"],
+            "that is the journal",
+        ),
+        (
+            &["--journal", "busy.jsonl"],
+            "another flotilla run is writing it",
+        ),
+        (&["--burst", "0"], "--burst"),
+        (&["--retry-attempts", "1000"], "from 1 to 100"),
+        (&["--request-timeout", "0s"], "more than 0"),
+    ];
+    for (flags, expected) in cases {
+        let mut command = flotilla_with_credentials(dir.path());
+        command
+            .arg("apply")
+            .arg(&plan)
+            .args(["--endpoint", &sim.base_url(), "--progress", "plain"])
+            .args(flags);
+        let output = output_within(LIMIT, command).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(exit_code(&output), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    }
+    assert!(sim.request_log().is_empty(), "{:?}", sim.request_log());
+    assert_eq!(
+        std::fs::read(&busy).unwrap(),
+        b"",
+        "the held journal is untouched"
+    );
+}

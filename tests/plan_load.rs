@@ -177,6 +177,34 @@ fn interpolation_uses_the_given_lookup_and_reports_missing_variables_with_positi
     assert!(err.to_string().starts_with("test.yaml:22:29: "), "{err}");
 }
 
+/// `--resume` compares plan hashes: a variable that now says something else is a different plan,
+/// a secret that changed is not (no hash ever covers a secret), and a plan without variables
+/// hashes as its file.
+#[test]
+fn the_plan_hash_covers_what_variables_put_in_except_secrets() {
+    let text = FLEET.replace(
+        "tag: v2 }",
+        "tag: \"${TAG}\", dbPassword: \"${PASSWORD}\" }",
+    );
+    let hash = |tag: &str, password: &str| {
+        let vars = |name: &str| match name {
+            "TAG" => Some(tag.to_owned()),
+            "PASSWORD" => Some(password.to_owned()),
+            _ => None,
+        };
+        load_source(Path::new("t.yaml"), text.as_bytes(), &vars)
+            .unwrap()
+            .hash
+    };
+    assert_eq!(hash("2.5.0", "a"), hash("2.5.0", "a"));
+    assert_ne!(hash("2.5.0", "a"), hash("2.6.0", "a"));
+    assert_eq!(hash("2.5.0", "a"), hash("2.5.0", "b"));
+
+    use sha2::Digest as _;
+    let file_hash = hex::encode(sha2::Sha256::digest(FLEET.as_bytes()));
+    assert_eq!(load(FLEET).unwrap().hash, file_hash);
+}
+
 #[test]
 fn every_problem_is_reported_in_one_run() {
     let text = FLEET

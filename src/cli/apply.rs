@@ -95,25 +95,25 @@ pub struct ApplyArgs {
 #[command(next_help_heading = "Rollout overrides")]
 pub struct LimitArgs {
     /// Operations in flight, all clusters together.
-    #[arg(long, value_parser = values::at_least_one, value_name = "N")]
+    #[arg(long, value_parser = values::in_flight, value_name = "N")]
     pub concurrency: Option<usize>,
     /// Operations in flight on one cluster.
-    #[arg(long, value_parser = values::at_least_one, value_name = "N")]
+    #[arg(long, value_parser = values::in_flight, value_name = "N")]
     pub per_cluster: Option<usize>,
     /// Requests per second per endpoint, every request counted, or `unlimited`.
     #[arg(long, value_parser = values::rate, value_name = "RATE")]
     pub rate: Option<Rate>,
     /// Requests that may go at once before the rate applies.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_parser = values::burst, value_name = "N")]
     pub burst: Option<u32>,
     /// Attempts per request in all, the first included.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    #[arg(long, value_parser = values::attempts, value_name = "N")]
     pub retry_attempts: Option<u32>,
     /// Failures tolerated before the run halts: a count or a percentage (`10%`).
     #[arg(long, value_parser = values::budget, value_name = "BUDGET")]
     pub max_failures: Option<FailureBudget>,
     /// Time-out of one request.
-    #[arg(long, value_parser = values::duration, value_name = "DURATION")]
+    #[arg(long, value_parser = values::positive_duration, value_name = "DURATION")]
     pub request_timeout: Option<Duration>,
     /// Do not wait for releases to reach DEPLOYED.
     #[arg(long)]
@@ -129,7 +129,7 @@ pub struct LimitArgs {
 pub struct SimulateArgs {
     /// Run against a simulator started in-process on a free loopback port, seeded from the
     /// plan, with signature checks on under throwaway credentials.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["endpoint", "token_file"])]
     pub simulate: bool,
     /// Simulated latency per request.
     #[arg(long, requires = "simulate", value_parser = values::duration, value_name = "D")]
@@ -189,6 +189,7 @@ impl ApplySettings {
             .journal
             .clone()
             .unwrap_or_else(|| default_journal_path(&plan, args.shard));
+        check_report_paths(args, &journal_path)?;
         let simulator = if args.simulate.simulate {
             let (config, credentials) = simulator_config(&args.simulate);
             config.check().map_err(|e| Error::Usage(e.to_string()))?;
@@ -214,6 +215,51 @@ impl ApplySettings {
             resume,
         })
     }
+}
+
+#[derive(Clone, Copy)]
+enum ReportFile {
+    Json,
+    Junit,
+    Markdown,
+}
+
+impl ReportFile {
+    fn flag(self) -> &'static str {
+        match self {
+            ReportFile::Json => "--report-json",
+            ReportFile::Junit => "--junit",
+            ReportFile::Markdown => "--summary-md",
+        }
+    }
+}
+
+/// The report files asked for.
+fn report_paths(args: &ApplyArgs) -> impl Iterator<Item = (ReportFile, &Path)> {
+    [
+        (ReportFile::Json, &args.report_json),
+        (ReportFile::Junit, &args.junit),
+        (ReportFile::Markdown, &args.summary_md),
+    ]
+    .into_iter()
+    .filter_map(|(kind, path)| Some((kind, path.as_deref()?)))
+}
+
+/// A report that cannot be written is found before anything is sent, not after the run.
+fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
+    let journal = std::path::absolute(journal).ok();
+    for (kind, path) in report_paths(args) {
+        let flag = kind.flag();
+        if journal.is_some() && std::path::absolute(path).ok() == journal {
+            return Err(Error::Usage(format!(
+                "{flag} {}: that is the journal; a report there would overwrite it",
+                path.display()
+            )));
+        }
+        crate::atomic_file::check(path)
+            .map_err(|e| Error::Usage(format!("{flag} {}: {e}", path.display())))?;
+    }
+    Ok(())
 }
 
 fn override_rollout(plan: &mut ExpandedPlan, limits: &LimitArgs) {
@@ -439,7 +485,8 @@ async fn apply(
     let target = connect(&args, &mut plan, simulator).await?;
     let client = Client::new(args.net.client_config(&plan), target.credentials)
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let journal_file = JournalFile::open(&journal_path).map_err(|e| Error::Other(e.to_string()))?;
+    // Nothing has been sent yet: a journal that cannot be opened is bad input, like a bad plan.
+    let journal_file = JournalFile::open(&journal_path).map_err(|e| Error::Usage(e.to_string()))?;
     let settings_value = settings_json(&args, &plan);
     journal_file
         .append(&Record::Run {
@@ -663,26 +710,26 @@ impl Interrupts {
     }
 }
 
+/// Writes every report asked for; one that fails does not keep the others from being written.
 fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Result<(), Error> {
-    let write = |path: &Path, text: String| {
-        write::write_atomically(path, text.as_bytes()).map_err(|e| Error::Other(e.to_string()))
-    };
-    if let Some(path) = &args.report_json {
-        let mut text = serde_json::to_string_pretty(report).expect("reports serialise");
-        text.push('\n');
-        write(path, text)?;
+    let markdown = (args.summary_md.is_some() || env.github_step_summary.is_some())
+        .then(|| render::markdown(report));
+    let mut failures = Vec::new();
+    for (kind, path) in report_paths(args) {
+        let text = match kind {
+            ReportFile::Json => {
+                let mut text = serde_json::to_string_pretty(report).expect("reports serialise");
+                text.push('\n');
+                text
+            }
+            ReportFile::Junit => render::junit(report),
+            ReportFile::Markdown => markdown.clone().unwrap_or_default(),
+        };
+        if let Err(e) = write::write_atomically(path, text.as_bytes()) {
+            failures.push(format!("{} {e}", kind.flag()));
+        }
     }
-    if let Some(path) = &args.junit {
-        write(path, render::junit(report))?;
-    }
-    if args.summary_md.is_none() && env.github_step_summary.is_none() {
-        return Ok(());
-    }
-    let markdown = render::markdown(report);
-    if let Some(path) = &args.summary_md {
-        write(path, markdown.clone())?;
-    }
-    if let Some(summary) = &env.github_step_summary {
+    if let (Some(summary), Some(markdown)) = (&env.github_step_summary, &markdown) {
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -692,5 +739,12 @@ fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Res
             tracing::warn!("could not append to GITHUB_STEP_SUMMARY: {e}");
         }
     }
-    Ok(())
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "writing the reports: {}",
+            failures.join("; ")
+        )))
+    }
 }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::plan::expand;
 use crate::plan::resolved::{FailureBudget, Rate};
+use crate::plan::{expand, schema};
 
 /// `500ms`, `2s`, `1m`, `1h`, or `0`.
 pub fn duration(text: &str) -> Result<Duration, String> {
@@ -33,14 +33,50 @@ pub fn per_second(text: &str) -> Result<f64, String> {
     }
 }
 
-/// A positive number of requests per second, or `unlimited`.
+/// A positive number of requests per second, at most the plan's own limit, or `unlimited`.
 pub fn rate(text: &str) -> Result<Rate, String> {
     if text.eq_ignore_ascii_case("unlimited") {
         return Ok(Rate::Unlimited);
     }
-    per_second(text)
-        .map(Rate::PerSecond)
-        .map_err(|e| format!("{e}, or `unlimited`"))
+    let (_, max) = schema::rollout_bounds(&["rate"]);
+    match per_second(text) {
+        Ok(r) if r <= max => Ok(Rate::PerSecond(r)),
+        Ok(_) => Err(format!("{text:?} is more than {max} requests per second")),
+        Err(e) => Err(format!("{e}, or `unlimited`")),
+    }
+}
+
+/// A whole number within the bounds the plan schema sets on the rollout setting at `path`.
+fn rollout_count<T: TryFrom<u64>>(text: &str, path: &[&str]) -> Result<T, String> {
+    let (min, max) = schema::rollout_bounds(path);
+    let (min, max) = (min as u64, max as u64);
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("{text:?} is not a whole number from {min} to {max}"))
+}
+
+/// Operations in flight (`--concurrency`, `--per-cluster`).
+pub fn in_flight(text: &str) -> Result<usize, String> {
+    rollout_count(text, &["concurrency"])
+}
+
+pub fn burst(text: &str) -> Result<u32, String> {
+    rollout_count(text, &["burst"])
+}
+
+pub fn attempts(text: &str) -> Result<u32, String> {
+    rollout_count(text, &["retry", "attempts"])
+}
+
+/// A duration longer than zero.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        Duration::ZERO => Err(format!("{text:?}: must be more than 0")),
+        d => Ok(d),
+    }
 }
 
 /// A count (`3`) or a percentage (`10%`) of the operations in scope.
@@ -54,14 +90,6 @@ pub fn budget(text: &str) -> Result<FailureBudget, String> {
     text.parse::<u32>()
         .map(FailureBudget::Count)
         .map_err(|_| format!("{text:?} is not a count (e.g. 3) or a percentage (e.g. 10%)"))
-}
-
-/// A count of at least 1.
-pub fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("{text:?} is not a whole number of at least 1")),
-    }
 }
 
 #[cfg(test)]
@@ -86,6 +114,23 @@ mod tests {
         assert!(budget("-1").is_err());
         assert_eq!(probability("0.2"), Ok(0.2));
         assert!(probability("1.5").is_err());
-        assert!(at_least_one("0").is_err());
+    }
+
+    /// A flag that overrides a rollout setting is held to the plan schema's bounds.
+    #[test]
+    fn rollout_flags_take_what_a_plan_may_say() {
+        assert_eq!(in_flight("64"), Ok(64));
+        assert!(in_flight("0").is_err());
+        assert_eq!(
+            in_flight("10001").unwrap_err(),
+            "\"10001\" is not a whole number from 1 to 10000"
+        );
+        assert!(burst("0").is_err());
+        assert_eq!(burst("1000000"), Ok(1_000_000));
+        assert_eq!(attempts("100"), Ok(100));
+        assert!(attempts("1000").is_err());
+        assert!(rate("1000001").unwrap_err().contains("more than 1000000"));
+        assert!(positive_duration("0s").unwrap_err().contains("more than 0"));
+        assert_eq!(positive_duration("2s"), Ok(Duration::from_secs(2)));
     }
 }

@@ -13,14 +13,21 @@ pub struct InterpolationProblem {
     pub message: String,
 }
 
+/// What interpolating a plan did.
+#[derive(Debug, Default)]
+pub struct Interpolation {
+    pub problems: Vec<InterpolationProblem>,
+    /// Every string a variable changed, as `pointer=result`, in document order, except those
+    /// under secret-looking keys: the plan's identity covers what the environment put in it,
+    /// and no hash of it is ever a hash of a secret.
+    pub substituted: Vec<String>,
+}
+
 /// Replaces variables in every string of `value` (keys stay as written).
-pub fn interpolate_tree(
-    value: &mut Value,
-    vars: &dyn Fn(&str) -> Option<String>,
-) -> Vec<InterpolationProblem> {
-    let mut problems = Vec::new();
-    walk(value, "", false, vars, &mut problems);
-    problems
+pub fn interpolate_tree(value: &mut Value, vars: &dyn Fn(&str) -> Option<String>) -> Interpolation {
+    let mut done = Interpolation::default();
+    walk(value, "", false, vars, &mut done);
+    done
 }
 
 /// `secret`: the value sits under a secret-looking key, so messages do not quote it.
@@ -29,12 +36,17 @@ fn walk(
     pointer: &str,
     secret: bool,
     vars: &dyn Fn(&str) -> Option<String>,
-    problems: &mut Vec<InterpolationProblem>,
+    done: &mut Interpolation,
 ) {
     match value {
         Value::String(s) if s.contains('$') => match expand(s, vars, secret) {
-            Ok(expanded) => *s = expanded,
-            Err(message) => problems.push(InterpolationProblem {
+            Ok(expanded) => {
+                if !secret && expanded != *s {
+                    done.substituted.push(format!("{pointer}={expanded}"));
+                }
+                *s = expanded;
+            }
+            Err(message) => done.problems.push(InterpolationProblem {
                 pointer: pointer.to_owned(),
                 message,
             }),
@@ -42,13 +54,13 @@ fn walk(
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 let child = push_pointer(pointer, &i.to_string());
-                walk(item, &child, secret, vars, problems);
+                walk(item, &child, secret, vars, done);
             }
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 let child = push_pointer(pointer, k);
-                walk(v, &child, secret || is_secret_key(k), vars, problems);
+                walk(v, &child, secret || is_secret_key(k), vars, done);
             }
         }
         _ => {}
@@ -180,7 +192,7 @@ mod tests {
                 "imageTag": "v1${"
             }
         });
-        let problems = interpolate_tree(&mut tree, &vars);
+        let problems = interpolate_tree(&mut tree, &vars).problems;
         assert_eq!(problems.len(), 3);
         for problem in &problems {
             assert!(!problem.message.contains("hunter2"), "{problem:?}");
@@ -190,9 +202,17 @@ mod tests {
     }
 
     #[test]
+    fn substitutions_are_recorded_except_under_secret_keys() {
+        let mut v =
+            json!({"tag": "${TAG}", "plain": "no $ here", "apiToken": "${TAG}", "d": "${NOPE:-x}"});
+        let done = interpolate_tree(&mut v, &vars);
+        assert_eq!(done.substituted, ["/tag=v2", "/d=x"]);
+    }
+
+    #[test]
     fn the_tree_walk_reports_each_problem_with_its_pointer() {
         let mut v = json!({"a": ["${TAG}", "${NOPE}"], "b/c": {"d": "${ALSO_NOPE}"}, "${KEY}": 1});
-        let problems = interpolate_tree(&mut v, &vars);
+        let problems = interpolate_tree(&mut v, &vars).problems;
         assert_eq!(v["a"][0], "v2");
         let pointers: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
         assert_eq!(pointers, ["/a/1", "/b~1c/d"]);

@@ -40,6 +40,18 @@ pub fn load_path(path: &Path) -> Result<ExpandedPlan, LoadError> {
     load_source(path, &bytes, &|name| std::env::var(name).ok())
 }
 
+/// The plan's identity: SHA-256 of the file, and of what variables put into it (their values
+/// under secret-looking keys aside). Without variables, the file's own SHA-256.
+fn plan_hash(bytes: &[u8], substituted: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(bytes);
+    for line in substituted {
+        hasher.update(b"\0");
+        hasher.update(line.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
 /// [`load_path`] on bytes already read, with the variable lookup as a parameter;
 /// `path` names the file in messages and gives the default plan name.
 pub fn load_source(
@@ -50,7 +62,8 @@ pub fn load_source(
     let text = source::decode(path, bytes)?;
     let mut document = source::parse(path, text)?;
 
-    let problems = interpolate::interpolate_tree(&mut document.value, vars);
+    let interpolation = interpolate::interpolate_tree(&mut document.value, vars);
+    let problems = interpolation.problems;
     if !problems.is_empty() {
         let lines = SourceLines::new(text);
         return Err(LoadError::new(
@@ -90,7 +103,7 @@ pub fn load_source(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "plan".to_owned())
     });
-    let hash = hex::encode(Sha256::digest(bytes));
+    let hash = plan_hash(bytes, &interpolation.substituted);
     let lines = SourceLines::new(text);
     let mut ctx = expand::Context {
         path,

@@ -20,6 +20,24 @@ static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
     jsonschema::draft202012::new(&SCHEMA).expect("the embedded schema compiles (tested)")
 });
 
+/// The `minimum` and `maximum` the schema sets on a number under `rollout` (`path` such as
+/// `["retry", "attempts"]`), the first `anyOf` branch for a setting that also takes a word:
+/// a flag that overrides the setting is held to the same bounds as the plan.
+pub fn rollout_bounds(path: &[&str]) -> (f64, f64) {
+    let mut node = &SCHEMA["properties"]["rollout"];
+    for key in path {
+        node = &node["properties"][*key];
+    }
+    if let Some(number) = node["anyOf"].get(0) {
+        node = number;
+    }
+    let bound = |keys: [&str; 2]| keys.iter().find_map(|k| node[*k].as_f64());
+    (
+        bound(["minimum", "exclusiveMinimum"]).expect("the schema bounds this setting below"),
+        bound(["maximum", "exclusiveMaximum"]).expect("the schema bounds this setting above"),
+    )
+}
+
 /// A schema violation at a position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SchemaProblem {
@@ -257,6 +275,13 @@ fn article(word: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rollout_bounds_are_read_from_the_schema() {
+        assert_eq!(rollout_bounds(&["concurrency"]), (1.0, 10_000.0));
+        assert_eq!(rollout_bounds(&["retry", "attempts"]), (1.0, 100.0));
+        assert_eq!(rollout_bounds(&["rate"]), (0.0, 1_000_000.0));
+    }
 
     /// Every property in the schema has a description and every fixed-shape object refuses
     /// unknown keys; `values` is the one documented exception (charts take any keys).
