@@ -32,9 +32,9 @@ use crate::sim::{RunningSim, SimAuth, SimConfig, Simulator};
 pub const APPLY_EXAMPLES: &str = "\
 Examples:
   flotilla apply plans/demo.yaml --simulate
-  flotilla apply plans/fleet.yaml --shard 2/4 --rate 2.5 --junit junit.xml --report-json report.json
-  flotilla apply plans/fleet.yaml --select env=prod --dry-run
-  flotilla apply plans/fleet.yaml --resume";
+  flotilla apply plans/fleet-upgrade.yaml --shard 2/4 --rate 2.5 --junit junit.xml --report-json report.json
+  flotilla apply plans/fleet-upgrade.yaml --select env=prod --dry-run
+  flotilla apply plans/fleet-upgrade.yaml --resume";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = APPLY_EXAMPLES)]

@@ -66,7 +66,8 @@ impl<'a> MakeWriter<'a> for LogSink {
 }
 
 /// Installs the subscriber: `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` overrides.
-pub fn init(verbosity: u8) -> LogSink {
+/// Colours only on a terminal: a CI log or a file gets plain text.
+pub fn init(verbosity: u8, stderr_is_terminal: bool) -> LogSink {
     let sink = LogSink::default();
     let default = match verbosity {
         0 => "warn",
@@ -78,6 +79,7 @@ pub fn init(verbosity: u8) -> LogSink {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(sink.clone())
+        .with_ansi(stderr_is_terminal)
         .with_target(false)
         .try_init();
     sink

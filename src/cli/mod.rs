@@ -112,7 +112,7 @@ pub fn main() -> ExitCode {
         }
     };
     let env = Environment::detect();
-    let logs = logging::init(cli.verbose);
+    let logs = logging::init(cli.verbose, env.stderr_is_terminal);
     match run(cli, &env, &logs) {
         Ok(exit) => exit.into(),
         Err(err) => {

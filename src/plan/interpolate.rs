@@ -106,6 +106,16 @@ fn expand(
             Some((name, default)) => (name, Some(default)),
             None => (body, None),
         };
+        if default.is_some_and(|d| d.contains("${")) {
+            let reference = if secret {
+                "a `${...}` in a secret value (not shown)".to_owned()
+            } else {
+                format!("`${{{body}}}...`")
+            };
+            return Err(format!(
+                "{reference}: a default cannot hold another `${{...}}`; set the variable, or write the default out"
+            ));
+        }
         if !is_variable_name(name) {
             let reference = if secret {
                 "a `${...}` in a secret value (not shown)".to_owned()
@@ -199,6 +209,14 @@ mod tests {
             assert!(!problem.message.contains("s3cret"), "{problem:?}");
         }
         assert!(problems.iter().any(|p| p.message.contains("`v1${`")));
+    }
+
+    #[test]
+    fn a_variable_in_a_default_is_refused_not_sent_as_text() {
+        let err = interpolate("${TAG:-${OTHER}}", &vars).unwrap_err();
+        assert!(err.contains("a default cannot hold another"), "{err}");
+        let err = expand("${TAG:-${OTHER}}", &vars, true).unwrap_err();
+        assert!(!err.contains("OTHER"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::engine::Event;
 pub enum ProgressMode {
     /// Bars on a terminal, plain lines otherwise (and under CI).
     Auto,
-    /// Progress bars.
+    /// Progress bars (plain lines when stderr is not a terminal).
     Bars,
     /// One line per finished operation, and a heartbeat every 10 s.
     Plain,
@@ -24,11 +24,13 @@ pub enum ProgressMode {
 }
 
 impl ProgressMode {
-    /// `Auto` decided from the facts about the terminal.
+    /// `Auto` decided from the facts about the terminal. Bars cannot be drawn without one, and
+    /// would hide every line with them: plain lines instead.
     pub fn resolve(self, stderr_is_terminal: bool, ci: bool) -> ProgressMode {
         match self {
             ProgressMode::Auto if stderr_is_terminal && !ci => ProgressMode::Bars,
             ProgressMode::Auto => ProgressMode::Plain,
+            ProgressMode::Bars if !stderr_is_terminal => ProgressMode::Plain,
             other => other,
         }
     }
@@ -360,6 +362,8 @@ mod tests {
             ProgressMode::Never.resolve(true, false),
             ProgressMode::Never
         );
+        assert_eq!(ProgressMode::Bars.resolve(true, true), ProgressMode::Bars);
+        assert_eq!(ProgressMode::Bars.resolve(false, false), ProgressMode::Plain);
     }
 
     fn request(index: usize, throttled: bool, retry_in: Option<Duration>) -> Event {
