@@ -410,9 +410,12 @@ impl JournalState {
     /// whose PUT was sent with no end recorded is reported cancelled.
     pub fn to_report(&self) -> RunReport {
         let mut operations = Vec::with_capacity(self.last.len());
+        // Only an interrupt cancels an operation; a crash leaves intents without an end.
+        let mut interrupted = false;
         for record in self.last.values() {
             match record {
                 Record::Finished { wave, result } => {
+                    interrupted |= result.outcome == engine::Outcome::Cancelled;
                     operations.push(convert::operation(result, wave));
                 }
                 Record::Intent {
@@ -471,7 +474,8 @@ impl JournalState {
             settings: serde_json::json!({"source": "journal"}),
             summary: Summary::of(&operations),
             halted: None,
-            interrupted: false,
+            interrupted,
+            missing_shards: Vec::new(),
             operations,
         }
     }
@@ -677,5 +681,9 @@ mod tests {
         assert_eq!(report.summary.succeeded, 1);
         assert_eq!(report.summary.cancelled, 3);
         assert_eq!(report.summary.skipped, 1);
+        assert!(
+            report.interrupted,
+            "operation 4 was cancelled by an interrupt"
+        );
     }
 }

@@ -99,6 +99,14 @@ async fn sigint_stops_sending_exits_130_and_writes_the_report() {
     );
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     quick_junit::Report::deserialize_from_str(&junit).expect("the JUnit report parses");
+
+    // The journal tells the same story as the report: `report` of either exits 130.
+    for rendered in ["report.json", "journal.jsonl"] {
+        let mut command = flotilla(dir.path());
+        command.args(["report", rendered]);
+        let output = output_within(Duration::from_secs(20), command).await;
+        assert_eq!(exit_code(&output), Some(130), "report {rendered}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

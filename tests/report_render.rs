@@ -1,5 +1,7 @@
 //! The report's four renderings, snapshotted, and the JSON document checked against its schema.
 
+use flotilla::cli::report;
+use flotilla::error::Exit;
 use flotilla::report::model::*;
 use flotilla::report::{render, write};
 
@@ -107,6 +109,7 @@ fn sample() -> RunReport {
         summary: Summary::of(&operations),
         halted: Some("wave prod exceeded max_failures 0".into()),
         interrupted: false,
+        missing_shards: Vec::new(),
         operations,
     }
 }
@@ -201,16 +204,67 @@ fn merge_joins_shards_in_plan_order_and_recounts() {
     let mut b = whole.clone();
     a.operations.retain(|op| op.index % 2 == 0);
     b.operations.retain(|op| op.index % 2 == 1);
+    a.plan.shard = Some("1/2".into());
+    b.plan.shard = Some("2/2".into());
     let merged = write::merge(vec![("b.json".into(), b), ("a.json".into(), a)]).unwrap();
     assert_eq!(merged.operations, whole.operations);
     assert_eq!(merged.summary, whole.summary);
     assert_eq!(merged.plan.shard, None);
+    assert!(merged.missing_shards.is_empty());
+}
+
+fn shard(k: u32, n: u32) -> RunReport {
+    let mut report = sample();
+    report
+        .operations
+        .retain(|op| op.index % n as usize == (k - 1) as usize);
+    report.plan.shard = Some(format!("{k}/{n}"));
+    report
+}
+
+/// A CI gate on a merged report must not pass with a shard's report missing.
+#[test]
+fn merge_lists_missing_shards_and_does_not_count_as_success() {
+    let merged = write::merge(vec![("1.json".into(), shard(1, 3))]).unwrap();
+    assert_eq!(merged.missing_shards, ["2/3", "3/3"]);
+    assert_eq!(report::exit_for(&merged), Exit::Failed);
+    assert!(render::markdown(&merged).contains("2/3, 3/3"));
+    assert!(render::table(&merged, Some(120)).contains("2/3, 3/3"));
+}
+
+#[test]
+fn merge_refuses_a_shard_twice_a_whole_run_with_shards_and_mixed_splits() {
+    let twice = write::merge(vec![
+        ("a.json".into(), shard(1, 2)),
+        ("b.json".into(), shard(1, 2)),
+    ]);
+    assert_eq!(
+        twice.unwrap_err().to_string(),
+        "a.json and b.json are both shard 1/2"
+    );
+    let mut unsharded = sample();
+    unsharded.plan.shard = None;
+    let whole = write::merge(vec![
+        ("w.json".into(), unsharded),
+        ("b.json".into(), shard(2, 2)),
+    ]);
+    assert!(
+        whole
+            .unwrap_err()
+            .to_string()
+            .contains("count their operations twice")
+    );
+    let mixed = write::merge(vec![
+        ("a.json".into(), shard(1, 2)),
+        ("b.json".into(), shard(2, 3)),
+    ]);
+    assert!(mixed.unwrap_err().to_string().contains("not one split"));
 }
 
 #[test]
 fn merge_refuses_reports_of_different_plans() {
-    let a = sample();
-    let mut b = sample();
+    let a = shard(1, 2);
+    let mut b = shard(2, 2);
     b.plan.hash = "b".repeat(64);
     let err = write::merge(vec![("a.json".into(), a), ("b.json".into(), b)]).unwrap_err();
     assert!(err.to_string().contains("b.json"), "{err}");

@@ -46,7 +46,8 @@ pub enum ReportFormat {
 
 /// A JSON report is one JSON object; a journal is JSON lines.
 fn load(path: &Path) -> Result<RunReport, Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
     if let Ok(report) = serde_json::from_slice::<RunReport>(&bytes) {
         return Ok(report);
     }
@@ -101,11 +102,12 @@ pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
     }
 }
 
-/// The same exit code as the run the report describes.
+/// The same exit code as the run the report describes; a merged report that lacks a shard
+/// cannot vouch for the whole plan.
 pub fn exit_for(report: &RunReport) -> Exit {
     if report.interrupted {
         Exit::Interrupted
-    } else if report.summary.all_succeeded() {
+    } else if report.summary.all_succeeded() && report.missing_shards.is_empty() {
         Exit::Success
     } else {
         Exit::Failed

@@ -113,6 +113,7 @@ pub fn run_report(
         summary: Summary::of(&operations),
         halted: run.halted.clone(),
         interrupted: run.cancelled,
+        missing_shards: Vec::new(),
         operations,
     }
 }

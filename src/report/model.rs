@@ -28,13 +28,17 @@ pub struct RunReport {
     /// True when SIGINT or SIGTERM stopped the run.
     #[serde(default)]
     pub interrupted: bool,
+    /// In a merged report, the shards (`K/N`) whose report was not given: their operations are
+    /// not in it, so the merged run does not count as a success.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<String>,
     pub operations: Vec<OperationReport>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanInfo {
     pub name: String,
-    /// Lowercase hex SHA-256 of the plan file.
+    /// Lowercase hex SHA-256 of the plan file and of what its variables put in it.
     pub hash: String,
     /// `K/N` when the run was one shard of the plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]

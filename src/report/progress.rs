@@ -363,7 +363,10 @@ mod tests {
             ProgressMode::Never
         );
         assert_eq!(ProgressMode::Bars.resolve(true, true), ProgressMode::Bars);
-        assert_eq!(ProgressMode::Bars.resolve(false, false), ProgressMode::Plain);
+        assert_eq!(
+            ProgressMode::Bars.resolve(false, false),
+            ProgressMode::Plain
+        );
     }
 
     fn request(index: usize, throttled: bool, retry_in: Option<Duration>) -> Event {

@@ -112,10 +112,25 @@ fn table_of<'r>(
             problem(op),
         ]);
     }
-    format!(
+    let mut text = format!(
         "{table}\n{}\n",
         summary_line(&report.summary, report.duration_ms)
-    )
+    );
+    if let Some(missing) = missing_shards_line(report) {
+        text.push_str(&missing);
+        text.push('\n');
+    }
+    text
+}
+
+/// A merged report without every shard says so next to its counts.
+fn missing_shards_line(report: &RunReport) -> Option<String> {
+    (!report.missing_shards.is_empty()).then(|| {
+        format!(
+            "shards missing: {} (their operations are not in this report)",
+            report.missing_shards.join(", ")
+        )
+    })
 }
 
 /// Beyond this many operations the end-of-run table lists only those that need a look.
@@ -247,6 +262,9 @@ pub fn markdown(report: &RunReport) -> String {
     }
     if report.interrupted {
         let _ = writeln!(md, "**Interrupted** before the run finished.\n");
+    }
+    if let Some(missing) = missing_shards_line(report) {
+        let _ = writeln!(md, "**{missing}**\n");
     }
     let problems: Vec<_> = report
         .operations

@@ -26,6 +26,9 @@ pub enum ReportError {
     },
     #[error("nothing to merge")]
     Empty,
+    /// The reports are not one split of the plan: a shard twice, or shards of different splits.
+    #[error("{0}")]
+    NotOneSplit(String),
 }
 
 /// Writes `contents` to `path` through a temporary file in the same directory and a rename,
@@ -50,8 +53,10 @@ pub fn read_json(path: &Path) -> Result<RunReport, ReportError> {
 }
 
 /// Merges the reports of the shards of one plan: operations in plan order, summary recounted,
-/// times spanning all of them.
+/// times spanning all of them. Each shard may come once; shards not given are listed as
+/// missing, so that a merged report never passes for the whole plan without all of it.
 pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError> {
+    let missing_shards = check_split(&reports)?;
     let mut reports = reports.into_iter();
     let (_, mut merged) = reports.next().ok_or(ReportError::Empty)?;
     for (path, report) in reports {
@@ -76,10 +81,50 @@ pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError
         merged.operations.extend(report.operations);
     }
     merged.operations.sort_by_key(|op| op.index);
-    merged
-        .operations
-        .dedup_by(|later, earlier| later.index == earlier.index);
     merged.plan.shard = None;
+    merged.missing_shards = missing_shards;
     merged.summary = Summary::of(&merged.operations);
     Ok(merged)
+}
+/// The shards of `reports` form at most one split `1/N … N/N` of the plan, each shard once;
+/// returns the shards of that split that are not there. A single unsharded report is the whole
+/// plan; with others it would count their operations twice.
+fn check_split(reports: &[(String, RunReport)]) -> Result<Vec<String>, ReportError> {
+    use crate::plan::select::Shard;
+    let mut seen: std::collections::BTreeMap<u32, &str> = std::collections::BTreeMap::new();
+    let mut split: Option<(u32, &str)> = None;
+    for (path, report) in reports {
+        let Some(text) = &report.plan.shard else {
+            if reports.len() > 1 {
+                return Err(ReportError::NotOneSplit(format!(
+                    "{path}: a whole run of the plan (no --shard); merged with other reports it would count their operations twice"
+                )));
+            }
+            continue;
+        };
+        let shard: Shard = text.parse().map_err(|_| ReportError::Unreadable {
+            path: path.clone(),
+            message: format!("shard {text:?} is not K/N"),
+        })?;
+        match split {
+            Some((count, first)) if count != shard.count => {
+                return Err(ReportError::NotOneSplit(format!(
+                    "{path} is shard {text}, {first} is of a split into {count}: not one split of the plan"
+                )));
+            }
+            _ => split = Some((shard.count, path)),
+        }
+        if let Some(other) = seen.insert(shard.index, path) {
+            return Err(ReportError::NotOneSplit(format!(
+                "{other} and {path} are both shard {text}"
+            )));
+        }
+    }
+    let Some((count, _)) = split else {
+        return Ok(Vec::new());
+    };
+    Ok((1..=count)
+        .filter(|k| !seen.contains_key(k))
+        .map(|k| format!("{k}/{count}"))
+        .collect())
 }
