@@ -183,7 +183,8 @@ impl ApplySettings {
         let mut plan = super::load_plan(&args.plan)?;
         override_rollout(&mut plan, &args.limits);
         if !args.select.is_empty() || args.shard.is_some() {
-            plan = select::filter(&plan, &args.select, args.shard);
+            plan = select::filter(&plan, &args.select, args.shard)
+                .map_err(|e| Error::Usage(e.to_string()))?;
         }
         let journal_path = args
             .journal

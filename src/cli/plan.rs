@@ -53,7 +53,8 @@ pub struct PlanArgs {
 
 pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
     let plan = super::load_plan(&args.plan)?;
-    let filtered = select::filter(&plan, &args.select, args.shard);
+    let filtered =
+        select::filter(&plan, &args.select, args.shard).map_err(|e| Error::Usage(e.to_string()))?;
     if args.diff {
         return run_diff(&args, filtered);
     }

@@ -43,6 +43,9 @@ pub enum SelectError {
     Selector(String),
     #[error("`{0}` is not a shard: write K/N with 1 <= K <= N, e.g. 2/4")]
     Shard(String),
+    /// A selection that keeps nothing is a typo far more often than a wish to do nothing.
+    #[error("--select {0}")]
+    NoMatch(String),
 }
 
 impl FromStr for Selector {
@@ -106,11 +109,94 @@ impl fmt::Display for Shard {
     }
 }
 
+/// Why `selectors` keep no operation of `plan`, if they keep none: the first selector that
+/// alone matches nothing, with what it could have meant; or the combination.
+fn no_match(plan: &ExpandedPlan, selectors: &[Selector]) -> Option<SelectError> {
+    if selectors.is_empty()
+        || plan
+            .operations()
+            .any(|op| selectors.iter().all(|s| s.matches(op)))
+    {
+        return None;
+    }
+    let Some(alone) = selectors
+        .iter()
+        .find(|s| !plan.operations().any(|op| s.matches(op)))
+    else {
+        let all: Vec<String> = selectors.iter().map(ToString::to_string).collect();
+        return Some(SelectError::NoMatch(format!(
+            "{}: each matches some operations, but no operation matches them all",
+            all.join(" --select ")
+        )));
+    };
+    // Every value the plan has for what `alone` selects on.
+    let known = |of: &dyn Fn(&Operation) -> Vec<&str>| -> Vec<String> {
+        let mut known: Vec<String> = plan
+            .operations()
+            .flat_map(of)
+            .map(str::to_owned)
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        known
+    };
+    let (problem, word, candidates) = match alone {
+        Selector::Cluster(v) => (
+            format!("no cluster is named `{v}`"),
+            v,
+            known(&|op| vec![op.cluster.name.as_str()]),
+        ),
+        Selector::Namespace(v) => (
+            format!("no release is in namespace `{v}`"),
+            v,
+            known(&|op| vec![op.namespace.as_str()]),
+        ),
+        Selector::Release(v) => (
+            format!("no release is named `{v}`"),
+            v,
+            known(&|op| vec![op.release.as_str()]),
+        ),
+        Selector::Label { key, value } => {
+            let keys = known(&|op| op.cluster.labels.keys().map(String::as_str).collect());
+            if keys.contains(key) {
+                (
+                    format!("no cluster has label `{key}={value}`"),
+                    value,
+                    known(&|op| {
+                        op.cluster
+                            .labels
+                            .get(key)
+                            .map(String::as_str)
+                            .into_iter()
+                            .collect()
+                    }),
+                )
+            } else {
+                let mut keys = keys;
+                keys.extend(["cluster", "namespace", "release"].map(String::from));
+                (format!("no cluster has a label `{key}`"), key, keys)
+            }
+        }
+    };
+    Some(SelectError::NoMatch(format!(
+        "{alone}: {problem}{}",
+        super::diagnostic::suggestion_suffix(word, candidates.iter().map(String::as_str))
+    )))
+}
+
 /// The operations of `plan` that every selector matches and that fall in `shard`. Waves keep
 /// their settings and emptied waves are dropped. Operations keep their index in the whole plan:
 /// the journal and `report merge` know an operation by it, so a shard's or a selection's index
-/// must name the same release as the whole plan's.
-pub fn filter(plan: &ExpandedPlan, selectors: &[Selector], shard: Option<Shard>) -> ExpandedPlan {
+/// must name the same release as the whole plan's. Selectors that keep nothing are an error; a
+/// shard may be empty (more shards than clusters).
+pub fn filter(
+    plan: &ExpandedPlan,
+    selectors: &[Selector],
+    shard: Option<Shard>,
+) -> Result<ExpandedPlan, SelectError> {
+    if let Some(error) = no_match(plan, selectors) {
+        return Err(error);
+    }
     let keep_selected = |op: &Operation| selectors.iter().all(|s| s.matches(op));
     let shard_of: Option<HashMap<&str, u32>> = shard.map(|shard| {
         let mut names: Vec<&str> = plan
@@ -153,12 +239,12 @@ pub fn filter(plan: &ExpandedPlan, selectors: &[Selector], shard: Option<Shard>)
             operations,
         });
     }
-    ExpandedPlan {
+    Ok(ExpandedPlan {
         name: plan.name.clone(),
         hash: plan.hash.clone(),
         rollout: plan.rollout.clone(),
         waves,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -183,6 +269,61 @@ mod tests {
         assert!("env".parse::<Selector>().is_err());
         assert!("=x".parse::<Selector>().is_err());
         assert!("x=".parse::<Selector>().is_err());
+    }
+
+    fn plan() -> ExpandedPlan {
+        crate::plan::load_source(
+            std::path::Path::new("t.yaml"),
+            br#"version: 1
+target: { region: cn-north-4 }
+clusters:
+  prod-1: { id: 00000001-0000-4000-8000-000000000000, labels: { env: prod } }
+  stage-1: { id: 00000002-0000-4000-8000-000000000000, labels: { env: staging } }
+defaults: { chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05 }
+releases:
+  - { name: web, namespace: shop, selector: { labels: {} } }
+"#,
+            &|_| None,
+        )
+        .unwrap()
+    }
+
+    fn select(text: &[&str]) -> Result<ExpandedPlan, SelectError> {
+        let selectors: Vec<Selector> = text.iter().map(|s| s.parse().unwrap()).collect();
+        filter(&plan(), &selectors, None)
+    }
+
+    #[test]
+    fn a_selection_that_keeps_nothing_says_what_was_meant() {
+        let message = |text: &[&str]| select(text).unwrap_err().to_string();
+        assert_eq!(
+            message(&["cluster=prod-2"]),
+            "--select cluster=prod-2: no cluster is named `prod-2`; did you mean `prod-1`?"
+        );
+        assert_eq!(
+            message(&["clustr=prod-1"]),
+            "--select clustr=prod-1: no cluster has a label `clustr`; did you mean `cluster`?"
+        );
+        assert_eq!(
+            message(&["env=prdo"]),
+            "--select env=prdo: no cluster has label `env=prdo`; did you mean `prod`?"
+        );
+        assert!(
+            message(&["env=prod", "cluster=stage-1"]).contains("no operation matches them all")
+        );
+        assert_eq!(select(&["env=prod"]).unwrap().operations().count(), 1);
+    }
+
+    #[test]
+    fn an_empty_shard_is_not_an_error() {
+        let shard = Shard { index: 3, count: 3 };
+        assert_eq!(
+            filter(&plan(), &[], Some(shard))
+                .unwrap()
+                .operations()
+                .count(),
+            0
+        );
     }
 
     #[test]
