@@ -28,6 +28,7 @@ pub fn summary_line(summary: &Summary, duration_ms: u64) -> String {
 fn revisions(op: &OperationReport) -> String {
     match (op.version_before, op.version_after) {
         (Some(b), Some(a)) => format!("{b}→{a}"),
+        (Some(b), None) if op.outcome == Outcome::Unchanged => b.to_string(),
         (Some(b), None) => format!("{b}→"),
         (None, Some(a)) => format!("→{a}"),
         (None, None) => String::new(),
