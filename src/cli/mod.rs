@@ -64,6 +64,9 @@ pub struct Environment {
     pub github_step_summary: Option<std::path::PathBuf>,
 }
 
+/// Narrower than this, fitting the table would leave columns a few characters wide.
+const MIN_TABLE_WIDTH: u16 = 60;
+
 impl Environment {
     pub fn detect() -> Self {
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
@@ -75,7 +78,9 @@ impl Environment {
                 stdout_is_terminal
                     .then(|| comfy_table::Table::new().width())
                     .flatten()
-            });
+            })
+            // A terminal that reports no width (or a tiny one) gets the table unfitted.
+            .filter(|&width| width >= MIN_TABLE_WIDTH);
         Environment {
             stdout_is_terminal,
             stderr_is_terminal: std::io::stderr().is_terminal(),
