@@ -261,7 +261,9 @@ fn selectors_keep_matching_operations_and_their_indexes_in_the_whole_plan() {
     assert_ne!(ops[0].0, 0, "not renumbered from 0");
     let none = filter(&plan, &["namespace=nope".parse().unwrap()], None);
     assert!(
-        none.unwrap_err().to_string().contains("no release is in namespace `nope`"),
+        none.unwrap_err()
+            .to_string()
+            .contains("no release is in namespace `nope`"),
         "a selection that keeps nothing is refused"
     );
 }
@@ -400,4 +402,20 @@ fn a_problem_at_the_end_of_the_input_points_at_the_last_line() {
         .expect("the empty key is reported");
     assert_eq!((d.line(), d.col()), (Some(1), Some(3)), "{err}");
     assert_eq!(d.source_line.as_deref(), Some("? "), "{err}");
+}
+
+/// Messages name the real problem: a quoted number is a string, a huge number is not finite,
+/// and a duration's digits are limited.
+#[test]
+fn messages_say_what_is_wrong_with_odd_values() {
+    let err = load(&FLEET.replacen("version: 1", "version: \"1\"", 1)).unwrap_err();
+    assert!(err.to_string().contains("`\"1\"` (a string)"), "{err}");
+    let err = load(&FLEET.replacen("version: 1", "version: 1e400", 1)).unwrap_err();
+    assert!(
+        err.to_string().contains("`1e400` is not a finite number"),
+        "{err}"
+    );
+    let long = FLEET.replacen("rollout:", "rollout:\n  request_timeout: 99999999999s", 1);
+    let err = load(&long).unwrap_err();
+    assert!(err.to_string().contains("up to 9 digits"), "{err}");
 }

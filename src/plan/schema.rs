@@ -246,6 +246,10 @@ fn where_(pointer: &str) -> String {
 
 fn show(value: &Value) -> String {
     match value {
+        // Quoted when it reads as another type, so that `"1"` is not taken for the number 1.
+        Value::String(s) if serde_json::from_str::<Value>(s).is_ok_and(|v| !v.is_string()) => {
+            format!("`\"{s}\"` (a string)")
+        }
         Value::String(s) => format!("`{s}`"),
         Value::Object(_) => "this mapping".to_owned(),
         Value::Array(_) => "this list".to_owned(),

@@ -131,11 +131,7 @@ fn no_match(plan: &ExpandedPlan, selectors: &[Selector]) -> Option<SelectError> 
     };
     // Every value the plan has for what `alone` selects on.
     let known = |of: &dyn Fn(&Operation) -> Vec<&str>| -> Vec<String> {
-        let mut known: Vec<String> = plan
-            .operations()
-            .flat_map(of)
-            .map(str::to_owned)
-            .collect();
+        let mut known: Vec<String> = plan.operations().flat_map(of).map(str::to_owned).collect();
         known.sort_unstable();
         known.dedup();
         known

@@ -240,6 +240,10 @@ fn gate_message(raw: &str) -> String {
     if message.starts_with("alias replay limit exceeded") {
         return "aliases expand to too many nodes (an alias bomb?)".to_owned();
     }
+    if let Some(rest) = message.strip_prefix("non-finite float ") {
+        let number = rest.split(" rejected").next().unwrap_or(rest);
+        return format!("{number} is not a finite number (too large, or .inf/.nan)");
+    }
     format!("YAML syntax error: {message}")
 }
 
