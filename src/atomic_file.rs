@@ -8,31 +8,71 @@ use std::path::{Path, PathBuf};
 
 /// How `path` is written.
 enum Target {
-    /// Renaming over a device or a pipe would replace it with a plain file.
+    /// Renaming over a device or a pipe would replace it with a plain file; a stream such as
+    /// `/dev/stdout` is appended to, after what the process already wrote there.
     WriteThrough,
-    /// This file (a symlink's target, or `path` itself) is replaced.
+    /// This file (where `path`'s symlinks lead) is replaced.
     Replace(PathBuf),
 }
 
 fn target(path: &Path) -> std::io::Result<Target> {
-    match std::fs::metadata(path) {
+    let (destination, via_system) = follow(path);
+    if via_system {
+        return Ok(Target::WriteThrough);
+    }
+    match std::fs::metadata(&destination) {
         Ok(meta) if meta.is_dir() => Err(std::io::Error::new(
             std::io::ErrorKind::IsADirectory,
             "is a directory",
         )),
         Ok(meta) if !meta.is_file() => Ok(Target::WriteThrough),
-        Ok(_) => Ok(Target::Replace(std::fs::canonicalize(path)?)),
-        // A link to nothing yet: create what it points to.
-        Err(_) if path.is_symlink() => Ok(Target::Replace(link_target(path)?)),
-        Err(_) => Ok(Target::Replace(path.to_owned())),
+        _ => Ok(Target::Replace(destination)),
     }
+}
+
+/// Where a write to `path` lands: its symlinks followed (a dangling one to the file it would
+/// create), its directory canonical when it exists. Two paths that name one file give one
+/// destination.
+pub fn destination(path: &Path) -> PathBuf {
+    let (file, _) = follow(path);
+    let name = file.file_name().map(ToOwned::to_owned);
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (std::fs::canonicalize(dir), name) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(&file).unwrap_or(file),
+    }
+}
+
+/// `path` with its symlinks followed, and whether the way passed through `/dev` or `/proc`
+/// (`/dev/stdout` leads to `/proc/self/fd/1`, which leads to whatever stdout is: even a regular
+/// file there is a stream this process writes to, not a file to replace).
+fn follow(path: &Path) -> (PathBuf, bool) {
+    /// As the kernel's own limit on nested links.
+    const MAX_LINKS: usize = 40;
+    let system = |p: &Path| p.starts_with("/dev") || p.starts_with("/proc");
+    let mut current = path.to_owned();
+    let mut via_system = system(&current);
+    for _ in 0..MAX_LINKS {
+        if !current.is_symlink() {
+            break;
+        }
+        match link_target(&current) {
+            Ok(next) => current = next,
+            Err(_) => break,
+        }
+        via_system |= system(&current);
+    }
+    (current, via_system)
 }
 
 /// Writes `contents` to `path`, creating its directory.
 pub fn write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     match target(path)? {
         Target::WriteThrough => std::fs::OpenOptions::new()
-            .write(true)
+            .append(true)
             .open(path)?
             .write_all(contents),
         Target::Replace(file) => replace(&file, contents),
@@ -121,14 +161,30 @@ mod tests {
             eprintln!("mkfifo unavailable: skipped");
             return;
         }
-        let reader = {
+        let (read, received) = std::sync::mpsc::channel();
+        {
             let fifo = fifo.clone();
-            std::thread::spawn(move || std::fs::read(fifo).unwrap())
-        };
+            std::thread::spawn(move || read.send(std::fs::read(fifo).unwrap()));
+        }
         write(&fifo, b"through the pipe").unwrap();
-        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        // A write that replaced the pipe would leave the reader waiting for a writer forever.
+        let got = received.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(got.expect("the reader got the bytes"), b"through the pipe");
         let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
         assert!(kind.is_fifo(), "the pipe is still a pipe");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn one_file_named_two_ways_has_one_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let file = dir.path().join("j.jsonl");
+        std::os::unix::fs::symlink("j.jsonl", dir.path().join("link")).unwrap();
+        let by_dots = dir.path().join("sub/../j.jsonl");
+        assert_eq!(destination(&by_dots), destination(&file));
+        assert_eq!(destination(&dir.path().join("link")), destination(&file));
+        assert_ne!(destination(&dir.path().join("other")), destination(&file));
     }
 
     #[test]

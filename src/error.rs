@@ -39,6 +39,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Other(String),
+    /// The run ended with `run`, but a report could not be written: an interrupted run stays
+    /// 130, any other becomes a failure, since the CI job lost what it gates on.
+    #[error("{message}")]
+    Reports { message: String, run: Exit },
 }
 
 impl Error {
@@ -53,6 +57,27 @@ impl Error {
         match self {
             Error::InvalidPlan { .. } | Error::Usage(_) | Error::Credentials(_) => Exit::Invalid,
             Error::Io { .. } | Error::Other(_) => Exit::Failed,
+            Error::Reports {
+                run: Exit::Interrupted,
+                ..
+            } => Exit::Interrupted,
+            Error::Reports { .. } => Exit::Failed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_that_could_not_be_written_keeps_an_interrupt_130_and_fails_anything_else() {
+        let reports = |run| Error::Reports {
+            message: "--junit /nope: denied".into(),
+            run,
+        };
+        assert_eq!(reports(Exit::Interrupted).exit(), Exit::Interrupted);
+        assert_eq!(reports(Exit::Success).exit(), Exit::Failed);
+        assert_eq!(reports(Exit::Failed).exit(), Exit::Failed);
     }
 }

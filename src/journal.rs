@@ -101,9 +101,14 @@ impl JournalFile {
                     path: path.to_owned(),
                 });
             }
-            // A file system without locks (some network mounts) still gets a journal.
-            Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {}
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+            // A file system that cannot lock (some network mounts: ENOTSUP, ENOLCK) still gets
+            // a journal; only another run holding it stops this one.
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::warn!(
+                    "journal {}: cannot lock it ({e}); make sure no other run writes it",
+                    path.display()
+                );
+            }
         }
         ensure_ends_with_newline(&mut file).map_err(io_err)?;
         let (queue, receiver) = std_mpsc::channel::<Pending>();

@@ -189,15 +189,20 @@ async fn unusable_output_paths_and_out_of_range_overrides_exit_2_and_send_nothin
     let holder = std::fs::File::create(&busy).unwrap();
     holder.try_lock().expect("the test holds the journal");
 
-    let cases: [(&[&str], &str); 7] = [
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--report-json", "plain/report.json"],
             "--report-json plain/report.json",
         ),
         (&["--junit", "."], "--junit ."),
         (
-            &["--journal", "j.jsonl", "--summary-md", "j.jsonl"],
-            "that is the journal",
+            &["--journal", "j.jsonl", "--summary-md", "./sub/../j.jsonl"],
+            "the same file as --journal",
+        ),
+        (
+            &["--report-json", "r.json", "--junit", "r.json"],
+            "the same file as --report-json",
         ),
         (
             &["--journal", "busy.jsonl"],

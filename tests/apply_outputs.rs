@@ -224,3 +224,35 @@ async fn the_reports_validate_and_parse_back() {
         "{markdown}"
     );
 }
+
+/// `--report-json /dev/stdout` with stdout sent to a file: the report follows the table in that
+/// file; the file is not replaced by one holding only the report.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_to_dev_stdout_is_appended_to_what_stdout_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = PlanSpec::new("to-stdout", 1, 2)
+        .rollout(&["rate: unlimited", "wait: { enabled: false }"])
+        .write(dir.path());
+    let out_path = dir.path().join("out.txt");
+    let mut command = flotilla(dir.path());
+    command
+        .arg("apply")
+        .arg(&plan)
+        .args([
+            "--simulate",
+            "--progress",
+            "never",
+            "--report-json",
+            "/dev/stdout",
+        ])
+        .stdout(std::fs::File::create(&out_path).unwrap());
+    let output = output_within(Duration::from_secs(60), command).await;
+    assert_eq!(exit_code(&output), Some(0), "{}", text(&output.stderr));
+    let out = read(&out_path);
+    let table_end = out.find("2 succeeded").expect("the table's summary line");
+    let json_start = out.find("{\n").expect("the JSON report");
+    assert!(table_end < json_start, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out[json_start..]).expect("JSON");
+    assert_eq!(report["summary"]["succeeded"], 2);
+}

@@ -186,19 +186,22 @@ fn the_plan_hash_covers_what_variables_put_in_except_secrets() {
         "tag: v2 }",
         "tag: \"${TAG}\", dbPassword: \"${PASSWORD}\" }",
     );
-    let hash = |tag: &str, password: &str| {
+    let plan = |tag: &str, password: &str| {
         let vars = |name: &str| match name {
             "TAG" => Some(tag.to_owned()),
             "PASSWORD" => Some(password.to_owned()),
             _ => None,
         };
-        load_source(Path::new("t.yaml"), text.as_bytes(), &vars)
-            .unwrap()
-            .hash
+        load_source(Path::new("t.yaml"), text.as_bytes(), &vars).unwrap()
     };
+    let hash = |tag: &str, password: &str| plan(tag, password).hash;
     assert_eq!(hash("2.5.0", "a"), hash("2.5.0", "a"));
     assert_ne!(hash("2.5.0", "a"), hash("2.6.0", "a"));
     assert_eq!(hash("2.5.0", "a"), hash("2.5.0", "b"));
+    // The journal is named after the file, so a resume under a changed variable finds it and
+    // is refused for the plan's change, not for a missing journal.
+    let journal = |tag: &str| flotilla::cli::apply::default_journal_path(&plan(tag, "a"), None);
+    assert_eq!(journal("2.5.0"), journal("2.6.0"));
 
     use sha2::Digest as _;
     let file_hash = hex::encode(sha2::Sha256::digest(FLEET.as_bytes()));

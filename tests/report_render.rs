@@ -230,6 +230,15 @@ fn merge_lists_missing_shards_and_does_not_count_as_success() {
     assert_eq!(report::exit_for(&merged), Exit::Failed);
     assert!(render::markdown(&merged).contains("2/3, 3/3"));
     assert!(render::table(&merged, Some(120)).contains("2/3, 3/3"));
+    let junit = quick_junit::Report::deserialize_from_str(&render::junit(&merged)).unwrap();
+    let missing = junit
+        .test_suites
+        .iter()
+        .find(|s| s.name.as_str() == "missing shards");
+    assert_eq!(missing.expect("a suite for them").test_cases.len(), 2);
+    // Merging the merge again does not forget what it lacks.
+    let again = write::merge(vec![("merged.json".into(), merged)]).unwrap();
+    assert_eq!(again.missing_shards, ["2/3", "3/3"]);
 }
 
 #[test]

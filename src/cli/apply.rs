@@ -95,10 +95,10 @@ pub struct ApplyArgs {
 #[command(next_help_heading = "Rollout overrides")]
 pub struct LimitArgs {
     /// Operations in flight, all clusters together.
-    #[arg(long, value_parser = values::in_flight, value_name = "N")]
+    #[arg(long, value_parser = values::concurrency, value_name = "N")]
     pub concurrency: Option<usize>,
     /// Operations in flight on one cluster.
-    #[arg(long, value_parser = values::in_flight, value_name = "N")]
+    #[arg(long, value_parser = values::per_cluster, value_name = "N")]
     pub per_cluster: Option<usize>,
     /// Requests per second per endpoint, every request counted, or `unlimited`.
     #[arg(long, value_parser = values::rate, value_name = "RATE")]
@@ -174,11 +174,11 @@ struct ApplySettings {
     journal_path: PathBuf,
     shard: Option<Shard>,
     progress: ProgressMode,
-    resume: Option<JournalState>,
 }
 
 impl ApplySettings {
-    /// Everything that can be wrong with the input is found here, before anything is sent.
+    /// Everything that can be wrong with the plan and the flags is found here. What the journal
+    /// holds is read once this run has locked it, still before anything is sent.
     fn from_args(args: &ApplyArgs, env: &Environment) -> Result<Self, Error> {
         let mut plan = super::load_plan(&args.plan)?;
         override_rollout(&mut plan, &args.limits);
@@ -198,22 +198,18 @@ impl ApplySettings {
         } else {
             None
         };
-        let resume = if args.resume {
-            Some(read_journal_for_resume(
-                &journal_path,
-                &plan,
-                args.force_resume,
-            )?)
-        } else {
-            None
-        };
+        if args.resume && !journal_path.exists() {
+            return Err(Error::Usage(format!(
+                "--resume: no journal at {} (pass --journal PATH to name it)",
+                journal_path.display()
+            )));
+        }
         Ok(ApplySettings {
             plan,
             simulator,
             journal_path,
             shard: args.shard,
             progress: args.progress.resolve(env.stderr_is_terminal, env.ci),
-            resume,
         })
     }
 }
@@ -246,19 +242,22 @@ fn report_paths(args: &ApplyArgs) -> impl Iterator<Item = (ReportFile, &Path)> {
     .filter_map(|(kind, path)| Some((kind, path.as_deref()?)))
 }
 
-/// A report that cannot be written is found before anything is sent, not after the run.
+/// A report that cannot be written is found before anything is sent, not after the run; so is
+/// one that would overwrite the journal or another report.
 fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
-    let journal = std::path::absolute(journal).ok();
+    use crate::atomic_file::{check, destination};
+    let mut taken = vec![("--journal", destination(journal))];
     for (kind, path) in report_paths(args) {
         let flag = kind.flag();
-        if journal.is_some() && std::path::absolute(path).ok() == journal {
+        let lands = destination(path);
+        if let Some((other, _)) = taken.iter().find(|(_, file)| *file == lands) {
             return Err(Error::Usage(format!(
-                "{flag} {}: that is the journal; a report there would overwrite it",
+                "{flag} {}: the same file as {other}; one would overwrite the other",
                 path.display()
             )));
         }
-        crate::atomic_file::check(path)
-            .map_err(|e| Error::Usage(format!("{flag} {}: {e}", path.display())))?;
+        check(path).map_err(|e| Error::Usage(format!("{flag} {}: {e}", path.display())))?;
+        taken.push((flag, lands));
     }
     Ok(())
 }
@@ -296,7 +295,11 @@ fn override_rollout(plan: &mut ExpandedPlan, limits: &LimitArgs) {
 
 /// `.flotilla/journal/<plan name>-<short hash>[-shard-K-of-N].jsonl`.
 pub fn default_journal_path(plan: &ExpandedPlan, shard: Option<Shard>) -> PathBuf {
-    let mut name = format!("{}-{}", plan.name, plan.short_hash());
+    let mut name = format!(
+        "{}-{}",
+        plan.name,
+        &plan.file_hash[..plan.file_hash.len().min(12)]
+    );
     if let Some(shard) = shard {
         name.push_str(&format!("-shard-{}-of-{}", shard.index, shard.count));
     }
@@ -315,17 +318,13 @@ pub fn default_journal_path(plan: &ExpandedPlan, shard: Option<Shard>) -> PathBu
         .join(format!("{safe}.jsonl"))
 }
 
+/// The journal's state for `--resume`, read once this run holds the journal's lock, so that no
+/// other run can add to it afterwards.
 fn read_journal_for_resume(
     path: &Path,
     plan: &ExpandedPlan,
     force: bool,
 ) -> Result<JournalState, Error> {
-    if !path.exists() {
-        return Err(Error::Usage(format!(
-            "--resume: no journal at {} (pass --journal PATH to name it)",
-            path.display()
-        )));
-    }
     let state = JournalState::read(path).map_err(|e| Error::Usage(e.to_string()))?;
     let Some(recorded) = state.plan() else {
         return Err(Error::Usage(format!(
@@ -479,15 +478,24 @@ async fn apply(
         journal_path,
         shard,
         progress: progress_mode,
-        resume,
     } = settings;
     // Installed before anything else, so that even an early signal ends in a report and 130.
     let mut interrupts = Interrupts::new();
     let target = connect(&args, &mut plan, simulator).await?;
     let client = Client::new(args.net.client_config(&plan), target.credentials)
         .map_err(|e| Error::Usage(e.to_string()))?;
-    // Nothing has been sent yet: a journal that cannot be opened is bad input, like a bad plan.
+    // Nothing has been sent yet: a journal that cannot be opened, or that another run holds,
+    // is bad input, like a bad plan.
     let journal_file = JournalFile::open(&journal_path).map_err(|e| Error::Usage(e.to_string()))?;
+    let resume = if args.resume {
+        Some(read_journal_for_resume(
+            &journal_path,
+            &plan,
+            args.force_resume,
+        )?)
+    } else {
+        None
+    };
     let settings_value = settings_json(&args, &plan);
     journal_file
         .append(&Record::Run {
@@ -573,12 +581,17 @@ async fn apply(
         settings_value,
     );
     print!("{}", render::terminal_table(&report, env.terminal_width));
-    write_reports(&args, &report, env)?;
+    let written = write_reports(&args, &report, env);
+    // The simulator's request log and state file are written whatever became of the reports.
     if let Some(sim) = target.simulator {
         sim.shutdown()
             .await
             .map_err(|e| Error::Other(format!("stopping the simulator: {e}")))?;
     }
+    written.map_err(|message| Error::Reports {
+        message,
+        run: outcome.exit(),
+    })?;
     Ok(outcome.exit())
 }
 
@@ -712,9 +725,9 @@ impl Interrupts {
 }
 
 /// Writes every report asked for; one that fails does not keep the others from being written.
-fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Result<(), Error> {
-    let markdown = (args.summary_md.is_some() || env.github_step_summary.is_some())
-        .then(|| render::markdown(report));
+fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Result<(), String> {
+    let markdown = std::cell::OnceCell::new();
+    let markdown = || markdown.get_or_init(|| render::markdown(report));
     let mut failures = Vec::new();
     for (kind, path) in report_paths(args) {
         let text = match kind {
@@ -724,18 +737,18 @@ fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Res
                 text
             }
             ReportFile::Junit => render::junit(report),
-            ReportFile::Markdown => markdown.clone().unwrap_or_default(),
+            ReportFile::Markdown => markdown().clone(),
         };
         if let Err(e) = write::write_atomically(path, text.as_bytes()) {
             failures.push(format!("{} {e}", kind.flag()));
         }
     }
-    if let (Some(summary), Some(markdown)) = (&env.github_step_summary, &markdown) {
+    if let Some(summary) = &env.github_step_summary {
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(summary)
-            .and_then(|mut file| file.write_all(markdown.as_bytes()));
+            .and_then(|mut file| file.write_all(markdown().as_bytes()));
         if let Err(e) = appended {
             tracing::warn!("could not append to GITHUB_STEP_SUMMARY: {e}");
         }
@@ -743,9 +756,6 @@ fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Res
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(Error::Other(format!(
-            "writing the reports: {}",
-            failures.join("; ")
-        )))
+        Err(format!("writing the reports: {}", failures.join("; ")))
     }
 }

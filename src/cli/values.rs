@@ -38,7 +38,7 @@ pub fn rate(text: &str) -> Result<Rate, String> {
     if text.eq_ignore_ascii_case("unlimited") {
         return Ok(Rate::Unlimited);
     }
-    let (_, max) = schema::rollout_bounds(&["rate"]);
+    let max = schema::rollout_number_maximum(&["rate"]);
     match per_second(text) {
         Ok(r) if r <= max => Ok(Rate::PerSecond(r)),
         Ok(_) => Err(format!("{text:?} is more than {max} requests per second")),
@@ -48,8 +48,7 @@ pub fn rate(text: &str) -> Result<Rate, String> {
 
 /// A whole number within the bounds the plan schema sets on the rollout setting at `path`.
 fn rollout_count<T: TryFrom<u64>>(text: &str, path: &[&str]) -> Result<T, String> {
-    let (min, max) = schema::rollout_bounds(path);
-    let (min, max) = (min as u64, max as u64);
+    let (min, max) = schema::rollout_count_range(path);
     text.trim()
         .parse::<u64>()
         .ok()
@@ -58,9 +57,12 @@ fn rollout_count<T: TryFrom<u64>>(text: &str, path: &[&str]) -> Result<T, String
         .ok_or_else(|| format!("{text:?} is not a whole number from {min} to {max}"))
 }
 
-/// Operations in flight (`--concurrency`, `--per-cluster`).
-pub fn in_flight(text: &str) -> Result<usize, String> {
+pub fn concurrency(text: &str) -> Result<usize, String> {
     rollout_count(text, &["concurrency"])
+}
+
+pub fn per_cluster(text: &str) -> Result<usize, String> {
+    rollout_count(text, &["per_cluster"])
 }
 
 pub fn burst(text: &str) -> Result<u32, String> {
@@ -119,10 +121,10 @@ mod tests {
     /// A flag that overrides a rollout setting is held to the plan schema's bounds.
     #[test]
     fn rollout_flags_take_what_a_plan_may_say() {
-        assert_eq!(in_flight("64"), Ok(64));
-        assert!(in_flight("0").is_err());
+        assert_eq!(concurrency("64"), Ok(64));
+        assert!(per_cluster("0").is_err());
         assert_eq!(
-            in_flight("10001").unwrap_err(),
+            concurrency("10001").unwrap_err(),
             "\"10001\" is not a whole number from 1 to 10000"
         );
         assert!(burst("0").is_err());

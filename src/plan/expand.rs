@@ -81,6 +81,7 @@ pub fn expand(
     raw: &RawPlan,
     name: String,
     hash: String,
+    file_hash: String,
     ctx: &mut Context<'_>,
 ) -> Option<ExpandedPlan> {
     let clusters = resolve_clusters(raw, ctx);
@@ -231,6 +232,7 @@ pub fn expand(
     Some(ExpandedPlan {
         name,
         hash,
+        file_hash,
         rollout,
         waves,
     })

@@ -17,9 +17,9 @@ pub struct InterpolationProblem {
 #[derive(Debug, Default)]
 pub struct Interpolation {
     pub problems: Vec<InterpolationProblem>,
-    /// Every string a variable changed, as `pointer=result`, in document order, except those
-    /// under secret-looking keys: the plan's identity covers what the environment put in it,
-    /// and no hash of it is ever a hash of a secret.
+    /// Every variable used, as `pointer:NAME=value`, in document order; not those under a
+    /// secret-looking key nor those whose own name looks secret (`DB_PASSWORD`): the plan's
+    /// identity covers what the environment put in it, and no hash of it is a hash of a secret.
     pub substituted: Vec<String>,
 }
 
@@ -39,18 +39,20 @@ fn walk(
     done: &mut Interpolation,
 ) {
     match value {
-        Value::String(s) if s.contains('$') => match expand(s, vars, secret) {
-            Ok(expanded) => {
-                if !secret && expanded != *s {
-                    done.substituted.push(format!("{pointer}={expanded}"));
+        Value::String(s) if s.contains('$') => {
+            let mut read = |name: &str, value: &str| {
+                if !secret && !is_secret_key(name) {
+                    done.substituted.push(format!("{pointer}:{name}={value}"));
                 }
-                *s = expanded;
+            };
+            match expand(s, vars, secret, &mut read) {
+                Ok(expanded) => *s = expanded,
+                Err(message) => done.problems.push(InterpolationProblem {
+                    pointer: pointer.to_owned(),
+                    message,
+                }),
             }
-            Err(message) => done.problems.push(InterpolationProblem {
-                pointer: pointer.to_owned(),
-                message,
-            }),
-        },
+        }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 let child = push_pointer(pointer, &i.to_string());
@@ -70,14 +72,16 @@ fn walk(
 /// Expands one string. `$${` is a literal `${`; a `$` not followed by `{` stays as it is.
 /// `${VAR:-default}` takes the default when VAR is unset or empty.
 pub fn interpolate(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    expand(text, vars, false)
+    expand(text, vars, false, &mut |_, _| {})
 }
 
 /// [`interpolate`]; with `secret`, a message names the problem without quoting the text.
+/// `read` hears of each variable used, with the value it gave (or its default's).
 fn expand(
     text: &str,
     vars: &dyn Fn(&str) -> Option<String>,
     secret: bool,
+    read: &mut dyn FnMut(&str, &str),
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -106,38 +110,40 @@ fn expand(
             Some((name, default)) => (name, Some(default)),
             None => (body, None),
         };
-        if default.is_some_and(|d| d.contains("${")) {
-            let reference = if secret {
+        // How a message names this reference: not at all inside a secret value.
+        let reference = |shown: &str| {
+            if secret {
                 "a `${...}` in a secret value (not shown)".to_owned()
             } else {
-                format!("`${{{body}}}...`")
-            };
+                format!("`{shown}`")
+            }
+        };
+        if default.is_some_and(|d| d.contains("${")) {
             return Err(format!(
-                "{reference}: a default cannot hold another `${{...}}`; set the variable, or write the default out"
+                "{}: a default cannot hold another `${{...}}`; set the variable, or write the default out",
+                reference(&format!("${{{body}}}..."))
             ));
         }
         if !is_variable_name(name) {
-            let reference = if secret {
-                "a `${...}` in a secret value (not shown)".to_owned()
-            } else {
-                format!("`${{{body}}}`")
-            };
             return Err(format!(
-                "{reference} is not a variable reference: names are letters, digits and `_`, not starting with a digit"
+                "{} is not a variable reference: names are letters, digits and `_`, not starting with a digit",
+                reference(&format!("${{{body}}}"))
             ));
         }
-        match (
+        let value = match (
             vars(name).filter(|v| default.is_none() || !v.is_empty()),
             default,
         ) {
-            (Some(v), _) => out.push_str(&v),
-            (None, Some(d)) => out.push_str(d),
+            (Some(v), _) => v,
+            (None, Some(d)) => d.to_owned(),
             (None, None) => {
                 return Err(format!(
                     "environment variable `{name}` is not set (write `${{{name}:-default}}` for a default)"
                 ));
             }
-        }
+        };
+        out.push_str(&value);
+        read(name, &value);
         rest = &body_start[end + 1..];
     }
     out.push_str(rest);
@@ -215,16 +221,25 @@ mod tests {
     fn a_variable_in_a_default_is_refused_not_sent_as_text() {
         let err = interpolate("${TAG:-${OTHER}}", &vars).unwrap_err();
         assert!(err.contains("a default cannot hold another"), "{err}");
-        let err = expand("${TAG:-${OTHER}}", &vars, true).unwrap_err();
+        let err = expand("${TAG:-${OTHER}}", &vars, true, &mut |_, _| {}).unwrap_err();
         assert!(!err.contains("OTHER"), "{err}");
     }
 
     #[test]
     fn substitutions_are_recorded_except_under_secret_keys() {
-        let mut v =
-            json!({"tag": "${TAG}", "plain": "no $ here", "apiToken": "${TAG}", "d": "${NOPE:-x}"});
+        let mut v = json!({
+            "tag": "${TAG}-${TAG}",
+            "plain": "no $ here",
+            "escaped": "$${TAG}",
+            "apiToken": "${TAG}",
+            "env": [{"name": "SECRET_KEY", "value": "${SECRET_KEY:-s3cret}"}],
+            "d": "${NOPE:-x}"
+        });
         let done = interpolate_tree(&mut v, &vars);
-        assert_eq!(done.substituted, ["/tag=v2", "/d=x"]);
+        assert_eq!(
+            done.substituted,
+            ["/tag:TAG=v2", "/tag:TAG=v2", "/d:NOPE=x"]
+        );
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub fn load_source(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "plan".to_owned())
     });
+    let file_hash = hex::encode(Sha256::digest(bytes));
     let hash = plan_hash(bytes, &interpolation.substituted);
     let lines = SourceLines::new(text);
     let mut ctx = expand::Context {
@@ -111,7 +112,7 @@ pub fn load_source(
         positions: &document.positions,
         problems: Vec::new(),
     };
-    match expand::expand(&raw, name, hash, &mut ctx) {
+    match expand::expand(&raw, name, hash, file_hash, &mut ctx) {
         Some(plan) if ctx.problems.is_empty() => Ok(plan),
         _ => Err(LoadError::new(ctx.problems)),
     }

@@ -13,8 +13,12 @@ use crate::cce::model::{Action, UpdateReleaseBody};
 pub struct ExpandedPlan {
     /// `name` from the plan, or the file stem when it has none.
     pub name: String,
-    /// Lowercase hex SHA-256 of the plan file's bytes.
+    /// The plan's identity: lowercase hex SHA-256 of the file and of what its variables put
+    /// in it (see `plan::plan_hash`). `--resume` and `report merge` compare it.
     pub hash: String,
+    /// SHA-256 of the file's bytes alone. It names the default journal, so that a resume under
+    /// changed variables finds the journal, and is told that the plan changed.
+    pub file_hash: String,
     pub rollout: Rollout,
     /// In execution order; operations no wave selects form a final implicit wave.
     pub waves: Vec<Wave>,
@@ -52,7 +56,7 @@ impl ExpandedPlan {
         }
     }
 
-    /// The first 12 hex digits of [`Self::hash`], as used in file names.
+    /// The first 12 hex digits of [`Self::hash`], as shown to people.
     pub fn short_hash(&self) -> &str {
         &self.hash[..self.hash.len().min(12)]
     }

@@ -20,22 +20,32 @@ static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
     jsonschema::draft202012::new(&SCHEMA).expect("the embedded schema compiles (tested)")
 });
 
-/// The `minimum` and `maximum` the schema sets on a number under `rollout` (`path` such as
-/// `["retry", "attempts"]`), the first `anyOf` branch for a setting that also takes a word:
-/// a flag that overrides the setting is held to the same bounds as the plan.
-pub fn rollout_bounds(path: &[&str]) -> (f64, f64) {
-    let mut node = &SCHEMA["properties"]["rollout"];
-    for key in path {
-        node = &node["properties"][*key];
-    }
-    if let Some(number) = node["anyOf"].get(0) {
-        node = number;
-    }
-    let bound = |keys: [&str; 2]| keys.iter().find_map(|k| node[*k].as_f64());
-    (
-        bound(["minimum", "exclusiveMinimum"]).expect("the schema bounds this setting below"),
-        bound(["maximum", "exclusiveMaximum"]).expect("the schema bounds this setting above"),
-    )
+/// The schema's node for the setting at `path` under `rollout` (`["retry", "attempts"]`).
+fn rollout_setting(path: &[&str]) -> &'static Value {
+    path.iter()
+        .fold(&SCHEMA["properties"]["rollout"], |node, key| {
+            &node["properties"][*key]
+        })
+}
+
+/// The inclusive `minimum` and `maximum` the schema sets on a whole-number rollout setting: a
+/// flag that overrides the setting is held to the same bounds as the plan.
+pub fn rollout_count_range(path: &[&str]) -> (u64, u64) {
+    let node = rollout_setting(path);
+    let bound = |key: &str| {
+        node[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("the schema gives rollout {path:?} an integer {key}"))
+    };
+    (bound("minimum"), bound("maximum"))
+}
+
+/// The largest number the schema allows for a rollout setting that is a number or a word
+/// (`rate`: a number, or `unlimited`).
+pub fn rollout_number_maximum(path: &[&str]) -> f64 {
+    rollout_setting(path)["anyOf"][0]["maximum"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the schema gives rollout {path:?} a numeric maximum"))
 }
 
 /// A schema violation at a position.
@@ -282,9 +292,11 @@ mod tests {
 
     #[test]
     fn rollout_bounds_are_read_from_the_schema() {
-        assert_eq!(rollout_bounds(&["concurrency"]), (1.0, 10_000.0));
-        assert_eq!(rollout_bounds(&["retry", "attempts"]), (1.0, 100.0));
-        assert_eq!(rollout_bounds(&["rate"]), (0.0, 1_000_000.0));
+        assert_eq!(rollout_count_range(&["concurrency"]), (1, 10_000));
+        assert_eq!(rollout_count_range(&["per_cluster"]), (1, 10_000));
+        assert_eq!(rollout_count_range(&["burst"]), (1, 1_000_000));
+        assert_eq!(rollout_count_range(&["retry", "attempts"]), (1, 100));
+        assert_eq!(rollout_number_maximum(&["rate"]), 1_000_000.0);
     }
 
     /// Every property in the schema has a description and every fixed-shape object refuses

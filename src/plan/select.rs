@@ -238,6 +238,7 @@ pub fn filter(
     Ok(ExpandedPlan {
         name: plan.name.clone(),
         hash: plan.hash.clone(),
+        file_hash: plan.file_hash.clone(),
         rollout: plan.rollout.clone(),
         waves,
     })

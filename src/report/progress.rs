@@ -230,6 +230,8 @@ pub struct Activity {
 struct EndpointPacing {
     rate: Option<f64>,
     paused_until: Option<Instant>,
+    /// The end of the last long pause that got its own line.
+    noted_until: Option<Instant>,
 }
 
 /// The display's activity figures at one instant.
@@ -272,10 +274,11 @@ impl Activity {
                     pacing.rate = *rate;
                 }
                 if let Some(pause) = *paused_for {
-                    let was_paused = pacing.paused_until.is_some_and(|until| until > now);
                     let until = now + pause;
                     pacing.paused_until = Some(pacing.paused_until.map_or(until, |u| u.max(until)));
-                    if !was_paused && pause >= LONG_PAUSE {
+                    let noted = pacing.noted_until.is_some_and(|noted| noted > now);
+                    if pause >= LONG_PAUSE && !noted {
+                        pacing.noted_until = Some(until);
                         let rate = rate.map_or(String::new(), |r| format!(", then {r:.1} req/s"));
                         return Some(format!(
                             "{endpoint} throttled (429): no request to it for {:.0}s{rate}",
@@ -462,6 +465,13 @@ mod tests {
             activity.observe(&short, start),
             None,
             "a short pause shows only in the counts"
+        );
+        // A long pause that arrives during a short one is still news.
+        let long_b = rate_changed("https://b", Some(49.0), Some(Duration::from_secs(30)));
+        assert!(
+            activity
+                .observe(&long_b, start + Duration::from_millis(500))
+                .is_some()
         );
     }
 

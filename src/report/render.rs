@@ -178,6 +178,18 @@ pub fn junit(report: &RunReport) -> String {
         suite.add_test_case(test_case(op));
     }
     junit.add_test_suites(waves.into_iter().map(|(_, suite)| suite));
+    // A CI server that gates on JUnit failures must see a shard whose report was not merged.
+    if !report.missing_shards.is_empty() {
+        let mut suite = TestSuite::new("missing shards");
+        for shard in &report.missing_shards {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message(
+                "no report of this shard was merged: its operations are unaccounted for",
+            );
+            suite.add_test_case(TestCase::new(format!("shard {shard}"), status));
+        }
+        junit.add_test_suite(suite);
+    }
     junit.to_string().expect("JUnit serialises to memory")
 }
 

@@ -31,8 +31,8 @@ pub enum ReportError {
     NotOneSplit(String),
 }
 
-/// Writes `contents` to `path` through a temporary file in the same directory and a rename,
-/// so a reader never sees a half-written report.
+/// Writes `contents` to `path` as [`crate::atomic_file::write`] does: whole (a temporary file
+/// and a rename), or straight through for a stream such as `/dev/stdout`.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
     crate::atomic_file::write(path, contents).map_err(|source| ReportError::Io {
         path: path.display().to_string(),
@@ -97,10 +97,11 @@ fn check_split(reports: &[(String, RunReport)]) -> Result<Vec<String>, ReportErr
         let Some(text) = &report.plan.shard else {
             if reports.len() > 1 {
                 return Err(ReportError::NotOneSplit(format!(
-                    "{path}: a whole run of the plan (no --shard); merged with other reports it would count their operations twice"
+                    "{path}: a whole run of the plan, or a merged report (no --shard); merged with other reports it would count their operations twice"
                 )));
             }
-            continue;
+            // One report already whole, or merged: what it lacked, it still lacks.
+            return Ok(report.missing_shards.clone());
         };
         let shard: Shard = text.parse().map_err(|_| ReportError::Unreadable {
             path: path.clone(),
