@@ -1,7 +1,8 @@
 //! Files replaced whole: written to a temporary file beside the target (created owner-only),
 //! synced, then renamed over it, so a reader never sees half a file. A target that is not a
-//! regular file (`/dev/stdout`, `/dev/null`, a FIFO) is written through instead, and a symlink
-//! is followed: the file it points to is replaced, not the link.
+//! regular file (`/dev/null`, a FIFO), or one reached through `/proc` (`/dev/stdout`), is
+//! written through instead, and a symlink is followed: the file it points to is replaced, not
+//! the link.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -46,13 +47,14 @@ pub fn destination(path: &Path) -> PathBuf {
     }
 }
 
-/// `path` with its symlinks followed, and whether the way passed through `/dev` or `/proc`
-/// (`/dev/stdout` leads to `/proc/self/fd/1`, which leads to whatever stdout is: even a regular
-/// file there is a stream this process writes to, not a file to replace).
+/// `path` with its symlinks followed, and whether the way passed through `/proc`:
+/// `/dev/stdout` leads to `/proc/self/fd/1`, which leads to whatever stdout is, and even a
+/// regular file there is a stream this process writes to, not a file to replace. (A file in
+/// `/dev/shm` is a file like any other.)
 fn follow(path: &Path) -> (PathBuf, bool) {
     /// As the kernel's own limit on nested links.
     const MAX_LINKS: usize = 40;
-    let system = |p: &Path| p.starts_with("/dev") || p.starts_with("/proc");
+    let system = |p: &Path| p.starts_with("/proc");
     let mut current = path.to_owned();
     let mut via_system = system(&current);
     for _ in 0..MAX_LINKS {
@@ -185,6 +187,14 @@ mod tests {
         assert_eq!(destination(&by_dots), destination(&file));
         assert_eq!(destination(&dir.path().join("link")), destination(&file));
         assert_ne!(destination(&dir.path().join("other")), destination(&file));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_stream_of_this_process_is_told_from_a_file_that_happens_to_live_under_dev() {
+        assert!(follow(Path::new("/dev/stdout")).1, "/dev/stdout goes through /proc");
+        assert!(follow(Path::new("/proc/self/fd/1")).1);
+        assert!(!follow(Path::new("/dev/shm/flotilla-no-such-report.json")).1);
     }
 
     #[test]
