@@ -192,7 +192,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_stream_of_this_process_is_told_from_a_file_that_happens_to_live_under_dev() {
-        assert!(follow(Path::new("/dev/stdout")).1, "/dev/stdout goes through /proc");
+        assert!(
+            follow(Path::new("/dev/stdout")).1,
+            "/dev/stdout goes through /proc"
+        );
         assert!(follow(Path::new("/proc/self/fd/1")).1);
         assert!(!follow(Path::new("/dev/shm/flotilla-no-such-report.json")).1);
     }

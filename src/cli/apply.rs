@@ -21,7 +21,7 @@ use crate::engine::{
 };
 use crate::error::{Error, Exit};
 use crate::journal::{JournalFile, JournalState, Record};
-use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate};
+use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, short};
 use crate::plan::select::{self, Selector, Shard};
 use crate::report::model::RunReport;
 use crate::report::progress::{Activity, HEARTBEAT, Progress, ProgressMode};
@@ -293,13 +293,9 @@ fn override_rollout(plan: &mut ExpandedPlan, limits: &LimitArgs) {
     }
 }
 
-/// `.flotilla/journal/<plan name>-<short hash>[-shard-K-of-N].jsonl`.
+/// `.flotilla/journal/<plan name>-<short file hash>[-shard-K-of-N].jsonl`.
 pub fn default_journal_path(plan: &ExpandedPlan, shard: Option<Shard>) -> PathBuf {
-    let mut name = format!(
-        "{}-{}",
-        plan.name,
-        &plan.file_hash[..plan.file_hash.len().min(12)]
-    );
+    let mut name = format!("{}-{}", plan.name, short(&plan.file_hash));
     if let Some(shard) = shard {
         name.push_str(&format!("-shard-{}-of-{}", shard.index, shard.count));
     }

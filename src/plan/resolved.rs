@@ -24,6 +24,11 @@ pub struct ExpandedPlan {
     pub waves: Vec<Wave>,
 }
 
+/// The first 12 hex digits of a hash: enough to tell plans apart in a name or a message.
+pub fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
 impl ExpandedPlan {
     pub fn operations(&self) -> impl Iterator<Item = &Operation> {
         self.waves.iter().flat_map(|w| w.operations.iter())
@@ -58,7 +63,7 @@ impl ExpandedPlan {
 
     /// The first 12 hex digits of [`Self::hash`], as shown to people.
     pub fn short_hash(&self) -> &str {
-        &self.hash[..self.hash.len().min(12)]
+        short(&self.hash)
     }
 }
 
