@@ -364,7 +364,8 @@ impl JournalState {
     pub fn prior_state(&self, index: usize) -> Option<engine::PriorState> {
         match self.last.get(&index)? {
             Record::Finished { result, .. } => match result.outcome {
-                engine::Outcome::Succeeded => {
+                // An operation found already as planned is as done as one that changed it.
+                engine::Outcome::Succeeded | engine::Outcome::Unchanged => {
                     Some(engine::PriorState::AlreadySucceeded(Some(result.clone())))
                 }
                 // Interrupted after its PUT left: it may have been applied.
@@ -617,6 +618,25 @@ mod tests {
             version_before: Some(7),
             at: "2026-11-26T00:00:00Z".into(),
         }
+    }
+
+    /// README: operations that succeeded are not touched again on resume, not even with a GET;
+    /// one found unchanged is as done.
+    #[tokio::test]
+    async fn an_unchanged_operation_is_not_checked_again_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let journal = JournalFile::open(&path).unwrap();
+        journal
+            .append(&finished(0, engine::Outcome::Unchanged, false))
+            .await
+            .unwrap();
+        let state = JournalState::read(&path).unwrap();
+        let Some(engine::PriorState::AlreadySucceeded(Some(previous))) = state.prior_state(0)
+        else {
+            panic!("an unchanged operation runs again on resume");
+        };
+        assert_eq!(previous.outcome, engine::Outcome::Unchanged);
     }
 
     #[tokio::test]

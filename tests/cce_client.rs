@@ -677,7 +677,14 @@ fn a_bad_ca_certificate_file_is_reported() {
     let missing = dir.path().join("absent.pem");
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();
-    for path in [missing, empty] {
+    // A PEM block whose body is not a certificate fails only when the client is built.
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    for path in [missing, empty, garbage] {
         let err = Client::new(
             ClientConfig {
                 ca_cert: Some(path.clone()),

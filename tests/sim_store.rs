@@ -311,3 +311,31 @@ async fn list_filters_by_namespace_and_chart_and_upgrade_to_a_new_chart_register
     );
     assert_eq!(chart.name, "frontend");
 }
+
+/// `applied_puts` proves that no release was changed twice: deleting a release and creating it
+/// again must not hide its first change, and a restart from the state file keeps the count.
+#[tokio::test(start_paused = true)]
+async fn the_applied_count_never_goes_down() {
+    let mut store = seeded(Duration::ZERO);
+    let k = key("c1", "frontend");
+    store
+        .update(&k, &upgrade(json!({"imageTag": "v2"})), false)
+        .unwrap();
+    assert_eq!(store.snapshot().applied_puts, 1);
+    store.delete(&k).unwrap();
+    assert_eq!(
+        store.snapshot().applied_puts,
+        1,
+        "a delete does not lower it"
+    );
+    let again: flotilla::sim::store::CreateReleaseBody = serde_json::from_value(json!({
+        "chart_id": store.snapshot().charts[0].id,
+        "name": "frontend",
+        "namespace": k.namespace,
+    }))
+    .unwrap();
+    store.create(&k.cluster_id, again, false).unwrap();
+    assert_eq!(store.snapshot().applied_puts, 2);
+    let mut restored = Store::from_snapshot(store.snapshot(), Duration::ZERO);
+    assert_eq!(restored.snapshot().applied_puts, 2);
+}

@@ -190,9 +190,14 @@ impl Client {
         if !config.https {
             builder = builder.tls_certs_only(Vec::new());
         }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Build(error_chain(&e)))?;
+        let http = builder.build().map_err(|e| match &config.ca_cert {
+            // Its certificates are parsed here: a PEM with a bad body is this file's fault.
+            Some(path) => ClientError::CaCert {
+                path: path.clone(),
+                reason: error_chain(&e),
+            },
+            None => ClientError::Build(error_chain(&e)),
+        })?;
         Ok(Client {
             http,
             credentials: Arc::new(credentials),

@@ -266,7 +266,8 @@ fn from_profile(
     }
 }
 
-/// The `key = value` pairs of one INI section (`;`/`#` comments, `=` or `:` separators).
+/// The `key = value` pairs of one INI section (`;`/`#` comments, whole-line or after a space,
+/// as Python's configparser reads the SDK's file; `=` or `:` separators).
 fn ini_section<'t>(text: &'t str, wanted: &str) -> Vec<(&'t str, &'t str)> {
     let mut in_section = false;
     let mut pairs = Vec::new();
@@ -280,15 +281,33 @@ fn ini_section<'t>(text: &'t str, wanted: &str) -> Vec<(&'t str, &'t str)> {
             continue;
         }
         if in_section && let Some((key, value)) = line.split_once(['=', ':']) {
-            pairs.push((key.trim(), value.trim()));
+            pairs.push((key.trim(), strip_inline_comment(value).trim()));
         }
     }
     pairs
 }
 
+/// `value ; comment` or `value # comment` is `value`; a `;` or `#` inside a value stays.
+fn strip_inline_comment(value: &str) -> &str {
+    let bytes = value.as_bytes();
+    let start = (1..bytes.len())
+        .find(|&i| matches!(bytes[i], b';' | b'#') && bytes[i - 1].is_ascii_whitespace());
+    start.map_or(value, |i| &value[..i])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inline_comment_is_not_part_of_the_value() {
+        let text =
+            "[basiccredentials]\nak = AK1 ; the key\nproject_id = p1\t# optional\nsk = a;b#c\n";
+        assert_eq!(
+            ini_section(text, "basiccredentials"),
+            [("ak", "AK1"), ("project_id", "p1"), ("sk", "a;b#c")]
+        );
+    }
 
     fn sources(vars: &[(&str, &str)], profile: Option<PathBuf>) -> CredentialSources {
         let env = vars

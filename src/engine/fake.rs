@@ -31,6 +31,8 @@ pub enum Fault {
     AppliedThenHang,
     /// The connection is cut before anything is applied.
     ResetBeforeApply,
+    /// No fault: the call is answered as usual, so that a script can fault a later one.
+    Pass,
 }
 
 #[derive(Clone, Debug)]
@@ -364,7 +366,7 @@ impl ReleaseApi for FakeApi {
                 .get_mut(&key(&at))
                 .and_then(|r| r.put_faults.pop_front());
             match fault {
-                None => self.apply(&at, body),
+                None | Some(Fault::Pass) => self.apply(&at, body),
                 Some(Fault::Http(status, code)) => Err(http(status, code)),
                 Some(Fault::ResetBeforeApply) => Err(ApiError::new(FailureKind::ConnectionLost)),
                 Some(Fault::AppliedThen500) => {
@@ -394,8 +396,7 @@ impl ReleaseApi for FakeApi {
                 None => Err(http(404, "CCE.01404001")),
                 Some(release) => match release.get_faults.pop_front() {
                     Some(Fault::Http(status, code)) => Err(http(status, code)),
-                    Some(_) => Err(ApiError::new(FailureKind::ConnectionLost)),
-                    None => {
+                    Some(Fault::Pass) | None => {
                         let stale = release.stale_reads_until.is_some_and(|until| now < until)
                             && release.revisions.len() > 1;
                         if stale {
@@ -407,6 +408,7 @@ impl ReleaseApi for FakeApi {
                             Ok(to_release(&at, release.current(), now))
                         }
                     }
+                    Some(_) => Err(ApiError::new(FailureKind::ConnectionLost)),
                 },
             }
         };

@@ -194,6 +194,12 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         result
     }
 
+    /// A PUT that may have been applied leaves the release in a state no GET has seen: the
+    /// report must not show the state from before it as the final one.
+    fn forget_what_was_seen(&mut self) {
+        self.last_seen = None;
+    }
+
     fn address(&self) -> ReleaseAddress<'a> {
         ReleaseAddress {
             cluster: &self.op.cluster,
@@ -648,6 +654,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             Ok(release) => release,
             Err(ReadError::Cancelled) => return Err(Stop::Cancelled),
             Err(ReadError::Api(error)) => {
+                self.forget_what_was_seen();
                 return Err(Stop::Failed(OperationError::from_api(
                     "could not check whether the PUT was applied; not resent",
                     &error,

@@ -402,6 +402,7 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
 
     fn journal_result(&self, op: &Operation) -> OperationResult {
         let mut result = match self.prior(op) {
+            // Succeeded, or unchanged: the journal's word stands.
             Some(PriorState::AlreadySucceeded(Some(previous))) => {
                 let mut result = (**previous).clone();
                 result.attempts.clear();
@@ -409,7 +410,6 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
             }
             _ => OperationResult::new(op, Outcome::Succeeded, self.ctx.dry_run),
         };
-        result.outcome = Outcome::Succeeded;
         result.from_journal = true;
         result.duration = Duration::ZERO;
         result.started_at = Duration::ZERO;
@@ -474,7 +474,8 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
     }
 
     async fn halt(&self, state: &mut RunState, reason: String) {
-        tracing::warn!(%reason, "halting");
+        // The display says it too (`halted: ...`); at the default level a log line would repeat it.
+        tracing::info!(%reason, "halting");
         state.halted = Some(reason.clone());
         let _ = self.ctx.events.send(Event::Halted { reason }).await;
     }

@@ -126,6 +126,32 @@ async fn ambiguous_put_that_was_applied_is_reconciled_not_resent() {
     assert_eq!(r.attempts[0].status, Some(500));
 }
 
+/// The preflight saw DEPLOYED; after an ambiguous PUT that no GET could check, that is not
+/// the release's final state, whatever the report would like to say.
+#[tokio::test(start_paused = true)]
+async fn a_put_whose_outcome_cannot_be_checked_reports_no_final_state() {
+    let (c, p, api) = seeded_on_one_cluster(1);
+    api.with_release(&c.id, "app-0", |r| {
+        r.put_faults.push_back(Fault::AppliedThen500);
+        r.get_faults.push_back(Fault::Pass);
+        r.get_faults
+            .extend(std::iter::repeat_n(Fault::Http(503, "APIG.0201"), 20));
+    });
+    let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let r = &report.results[0];
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(
+        r.error.as_ref().unwrap().message.contains("not resent"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.final_status, None,
+        "the preflight DEPLOYED is stale: {r:#?}"
+    );
+    assert_eq!(r.version_after, None);
+    assert_eq!(api.puts().len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn ambiguous_put_that_changed_nothing_is_sent_again() {
     let (c, p, api) = seeded_on_one_cluster(1);

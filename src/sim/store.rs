@@ -162,7 +162,8 @@ pub struct SimStateSnapshot {
     /// Sorted by cluster id, namespace, name.
     #[serde(default)]
     pub releases: Vec<ReleaseSnapshot>,
-    /// The sum of every release's `applied_puts`.
+    /// Every PUT and create that changed a release since the state began. Deleting a release
+    /// does not lower it, so a release deleted and created again still shows its first change.
     #[serde(default)]
     pub applied_puts: u64,
 }
@@ -241,6 +242,8 @@ pub struct Store {
     clusters: IndexMap<String, String>,
     charts: IndexMap<String, Chart>,
     releases: HashMap<ReleaseKey, ReleaseRecord>,
+    /// See [`SimStateSnapshot::applied_puts`].
+    applied_puts: u64,
 }
 
 impl Store {
@@ -251,6 +254,7 @@ impl Store {
             clusters: IndexMap::new(),
             charts: IndexMap::new(),
             releases: HashMap::with_capacity(1024),
+            applied_puts: 0,
         }
     }
 
@@ -258,6 +262,7 @@ impl Store {
     /// after what was left of their time.
     pub fn from_snapshot(snapshot: SimStateSnapshot, settle: Duration) -> Self {
         let mut store = Store::new(settle);
+        store.applied_puts = snapshot.applied_puts;
         let now = Instant::now();
         for cluster in snapshot.clusters {
             store.clusters.insert(cluster.id, cluster.name);
@@ -540,6 +545,7 @@ impl Store {
         });
         record.applied_puts += 1;
         let release = render(key, record, record.current());
+        self.applied_puts += 1;
         if let (Some(chart), true) = (upgrade_chart, chart_is_new) {
             self.charts.insert(chart.id.clone(), chart);
         }
@@ -617,6 +623,7 @@ impl Store {
         };
         let release = render(&key, &record, record.current());
         self.releases.insert(key, record);
+        self.applied_puts += 1;
         Ok(Outcome {
             release: Some(release),
             applied: true,
@@ -702,7 +709,7 @@ impl Store {
                 })
                 .collect(),
             charts: self.charts(),
-            applied_puts: releases.iter().map(|r| r.applied_puts).sum(),
+            applied_puts: self.applied_puts,
             releases,
         }
     }
