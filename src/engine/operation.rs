@@ -507,6 +507,37 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             version_after: None,
             error: None,
         };
+        // After a wait that timed out the release is still PENDING_*, and the service refuses
+        // to change a release mid-operation (409): the rollback waits for it to settle first.
+        if self
+            .last_seen
+            .as_ref()
+            .is_some_and(|r| r.status().is_pending())
+        {
+            let deadline = Instant::now() + self.ctx.rollout.wait.timeout;
+            let settled = self
+                .poll_until(Phase::RollbackWait, deadline, |r| !r.status().is_pending())
+                .await;
+            match settled {
+                PollEnd::Reached => {}
+                PollEnd::Cancelled => {
+                    rollback.outcome = Outcome::Cancelled;
+                    return rollback;
+                }
+                PollEnd::TimedOut => {
+                    rollback.error = Some(OperationError::message(format!(
+                        "release still {} after waiting {} more to roll it back; not rolled back",
+                        self.last_status_text(),
+                        crate::plan::resolved::duration_text::format(self.ctx.rollout.wait.timeout)
+                    )));
+                    return rollback;
+                }
+                PollEnd::Failed(error) => {
+                    rollback.error = Some(OperationError::from_api("waiting to roll back", &error));
+                    return rollback;
+                }
+            }
+        }
         let current = self.last_seen.as_ref().map(|r| r.version);
         let body = UpdateReleaseBody {
             chart_id: self.body.chart_id.clone(),

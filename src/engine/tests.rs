@@ -384,6 +384,36 @@ async fn rollback_on_failure_restores_the_previous_revision() {
     });
 }
 
+/// A wait that timed out leaves the release PENDING_*, which the service will not change (409):
+/// the rollback waits for it to settle, then goes out.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_after_a_wait_time_out_waits_for_the_release_to_settle() {
+    let c = cluster("a", "r1");
+    let mut r = rollout();
+    r.wait.timeout = Duration::from_secs(1);
+    let mut p = plan(r, vec![ops_on(std::slice::from_ref(&c), 1, "v2")]);
+    p.waves[0].operations[0].rollback_on_failure = true;
+    let api = FakeApi::new();
+    api.seed(&p);
+    let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let r = &report.results[0];
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(
+        r.error.as_ref().unwrap().message.starts_with("timed out"),
+        "{r:#?}"
+    );
+    let rollback = r.rollback.as_ref().expect("rolled back");
+    // The rollback was accepted (revision 3); its own wait has the same 1 s to see it settle.
+    assert_eq!(rollback.version_after, Some(3), "{rollback:#?}");
+    let puts = api.puts();
+    assert_eq!(puts.len(), 2);
+    assert_eq!(puts[1].body.as_ref().unwrap().action, Action::Rollback);
+    api.with_release(&c.id, "app-0", |r| {
+        assert_eq!(r.current().version, 3);
+        assert_eq!(r.current().values, r.revisions[0].values);
+    });
+}
+
 #[tokio::test(start_paused = true)]
 async fn dry_run_sends_dry_run_true_and_does_not_wait() {
     let (_, p, api) = seeded_on_one_cluster(3);
