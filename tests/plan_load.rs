@@ -422,3 +422,28 @@ fn messages_say_what_is_wrong_with_odd_values() {
     let err = load(&long).unwrap_err();
     assert!(err.to_string().contains("up to 9 digits"), "{err}");
 }
+
+/// `parameters.dry_run: true` in a plan would make apply wait for a change that never comes;
+/// a `release_version` that is not an integer gets one error, not a second saying it is missing.
+#[test]
+fn a_plan_level_dry_run_and_a_fractional_revision_are_refused_clearly() {
+    let dry = FLEET.replacen(
+        "releases:",
+        "releases:\n  - { name: dry, namespace: ns, cluster: c1, parameters: { dry_run: true } }",
+        1,
+    );
+    let err = load(&dry).unwrap_err();
+    assert!(
+        err.to_string().contains("flotilla apply --dry-run"),
+        "{err}"
+    );
+
+    let fractional = FLEET.replacen(
+        "releases:",
+        "releases:\n  - { name: back, namespace: ns, cluster: c1, action: rollback, parameters: { release_version: 1.5 } }",
+        1,
+    );
+    let err = load(&fractional).unwrap_err();
+    assert_eq!(err.diagnostics().len(), 1, "{err}");
+    assert!(err.to_string().contains("release_version"), "{err}");
+}

@@ -415,13 +415,9 @@ impl Client {
                 // not the object asked for.
                 let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
                 if first != Some(shape.opening()) {
-                    return Err(decode_error(format!(
-                        "unreadable answer: expected a JSON {}",
-                        shape.name()
-                    )));
+                    return Err(decode_error(format!("expected a JSON {}", shape.name())));
                 }
-                return serde_json::from_slice(&bytes)
-                    .map_err(|e| decode_error(format!("unreadable answer: {e}")));
+                return serde_json::from_slice(&bytes).map_err(|e| decode_error(e.to_string()));
             }
             // An error status stands even if its body is cut short.
             let body = bytes.unwrap_or_default();

@@ -71,7 +71,7 @@ fn diff_maps(
                 let new_map = new.as_object().expect("checked above");
                 diff_maps(old_map, new_map, &path, secret, changes);
             }
-            Some(old) if old != new => changes.push(KeyChange {
+            Some(old) if !same_value(old, new) => changes.push(KeyChange {
                 key: path,
                 kind: ChangeKind::Changed,
                 old: Some(shown(old, secret)),
@@ -90,6 +90,29 @@ fn diff_maps(
                 new: None,
             });
         }
+    }
+}
+
+/// Equal as values: `1` and `1.0` are the same number whichever way a backend writes it back,
+/// or a release would be upgraded again on every run.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => match (x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            },
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -148,6 +171,15 @@ mod tests {
                 change("old", ChangeKind::Removed, Some(json!(true)), None),
             ]
         );
+    }
+
+    /// A backend may write `3` back as `3.0` (or the other way round): no change either way.
+    #[test]
+    fn numbers_equal_in_value_are_unchanged() {
+        let current = json!({"replicas": 3, "ratio": 1.0, "ports": [80, 443.0], "big": 12345678901234567890u64});
+        let desired = json!({"replicas": 3.0, "ratio": 1, "ports": [80.0, 443], "big": 1.2345678901234567e19});
+        assert!(diff(current, desired).is_empty());
+        assert_eq!(diff(json!({"n": 3}), json!({"n": 4})).len(), 1);
     }
 
     #[test]

@@ -544,16 +544,32 @@ fn release_body(
         }
     }
     let had_parameters = defaults.parameters.is_some() || release.parameters.is_some();
-    let parameters: ReleaseParameters = match serde_json::from_value(Value::Object(parameters)) {
-        Ok(p) => p,
-        Err(e) => {
-            ctx.at_value(
-                &format!("{pointer}/parameters"),
-                format!("invalid parameters: {e}"),
-            );
-            ReleaseParameters::default()
-        }
-    };
+    let (parameters, parameters_read): (ReleaseParameters, bool) =
+        match serde_json::from_value(Value::Object(parameters)) {
+            Ok(p) => (p, true),
+            Err(e) => {
+                ctx.at_value(
+                    &format!("{pointer}/parameters"),
+                    format!("invalid parameters: {e}"),
+                );
+                (ReleaseParameters::default(), false)
+            }
+        };
+    if parameters.dry_run == Some(true) {
+        let own = release
+            .parameters
+            .as_ref()
+            .is_some_and(|p| p.contains_key("dry_run"));
+        let at = if own {
+            format!("{pointer}/parameters/dry_run")
+        } else {
+            "/defaults/parameters/dry_run".to_owned()
+        };
+        ctx.at_value(
+            &at,
+            "`dry_run: true` in a plan would wait for a change the service never makes: use `flotilla apply --dry-run`, which also skips the wait",
+        );
+    }
 
     let values = match (&defaults.values, &release.values) {
         (None, None) => None,
@@ -572,7 +588,8 @@ fn release_body(
         format!("{pointer}/name")
     };
     match action {
-        Action::Rollback if parameters.release_version.is_none() => ctx.at_value(
+        // A `release_version` that did not parse was reported as such already.
+        Action::Rollback if parameters_read && parameters.release_version.is_none() => ctx.at_value(
             &action_pointer,
             format!(
                 "release `{}` rolls back but has no `parameters.release_version` (the revision to roll back to)",
