@@ -447,3 +447,32 @@ fn a_plan_level_dry_run_and_a_fractional_revision_are_refused_clearly() {
     assert_eq!(err.diagnostics().len(), 1, "{err}");
     assert!(err.to_string().contains("release_version"), "{err}");
 }
+
+/// An integer past i64 reaches the parser as a float: it is sent as the integer the plan wrote,
+/// or refused when no integer type holds it; a float literal stays a float.
+#[test]
+fn big_integers_are_sent_exactly_or_refused() {
+    // Characters of more than one byte before the number must not shift where it is read.
+    let big = FLEET.replacen(
+        "tag: v2 }",
+        "tag: v2, note: \"ünïcödé ✓\", big: 12345678901234567890, sci: 1e19 }",
+        1,
+    );
+    let plan = load(&big).unwrap();
+    let web = plan.operations().find(|o| o.release == "web").unwrap();
+    let image = &web.body.values.as_ref().unwrap()["image"];
+    assert_eq!(image["big"], serde_json::json!(12345678901234567890u64));
+    assert_eq!(image["big"].to_string(), "12345678901234567890");
+    assert!(image["sci"].is_f64());
+
+    let huge = FLEET.replacen(
+        "tag: v2 }",
+        "tag: v2, huge: 123456789012345678901234567890 }",
+        1,
+    );
+    let err = load(&huge).unwrap_err();
+    assert!(
+        err.to_string().contains("too large to send exactly"),
+        "{err}"
+    );
+}

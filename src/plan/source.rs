@@ -164,6 +164,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Document, LoadError> {
     let lines = SourceLines::new(text);
     let mut builder = Builder {
         path,
+        text,
         lines: &lines,
         positions: &mut positions,
         problems: &mut problems,
@@ -256,6 +257,21 @@ fn alias_limits() -> serde_saphyr::options::AliasLimits {
     limits
 }
 
+/// The digits of a plain integer literal (`+` allowed) starting at character `start` of `text`;
+/// `None` when the scalar there is written otherwise (`1e19`, `1.5`, a tag).
+fn integer_literal_at(text: &str, start: usize) -> Option<&str> {
+    let (offset, _) = text.char_indices().nth(start)?;
+    let rest = &text[offset..];
+    let unsigned = rest.strip_prefix('+').unwrap_or(rest);
+    let digits_end = unsigned
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(unsigned.len());
+    let after = unsigned[digits_end..].chars().next();
+    let ends_plainly =
+        after.is_none_or(|c| c.is_whitespace() || matches!(c, ',' | '}' | ']' | '#'));
+    (digits_end > 0 && ends_plainly).then(|| &unsigned[..digits_end])
+}
+
 fn marker_pos(node: &MarkedYaml<'_>) -> Pos {
     Pos {
         line: node.span.start.line(),
@@ -265,6 +281,7 @@ fn marker_pos(node: &MarkedYaml<'_>) -> Pos {
 
 struct Builder<'a> {
     path: &'a Path,
+    text: &'a str,
     lines: &'a SourceLines<'a>,
     positions: &'a mut Positions,
     problems: &'a mut Vec<Diagnostic>,
@@ -289,7 +306,7 @@ impl Builder<'_> {
             return Value::Null;
         }
         let value = match &node.data {
-            YamlData::Value(scalar) => self.scalar(scalar, pos),
+            YamlData::Value(scalar) => self.scalar(scalar, node.span.start.index(), pos),
             YamlData::Representation(text, _, _) => Value::String(text.to_string()),
             YamlData::Sequence(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -328,11 +345,28 @@ impl Builder<'_> {
         value
     }
 
-    fn scalar(&mut self, scalar: &Scalar<'_>, pos: Pos) -> Value {
+    /// `start`: the scalar's first character, counted in characters from the start of the text.
+    fn scalar(&mut self, scalar: &Scalar<'_>, start: usize, pos: Pos) -> Value {
         match scalar {
             Scalar::Null => Value::Null,
             Scalar::Boolean(b) => Value::Bool(*b),
             Scalar::Integer(i) => Value::Number((*i).into()),
+            // The parser reads an integer past i64 as a float; sent as one, it would not be the
+            // number the plan wrote.
+            Scalar::FloatingPoint(f) if f.into_inner().abs() >= i64::MAX as f64 => {
+                let literal = integer_literal_at(self.text, start);
+                match literal.map(|digits| (digits, digits.parse::<u64>())) {
+                    Some((_, Ok(n))) => Value::Number(n.into()),
+                    Some((digits, Err(_))) => {
+                        self.problem(
+                            pos,
+                            format!("the integer {digits} is too large to send exactly: quote it to send it as text"),
+                        );
+                        Value::Null
+                    }
+                    None => Number::from_f64(f.into_inner()).map_or(Value::Null, Value::Number),
+                }
+            }
             Scalar::FloatingPoint(f) => match Number::from_f64(f.into_inner()) {
                 Some(n) => Value::Number(n),
                 None => {
