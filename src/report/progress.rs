@@ -48,16 +48,8 @@ pub struct Counts {
     pub failed: usize,
     pub skipped: usize,
     pub cancelled: usize,
-    /// Operations currently backing off before a retry.
-    pub retrying: usize,
-    /// 429 answers so far.
-    pub throttled: usize,
-    /// Requests per second over the last few seconds.
-    pub request_rate: f64,
-    /// The lowest rate an endpoint is paced at, once a 429 has changed one.
-    pub paced_rate: Option<f64>,
-    /// How much longer a 429 keeps the longest-paused endpoint from sending.
-    pub paused_for: Option<Duration>,
+    /// The latest sample of what requests are doing.
+    pub activity: ActivitySample,
 }
 
 impl Counts {
@@ -74,12 +66,16 @@ impl Counts {
     fn describe(&self) -> String {
         let mut text = format!(
             "ok {} · failed {} · retrying {} · throttled {} · {:.1} req/s",
-            self.ok, self.failed, self.retrying, self.throttled, self.request_rate
+            self.ok,
+            self.failed,
+            self.activity.retrying,
+            self.activity.throttled,
+            self.activity.request_rate
         );
-        if let Some(rate) = self.paced_rate {
+        if let Some(rate) = self.activity.paced_rate {
             text.push_str(&format!(" · paced at {rate:.1}/s"));
         }
-        if let Some(paused) = self.paused_for {
+        if let Some(paused) = self.activity.paused_for {
             text.push_str(&format!(" · paused {:.0}s", paused.as_secs_f64().ceil()));
         }
         text
@@ -154,11 +150,7 @@ impl Progress {
     }
 
     pub fn set_activity(&mut self, sample: ActivitySample) {
-        self.counts.retrying = sample.retrying;
-        self.counts.throttled = sample.throttled;
-        self.counts.request_rate = sample.request_rate;
-        self.counts.paced_rate = sample.paced_rate;
-        self.counts.paused_for = sample.paused_for;
+        self.counts.activity = sample;
         self.overall.set_message(self.counts.describe());
     }
 
@@ -243,7 +235,9 @@ pub struct ActivitySample {
     pub throttled: usize,
     /// Requests per second since the last sample.
     pub request_rate: f64,
+    /// The lowest rate an endpoint is paced at, once a 429 has changed one.
     pub paced_rate: Option<f64>,
+    /// How much longer a 429 keeps the longest-paused endpoint from sending.
     pub paused_for: Option<Duration>,
 }
 
@@ -479,8 +473,8 @@ mod tests {
     fn counts_describe_pacing_only_when_there_is_some() {
         let mut counts = Counts::default();
         assert!(!counts.describe().contains("paced"));
-        counts.paced_rate = Some(105.04);
-        counts.paused_for = Some(Duration::from_millis(2100));
+        counts.activity.paced_rate = Some(105.04);
+        counts.activity.paused_for = Some(Duration::from_millis(2100));
         assert!(
             counts
                 .describe()
