@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::logging::LogSink;
 use super::net::NetworkArgs;
+use super::report::ReportFormat;
 use super::{Environment, values};
 use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
@@ -214,32 +215,15 @@ impl ApplySettings {
     }
 }
 
-#[derive(Clone, Copy)]
-enum ReportFile {
-    Json,
-    Junit,
-    Markdown,
-}
-
-impl ReportFile {
-    fn flag(self) -> &'static str {
-        match self {
-            ReportFile::Json => "--report-json",
-            ReportFile::Junit => "--junit",
-            ReportFile::Markdown => "--summary-md",
-        }
-    }
-}
-
-/// The report files asked for.
-fn report_paths(args: &ApplyArgs) -> impl Iterator<Item = (ReportFile, &Path)> {
+/// The report files asked for: the flag that names each, its format, its path.
+fn report_paths(args: &ApplyArgs) -> impl Iterator<Item = (&'static str, ReportFormat, &Path)> {
     [
-        (ReportFile::Json, &args.report_json),
-        (ReportFile::Junit, &args.junit),
-        (ReportFile::Markdown, &args.summary_md),
+        ("--report-json", ReportFormat::Json, &args.report_json),
+        ("--junit", ReportFormat::Junit, &args.junit),
+        ("--summary-md", ReportFormat::Md, &args.summary_md),
     ]
     .into_iter()
-    .filter_map(|(kind, path)| Some((kind, path.as_deref()?)))
+    .filter_map(|(flag, format, path)| Some((flag, format, path.as_deref()?)))
 }
 
 /// A report that cannot be written is found before anything is sent, not after the run; so is
@@ -247,8 +231,7 @@ fn report_paths(args: &ApplyArgs) -> impl Iterator<Item = (ReportFile, &Path)> {
 fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
     use crate::atomic_file::{check, destination};
     let mut taken = vec![("--journal", destination(journal))];
-    for (kind, path) in report_paths(args) {
-        let flag = kind.flag();
+    for (flag, _, path) in report_paths(args) {
         let lands = destination(path);
         if let Some((other, _)) = taken.iter().find(|(_, file)| *file == lands) {
             return Err(Error::Usage(format!(
@@ -722,29 +705,24 @@ impl Interrupts {
 
 /// Writes every report asked for; one that fails does not keep the others from being written.
 fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Result<(), String> {
-    let markdown = std::cell::OnceCell::new();
-    let markdown = || markdown.get_or_init(|| render::markdown(report));
+    let mut markdown = None;
     let mut failures = Vec::new();
-    for (kind, path) in report_paths(args) {
-        let text = match kind {
-            ReportFile::Json => {
-                let mut text = serde_json::to_string_pretty(report).expect("reports serialise");
-                text.push('\n');
-                text
-            }
-            ReportFile::Junit => render::junit(report),
-            ReportFile::Markdown => markdown().clone(),
-        };
+    for (flag, format, path) in report_paths(args) {
+        let text = super::report::render(report, format, env);
         if let Err(e) = write::write_atomically(path, text.as_bytes()) {
-            failures.push(format!("{} {e}", kind.flag()));
+            failures.push(format!("{flag} {e}"));
+        }
+        if format == ReportFormat::Md {
+            markdown = Some(text);
         }
     }
     if let Some(summary) = &env.github_step_summary {
+        let markdown = markdown.unwrap_or_else(|| render::markdown(report));
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(summary)
-            .and_then(|mut file| file.write_all(markdown().as_bytes()));
+            .and_then(|mut file| file.write_all(markdown.as_bytes()));
         if let Err(e) = appended {
             tracing::warn!("could not append to GITHUB_STEP_SUMMARY: {e}");
         }
