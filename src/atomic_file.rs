@@ -37,11 +37,7 @@ fn target(path: &Path) -> std::io::Result<Target> {
 pub fn destination(path: &Path) -> PathBuf {
     let (file, _) = follow(path);
     let name = file.file_name().map(ToOwned::to_owned);
-    let dir = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    match (std::fs::canonicalize(dir), name) {
+    match (std::fs::canonicalize(directory_of(&file)), name) {
         (Ok(dir), Some(name)) => dir.join(name),
         _ => std::path::absolute(&file).unwrap_or(file),
     }
@@ -93,11 +89,16 @@ pub fn check(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn create_parent(path: &Path) -> std::io::Result<&Path> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+/// The directory `path` is in (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Creates the directory `path` is in, and returns it.
+pub fn create_parent(path: &Path) -> std::io::Result<&Path> {
+    let dir = directory_of(path);
     std::fs::create_dir_all(dir)?;
     Ok(dir)
 }

@@ -83,9 +83,7 @@ impl JournalFile {
             path: path.to_owned(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io_err)?;
-        }
+        crate::atomic_file::create_parent(path).map_err(io_err)?;
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
