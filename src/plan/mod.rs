@@ -40,16 +40,21 @@ pub fn load_path(path: &Path) -> Result<ExpandedPlan, LoadError> {
     load_source(path, &bytes, &|name| std::env::var(name).ok())
 }
 
-/// The plan's identity: SHA-256 of the file, and of what variables put into it (their values
-/// under secret-looking keys aside). Without variables, the file's own SHA-256.
-fn plan_hash(bytes: &[u8], substituted: &[String]) -> String {
+/// The file's SHA-256, and the plan's identity: SHA-256 of the file and of what variables put
+/// into it (see [`interpolate::Interpolation::substituted`]), the file's own without variables.
+/// The file is read once for both.
+fn hashes(bytes: &[u8], substituted: &[String]) -> (String, String) {
     let mut hasher = Sha256::new();
     hasher.update(bytes);
+    let file_hash = hex::encode(hasher.clone().finalize());
+    if substituted.is_empty() {
+        return (file_hash.clone(), file_hash);
+    }
     for line in substituted {
         hasher.update(b"\0");
         hasher.update(line.as_bytes());
     }
-    hex::encode(hasher.finalize())
+    (file_hash, hex::encode(hasher.finalize()))
 }
 
 /// [`load_path`] on bytes already read, with the variable lookup as a parameter;
@@ -103,8 +108,7 @@ pub fn load_source(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "plan".to_owned())
     });
-    let file_hash = hex::encode(Sha256::digest(bytes));
-    let hash = plan_hash(bytes, &interpolation.substituted);
+    let (file_hash, hash) = hashes(bytes, &interpolation.substituted);
     let lines = SourceLines::new(text);
     let mut ctx = expand::Context {
         path,
