@@ -420,28 +420,45 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
     /// Waits (up to `wait.timeout`) for a `PENDING_*` release to settle before changing it; the
     /// revision it settles at becomes `version_before`.
     async fn settle_before_put(&mut self, version_before: &mut Option<i64>) -> Result<(), Stop> {
+        self.until_settled(
+            Phase::Preflight,
+            "before the change",
+            "waiting before the change",
+        )
+        .await?;
+        let settled = self.last_seen.as_ref().map(|r| r.version);
+        *version_before = settled;
+        self.result.version_before = settled;
+        Ok(())
+    }
+
+    /// Polls, up to `wait.timeout`, until the release is no longer `PENDING_*`: the service
+    /// refuses to change a release mid-operation (409). `timed_out` ends the message of a wait
+    /// that ran out; `failed` is the context of a GET that failed.
+    async fn until_settled(
+        &mut self,
+        phase: Phase,
+        timed_out: &str,
+        failed: &str,
+    ) -> Result<(), Stop> {
         let deadline = Instant::now() + self.ctx.rollout.wait.timeout;
         match self
-            .poll_until(Phase::Preflight, deadline, |r| !r.status().is_pending())
+            .poll_until(phase, deadline, |r| !r.status().is_pending())
             .await
         {
-            PollEnd::Reached => {
-                let settled = self.last_seen.as_ref().map(|r| r.version);
-                *version_before = settled;
-                self.result.version_before = settled;
-                Ok(())
-            }
+            PollEnd::Reached => Ok(()),
             PollEnd::TimedOut => Err(Stop::Failed(OperationError::message(format!(
-                "release still {} after waiting {} before the change",
+                "release still {} after waiting {} {timed_out}",
                 self.last_status_text(),
-                crate::plan::resolved::duration_text::format(self.ctx.rollout.wait.timeout)
+                self.wait_timeout_text()
             )))),
-            PollEnd::Failed(error) => Err(Stop::Failed(OperationError::from_api(
-                "waiting before the change",
-                &error,
-            ))),
+            PollEnd::Failed(error) => Err(Stop::Failed(OperationError::from_api(failed, &error))),
             PollEnd::Cancelled => Err(Stop::Cancelled),
         }
+    }
+
+    fn wait_timeout_text(&self) -> String {
+        crate::plan::resolved::duration_text::format(self.ctx.rollout.wait.timeout)
     }
 
     fn last_status_text(&self) -> String {
@@ -488,7 +505,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             }
             PollEnd::TimedOut => Err(WaitFailure::Settled(OperationError::message(format!(
                 "timed out after {} waiting for the release; last status {}",
-                crate::plan::resolved::duration_text::format(self.ctx.rollout.wait.timeout),
+                self.wait_timeout_text(),
                 self.last_status_text()
             )))),
             PollEnd::Failed(error) => Err(WaitFailure::Other(OperationError::from_api(
@@ -507,33 +524,28 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             version_after: None,
             error: None,
         };
-        // After a wait that timed out the release is still PENDING_*, and the service refuses
-        // to change a release mid-operation (409): the rollback waits for it to settle first.
+        // After a wait that timed out the release is still PENDING_*: the rollback waits for
+        // it to settle first.
         if self
             .last_seen
             .as_ref()
             .is_some_and(|r| r.status().is_pending())
         {
-            let deadline = Instant::now() + self.ctx.rollout.wait.timeout;
             let settled = self
-                .poll_until(Phase::RollbackWait, deadline, |r| !r.status().is_pending())
+                .until_settled(
+                    Phase::RollbackWait,
+                    "more to roll it back; not rolled back",
+                    "waiting to roll back",
+                )
                 .await;
             match settled {
-                PollEnd::Reached => {}
-                PollEnd::Cancelled => {
+                Ok(()) => {}
+                Err(Stop::Cancelled) => {
                     rollback.outcome = Outcome::Cancelled;
                     return rollback;
                 }
-                PollEnd::TimedOut => {
-                    rollback.error = Some(OperationError::message(format!(
-                        "release still {} after waiting {} more to roll it back; not rolled back",
-                        self.last_status_text(),
-                        crate::plan::resolved::duration_text::format(self.ctx.rollout.wait.timeout)
-                    )));
-                    return rollback;
-                }
-                PollEnd::Failed(error) => {
-                    rollback.error = Some(OperationError::from_api("waiting to roll back", &error));
+                Err(Stop::Failed(error)) => {
+                    rollback.error = Some(error);
                     return rollback;
                 }
             }
