@@ -86,6 +86,7 @@ pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError
     merged.summary = Summary::of(&merged.operations);
     Ok(merged)
 }
+
 /// The shards of `reports` form at most one split `1/N … N/N` of the plan, each shard once;
 /// returns the shards of that split that are not there. A single unsharded report is the whole
 /// plan; with others it would count their operations twice.
@@ -107,13 +108,11 @@ fn check_split(reports: &[(String, RunReport)]) -> Result<Vec<String>, ReportErr
             path: path.clone(),
             message: format!("shard {text:?} is not K/N"),
         })?;
-        match split {
-            Some((count, first)) if count != shard.count => {
-                return Err(ReportError::NotOneSplit(format!(
-                    "{path} is shard {text}, {first} is of a split into {count}: not one split of the plan"
-                )));
-            }
-            _ => split = Some((shard.count, path)),
+        let (count, first) = *split.get_or_insert((shard.count, path));
+        if count != shard.count {
+            return Err(ReportError::NotOneSplit(format!(
+                "{path} is shard {text}, {first} is of a split into {count}: not one split of the plan"
+            )));
         }
         if let Some(other) = seen.insert(shard.index, path) {
             return Err(ReportError::NotOneSplit(format!(
