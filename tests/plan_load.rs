@@ -437,6 +437,10 @@ fn a_plan_level_dry_run_and_a_fractional_revision_are_refused_clearly() {
         err.to_string().contains("flotilla apply --dry-run"),
         "{err}"
     );
+    // In `defaults` it is one problem, not one per release that takes the defaults.
+    let err = load(&FLEET.replacen("dry_run: false", "dry_run: true", 1)).unwrap_err();
+    assert_eq!(err.diagnostics().len(), 1, "{err}");
+    assert!(err.to_string().contains("test.yaml:11:"), "{err}");
 
     let fractional = FLEET.replacen(
         "releases:",

@@ -85,6 +85,8 @@ pub fn expand(
     ctx: &mut Context<'_>,
 ) -> Option<ExpandedPlan> {
     let clusters = resolve_clusters(raw, ctx);
+    // Once for the defaults, not once for every release that takes them.
+    refuse_dry_run(raw.defaults.parameters.as_ref(), "/defaults", ctx);
     let index_of: HashMap<&str, usize> = raw
         .clusters
         .keys()
@@ -519,6 +521,17 @@ fn release_targets(
     }
 }
 
+/// `parameters.dry_run: true` in a plan would make apply wait for a change the service never
+/// makes; `--dry-run` is the way to rehearse.
+fn refuse_dry_run(parameters: Option<&Map<String, Value>>, pointer: &str, ctx: &mut Context<'_>) {
+    if parameters.and_then(|p| p.get("dry_run")) == Some(&Value::Bool(true)) {
+        ctx.at_value(
+            &format!("{pointer}/parameters/dry_run"),
+            "`dry_run: true` in a plan would wait for a change the service never makes: use `flotilla apply --dry-run`, which also skips the wait",
+        );
+    }
+}
+
 /// The merged body of release `r`, its action and its rollback_on_failure.
 fn release_body(
     raw: &RawPlan,
@@ -555,21 +568,7 @@ fn release_body(
                 (ReleaseParameters::default(), false)
             }
         };
-    if parameters.dry_run == Some(true) {
-        let own = release
-            .parameters
-            .as_ref()
-            .is_some_and(|p| p.contains_key("dry_run"));
-        let at = if own {
-            format!("{pointer}/parameters/dry_run")
-        } else {
-            "/defaults/parameters/dry_run".to_owned()
-        };
-        ctx.at_value(
-            &at,
-            "`dry_run: true` in a plan would wait for a change the service never makes: use `flotilla apply --dry-run`, which also skips the wait",
-        );
-    }
+    refuse_dry_run(release.parameters.as_ref(), pointer, ctx);
 
     let values = match (&defaults.values, &release.values) {
         (None, None) => None,
