@@ -97,7 +97,6 @@ pub mod apply;
 pub mod logging;
 pub mod net;
 pub mod plan;
-pub mod plan_diff;
 pub mod report;
 pub mod sim;
 pub mod validate;

@@ -1,23 +1,20 @@
-//! `flotilla plan`: the operations a plan expands to, wave by wave, with the exact request bodies
-//! (secrets redacted), as text or as a stable JSON document.
+//! `flotilla plan`: flags and wiring. The listing is rendered by `report::plan`; with `--diff`,
+//! every release is read and judged by `engine::preview` and shown by `report::plan_diff`.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use super::Environment;
 use super::net::NetworkArgs;
-use super::plan_diff;
 use crate::cce::client::Client;
 use crate::cce::credentials;
+use crate::engine::preview::preview;
 use crate::error::{Error, Exit};
-use crate::plan::resolved::{ExpandedPlan, Operation, Rate, Wave, duration_text};
+use crate::plan::resolved::ExpandedPlan;
 use crate::plan::select::{self, Selector, Shard};
-use crate::secret;
-
-/// Version of the `--format json` document; bumped only on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+use crate::report::plan::{render_json, render_text};
+use crate::report::plan_diff::{self, OperationDiff};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -91,7 +88,9 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
-    let diffs = runtime.block_on(plan_diff::diff_plan(&plan, &client));
+    let never = CancellationToken::new();
+    let previews = runtime.block_on(preview(&plan, &client, &never));
+    let diffs: Vec<OperationDiff> = previews.into_iter().map(OperationDiff::from).collect();
     let out = match args.format {
         Format::Text => plan_diff::render_text(&plan, &diffs),
         Format::Json => {
@@ -109,176 +108,4 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     } else {
         Exit::Failed
     })
-}
-
-/// The path `apply` sends the operation's PUT to, encoded as the client encodes it.
-pub fn request_path(op: &Operation) -> String {
-    crate::cce::client::release_path(&op.cluster, &op.namespace, &op.release, "")
-}
-
-/// The body as JSON with secret-looking values masked.
-fn redacted_body(op: &Operation) -> Value {
-    let body = serde_json::to_value(&*op.body).unwrap_or(Value::Null);
-    secret::redact(&body)
-}
-
-fn wave_json(w: &Wave) -> Value {
-    json!({
-        "name": w.name,
-        "implicit": w.implicit,
-        "soak": duration_text::format(w.soak),
-        "max_failures": w.max_failures,
-        "operations": w.operations.iter().map(operation_json).collect::<Vec<_>>(),
-    })
-}
-
-fn operation_json(op: &Operation) -> Value {
-    json!({
-        "index": op.index,
-        "cluster": {
-            "name": op.cluster.name,
-            "id": op.cluster.id,
-            "labels": op.cluster.labels,
-            "region": op.cluster.region,
-            "endpoint": op.cluster.endpoint,
-            "project_id": op.cluster.project_id,
-        },
-        "namespace": op.namespace,
-        "release": op.release,
-        "action": op.action,
-        "rollback_on_failure": op.rollback_on_failure,
-        "request": {
-            "method": "PUT",
-            "url": format!("{}{}", op.cluster.endpoint, request_path(op)),
-            "body": redacted_body(op),
-        },
-    })
-}
-
-/// The `--format json` document (shape documented in docs/readme/cli-validate-plan.md).
-pub fn render_json(
-    path: &Path,
-    plan: &ExpandedPlan,
-    selectors: &[Selector],
-    shard: Option<Shard>,
-) -> Value {
-    json!({
-        "format_version": FORMAT_VERSION,
-        "plan": {
-            "path": path.display().to_string(),
-            "name": plan.name,
-            "sha256": plan.hash,
-        },
-        "selection": {
-            "select": selectors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "shard": shard.map(|s| s.to_string()),
-        },
-        "rollout": plan.rollout,
-        "operation_count": plan.operation_count(),
-        "waves": plan.waves.iter().map(wave_json).collect::<Vec<_>>(),
-    })
-}
-
-/// The human-readable listing.
-pub fn render_text(
-    path: &Path,
-    plan: &ExpandedPlan,
-    selectors: &[Selector],
-    shard: Option<Shard>,
-) -> String {
-    let mut out = String::new();
-    let r = &plan.rollout;
-    let _ = writeln!(
-        out,
-        "plan {} ({}, sha256 {}): {} operation(s) in {} wave(s)",
-        plan.name,
-        path.display(),
-        plan.short_hash(),
-        plan.operation_count(),
-        plan.waves.len()
-    );
-    if !selectors.is_empty() || shard.is_some() {
-        let mut parts: Vec<String> = selectors.iter().map(|s| format!("--select {s}")).collect();
-        if let Some(shard) = shard {
-            parts.push(format!("--shard {shard}"));
-        }
-        let _ = writeln!(out, "selection: {}", parts.join(" "));
-    }
-    let rate = match r.rate {
-        Rate::PerSecond(n) => format!("{n}/s"),
-        Rate::Unlimited => "unlimited".to_owned(),
-    };
-    let _ = writeln!(
-        out,
-        "rollout: concurrency {}, per cluster {}, rate {rate} (burst {}), retry {} attempt(s) backoff {}..{}, request timeout {}, preflight {}, wait {}, max failures {}",
-        r.concurrency,
-        r.per_cluster,
-        r.burst,
-        r.retry.attempts,
-        duration_text::format(r.retry.backoff),
-        duration_text::format(r.retry.max_backoff),
-        duration_text::format(r.request_timeout),
-        if r.preflight { "on" } else { "off" },
-        if r.wait.enabled {
-            format!(
-                "until DEPLOYED (timeout {}, poll {})",
-                duration_text::format(r.wait.timeout),
-                duration_text::format(r.wait.poll)
-            )
-        } else {
-            "off".to_owned()
-        },
-        r.max_failures,
-    );
-    if plan.waves.is_empty() {
-        let _ = writeln!(out, "\nnothing selected");
-    }
-    for (w, wave) in plan.waves.iter().enumerate() {
-        let mut settings = vec![format!("{} operation(s)", wave.operations.len())];
-        if !wave.soak.is_zero() {
-            settings.push(format!("soak {}", duration_text::format(wave.soak)));
-        }
-        if let Some(b) = wave.max_failures {
-            settings.push(format!("max failures {b}"));
-        }
-        let kind = if wave.implicit {
-            " (implicit: operations no declared wave selects)"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "\nwave {}/{}: {}{kind}, {}",
-            w + 1,
-            plan.waves.len(),
-            wave.name,
-            settings.join(", ")
-        );
-        for op in &wave.operations {
-            let _ = writeln!(
-                out,
-                "  #{:<4} {} ({})  {}/{}  {}{}",
-                op.index,
-                op.cluster.name,
-                op.cluster.id,
-                op.namespace,
-                op.release,
-                op.action,
-                if op.rollback_on_failure {
-                    ", rollback on failure"
-                } else {
-                    ""
-                }
-            );
-            let _ = writeln!(
-                out,
-                "         PUT {}{}",
-                op.cluster.endpoint,
-                request_path(op)
-            );
-            let body = serde_json::to_string(&redacted_body(op)).unwrap_or_default();
-            let _ = writeln!(out, "         {body}");
-        }
-    }
-    out
 }

@@ -12,6 +12,7 @@ pub mod journal;
 pub mod operation;
 pub mod outcome;
 pub mod pace;
+pub mod preview;
 pub mod retry;
 pub mod schedule;
 #[cfg(test)]

@@ -16,6 +16,7 @@ use super::event::{Event, RequestEvent};
 use super::journal::{Journal, JournalError, PutIntent};
 use super::outcome::{Attempt, OperationError, OperationResult, Outcome, Phase, RollbackResult};
 use super::pace::{Pacer, RateChange};
+use super::preview::Preview;
 use super::retry::{self, Decision, RequestKind};
 use crate::cce::error::{ApiError, ErrorClass, FailureKind};
 use crate::cce::model::{Action, Release, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
@@ -335,10 +336,36 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
 
     /// Compares the plan with `current` (the settled preflight answer).
     async fn converge(&mut self, current: &Release) -> Result<converge::Decision, Stop> {
-        let assessment = self
-            .judge(Phase::Preflight, current, converge::assess)
-            .await?;
-        Ok(assessment.decision)
+        Ok(self.assess(current).await?.decision)
+    }
+
+    /// Judges `current` against the plan, with the chart or history lookups that takes: the one
+    /// judgement behind the preflight's convergence decision and `plan --diff`.
+    async fn assess(&mut self, current: &Release) -> Result<converge::Assessment, Stop> {
+        self.judge(Phase::Preflight, current, converge::assess)
+            .await
+    }
+
+    /// Reads the release as the preflight does and judges it, changing nothing: what `apply`
+    /// would find. Unlike the preflight it does not wait for a `PENDING_*` release to settle:
+    /// the status is part of what it shows.
+    pub(crate) async fn preview(mut self) -> Preview {
+        let current = match self.get(Phase::Preflight).await {
+            Ok(release) => release,
+            Err(ReadError::Api(error)) if error.status == Some(404) => {
+                return Preview::Missing(error);
+            }
+            Err(ReadError::Api(error)) => return Preview::Unreadable(error),
+            Err(ReadError::Cancelled) => return Preview::Cancelled,
+        };
+        match self.assess(&current).await {
+            Ok(assessment) => Preview::Judged {
+                current: Box::new(current),
+                assessment,
+            },
+            // Judging stops only when cancelled: a failed lookup is handed to the judgement.
+            Err(_) => Preview::Cancelled,
+        }
     }
 
     /// Looks up what judging `current` against the plan needs, the chart for an upgrade (once

@@ -2,6 +2,8 @@
 //! written atomically, and merged across shards.
 pub mod convert;
 pub mod model;
+pub mod plan;
+pub mod plan_diff;
 pub mod progress;
 pub mod render;
 pub mod write;

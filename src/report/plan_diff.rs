@@ -1,27 +1,19 @@
-//! `flotilla plan --diff`: GETs every targeted release (paced per endpoint, `concurrency` at a
-//! time) and shows what `apply` would do to it: `change`, `unchanged` or `unknown`, why, and the
-//! `values` keys it would add, change or remove, secrets redacted.
+//! `plan --diff` as it is shown: what `apply` would do to each release (`change`, `unchanged`,
+//! `unknown`, `missing` or `error`), why, and the `values` keys it would add, change or remove,
+//! secrets redacted; as text, or added to the plan's JSON document.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::future::Future;
 
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::cce::diff::{ChangeKind, KeyChange};
-use crate::cce::error::ApiError;
-use crate::cce::model::{Action, Release};
-use crate::engine::api::{ReleaseAddress, ReleaseApi};
-use crate::engine::charts::ChartCache;
-use crate::engine::converge::{self, Convergence, Decision, DesiredChart, RollbackTarget};
+use crate::cce::model::Release;
+use crate::engine::converge::{Convergence, Decision};
 use crate::engine::outcome::OperationError;
-use crate::engine::pace::Pacer;
-use crate::engine::retry::{self, RequestKind};
-use crate::plan::resolved::{ExpandedPlan, Operation, RetryPolicy};
+use crate::engine::preview::Preview;
+use crate::plan::resolved::ExpandedPlan;
 
 /// What `plan --diff` found for one operation.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +33,40 @@ impl OperationDiff {
             OperationDiff::Compared(c) => c.label.as_str(),
             OperationDiff::Missing { .. } => "missing",
             OperationDiff::Error { .. } => "error",
+        }
+    }
+}
+
+impl From<Preview> for OperationDiff {
+    fn from(preview: Preview) -> Self {
+        match preview {
+            Preview::Judged {
+                current,
+                assessment,
+            } => {
+                let masked_keys = match &assessment.decision {
+                    Decision::Change { masked_keys, .. } | Decision::Unknown { masked_keys } => {
+                        masked_keys.clone()
+                    }
+                    Decision::Unchanged => Vec::new(),
+                };
+                OperationDiff::Compared(Compared {
+                    label: assessment.decision.label(),
+                    why: why(&assessment.decision),
+                    current: current_of(&current),
+                    masked_keys,
+                    values: assessment.changes,
+                })
+            }
+            Preview::Missing(error) => OperationDiff::Missing {
+                error: OperationError::from_api("release not found", &error).message,
+            },
+            Preview::Unreadable(error) => OperationDiff::Error {
+                error: OperationError::from_api("reading the release", &error).message,
+            },
+            Preview::Cancelled => OperationDiff::Error {
+                error: "interrupted before the release was read".to_owned(),
+            },
         }
     }
 }
@@ -65,154 +91,6 @@ pub struct Current {
     pub status: String,
     pub chart_name: String,
     pub chart_version: String,
-}
-
-/// Reads and compares every operation of `plan`, in plan order.
-pub async fn diff_plan<A: ReleaseApi>(plan: &ExpandedPlan, api: &A) -> Vec<OperationDiff> {
-    let start = Instant::now();
-    let mut pacers: HashMap<&str, Pacer> = HashMap::new();
-    for op in plan.operations() {
-        pacers
-            .entry(op.cluster.endpoint.as_str())
-            .or_insert_with(|| Pacer::new(plan.rollout.rate, plan.rollout.burst, start));
-    }
-    let reader = Reader {
-        api,
-        pacers: &pacers,
-        policy: &plan.rollout.retry,
-        charts: ChartCache::new(),
-        never: CancellationToken::new(),
-    };
-    futures::stream::iter(plan.operations())
-        .map(|op| reader.diff(op))
-        .buffered(plan.rollout.concurrency.max(1))
-        .collect()
-        .await
-}
-
-struct Reader<'a, A> {
-    api: &'a A,
-    pacers: &'a HashMap<&'a str, Pacer>,
-    policy: &'a RetryPolicy,
-    charts: ChartCache,
-    never: CancellationToken,
-}
-
-impl<A: ReleaseApi> Reader<'_, A> {
-    async fn diff(&self, op: &Operation) -> OperationDiff {
-        let at = ReleaseAddress {
-            cluster: &op.cluster,
-            namespace: &op.namespace,
-            name: &op.release,
-        };
-        let current = match self.get(op, || self.api.show_release(at)).await {
-            Ok(release) => release,
-            Err(error) if error.status == Some(404) => {
-                return OperationDiff::Missing {
-                    error: OperationError::from_api("release not found", &error).message,
-                };
-            }
-            Err(error) => {
-                return OperationDiff::Error {
-                    error: OperationError::from_api("reading the release", &error).message,
-                };
-            }
-        };
-        let body = &*op.body;
-        let assessment = match body.action {
-            Action::Upgrade => match body.chart_id.as_deref() {
-                None => converge::assess_upgrade(body, DesiredChart::Kept, &current),
-                Some(chart_id) => {
-                    let looked_up = self
-                        .charts
-                        .get_or_fetch(&op.cluster.endpoint, chart_id, || {
-                            self.get(op, || self.api.show_chart(&op.cluster, chart_id))
-                        })
-                        .await;
-                    match looked_up {
-                        Ok(chart) => {
-                            converge::assess_upgrade(body, DesiredChart::Resolved(&chart), &current)
-                        }
-                        Err(error) => {
-                            let error =
-                                OperationError::from_api("ShowAutopilotChart", &error).message;
-                            converge::assess_upgrade(
-                                body,
-                                DesiredChart::Unresolved {
-                                    chart_id,
-                                    error: &error,
-                                },
-                                &current,
-                            )
-                        }
-                    }
-                }
-            },
-            Action::Rollback => match converge::rollback_version(body) {
-                None => converge::assess_rollback(&current, RollbackTarget::NotGiven),
-                Some(version) if version == current.version => {
-                    converge::assess_rollback(&current, RollbackTarget::Found(&current))
-                }
-                Some(version) => match self.get(op, || self.api.release_history(at)).await {
-                    Ok(history) => {
-                        let target = match history.iter().find(|r| r.version == version) {
-                            Some(revision) => RollbackTarget::Found(revision),
-                            None => RollbackTarget::Missing(version),
-                        };
-                        converge::assess_rollback(&current, target)
-                    }
-                    Err(error) => {
-                        let error =
-                            OperationError::from_api("ShowAutopilotReleaseHistory", &error).message;
-                        converge::assess_rollback(&current, RollbackTarget::Unreadable(&error))
-                    }
-                },
-            },
-        };
-        let masked_keys = match &assessment.decision {
-            Decision::Change { masked_keys, .. } | Decision::Unknown { masked_keys } => {
-                masked_keys.clone()
-            }
-            Decision::Unchanged => Vec::new(),
-        };
-        OperationDiff::Compared(Compared {
-            label: assessment.decision.label(),
-            why: why(&assessment.decision),
-            current: current_of(&current),
-            masked_keys,
-            values: assessment.changes,
-        })
-    }
-
-    /// One GET, paced through its endpoint's pacer, retried like the engine retries GETs.
-    async fn get<T, F, Fut>(&self, op: &Operation, request: F) -> Result<T, ApiError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, ApiError>>,
-    {
-        let pacer = &self.pacers[op.cluster.endpoint.as_str()];
-        let mut attempts = 0u32;
-        loop {
-            // Never cancelled: the wait cannot fail.
-            let sent_at = match pacer.acquire(&self.never).await {
-                Ok(permit) => permit.sent_at,
-                Err(_) => Instant::now(),
-            };
-            attempts += 1;
-            let error = match request().await {
-                Ok(answer) => return Ok(answer),
-                Err(error) => error,
-            };
-            if error.is_throttle() {
-                pacer.on_throttle(sent_at, &error);
-            }
-            let draw = retry::draw(0, op.index, attempts);
-            match retry::decide(RequestKind::Get, attempts, error.class(), self.policy, draw) {
-                retry::Decision::Retry { delay } => tokio::time::sleep(delay).await,
-                _ => return Err(error),
-            }
-        }
-    }
 }
 
 fn current_of(release: &Release) -> Current {
