@@ -1,7 +1,6 @@
 //! `flotilla apply`: the dispatcher. It owns the world — signals, timers, the terminal, files —
 //! and drives the engine, which talks back through events on a channel.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,24 +10,21 @@ use rand::RngExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::dispatch::{Interrupts, watch_run};
 use super::logging::LogSink;
 use super::net::NetworkArgs;
-use super::report::ReportFormat;
 use super::{Environment, values};
 use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
-use crate::engine::{
-    self, EngineOptions, Event, Journal, JournalError, OperationResult, PutIntent,
-};
+use crate::engine::{self, EngineOptions, Journal, JournalError, OperationResult, PutIntent};
 use crate::error::{Error, Exit};
 use crate::journal::{JournalFile, JournalState, Record};
-use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, short};
+use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, RolloutOverrides, short};
 use crate::plan::select::{self, Selector, Shard};
-use crate::report::model::RunReport;
-use crate::report::progress::{Activity, HEARTBEAT, Progress, ProgressMode};
-use crate::report::{convert, render, write};
-use crate::secret::Secret;
-use crate::sim::{RunningSim, SimAuth, SimConfig, Simulator};
+use crate::report::progress::{Progress, ProgressMode};
+use crate::report::render::{self, ReportFormat};
+use crate::report::{convert, write};
+use crate::sim::{RunningSim, SimConfig, Simulator};
 
 pub const APPLY_EXAMPLES: &str = "\
 Examples:
@@ -124,6 +120,22 @@ pub struct LimitArgs {
     pub no_preflight: bool,
 }
 
+impl LimitArgs {
+    pub fn overrides(&self) -> RolloutOverrides {
+        RolloutOverrides {
+            concurrency: self.concurrency,
+            per_cluster: self.per_cluster,
+            rate: self.rate,
+            burst: self.burst,
+            retry_attempts: self.retry_attempts,
+            max_failures: self.max_failures,
+            request_timeout: self.request_timeout,
+            no_wait: self.no_wait,
+            no_preflight: self.no_preflight,
+        }
+    }
+}
+
 /// Running against the built-in simulator.
 #[derive(Debug, Default, clap::Args)]
 #[command(next_help_heading = "Simulation")]
@@ -182,7 +194,7 @@ impl ApplySettings {
     /// holds is read once this run has locked it, still before anything is sent.
     fn from_args(args: &ApplyArgs, env: &Environment) -> Result<Self, Error> {
         let mut plan = super::load_plan(&args.plan)?;
-        override_rollout(&mut plan, &args.limits);
+        plan.rollout.override_with(&args.limits.overrides());
         if !args.select.is_empty() || args.shard.is_some() {
             plan = select::filter(&plan, &args.select, args.shard)
                 .map_err(|e| Error::Usage(e.to_string()))?;
@@ -243,37 +255,6 @@ fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
         taken.push((flag, lands));
     }
     Ok(())
-}
-
-fn override_rollout(plan: &mut ExpandedPlan, limits: &LimitArgs) {
-    let rollout = &mut plan.rollout;
-    if let Some(n) = limits.concurrency {
-        rollout.concurrency = n;
-    }
-    if let Some(n) = limits.per_cluster {
-        rollout.per_cluster = n;
-    }
-    if let Some(rate) = limits.rate {
-        rollout.rate = rate;
-    }
-    if let Some(burst) = limits.burst {
-        rollout.burst = burst;
-    }
-    if let Some(attempts) = limits.retry_attempts {
-        rollout.retry.attempts = attempts;
-    }
-    if let Some(budget) = limits.max_failures {
-        rollout.max_failures = budget;
-    }
-    if let Some(timeout) = limits.request_timeout {
-        rollout.request_timeout = timeout;
-    }
-    if limits.no_wait {
-        rollout.wait.enabled = false;
-    }
-    if limits.no_preflight {
-        rollout.preflight = false;
-    }
 }
 
 /// `.flotilla/journal/<plan name>-<short file hash>[-shard-K-of-N].jsonl`.
@@ -362,17 +343,8 @@ async fn connect(
 /// The simulator's settings and the throwaway credentials that its signature checks expect.
 fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
     let mut rng = rand::rng();
-    let ak: String = (0..20)
-        .map(|_| char::from(b'A' + rng.random_range(0..26u8)))
-        .collect();
-    let sk: String = (0..40)
-        .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))
-        .collect();
-    let mut config = SimConfig::default().with_auth(SimAuth::AkSk {
-        ak: Secret::new(ak.clone()),
-        sk: Secret::new(sk.clone()),
-        project_id: None,
-    });
+    let (auth, credentials) = crate::sim::auth::throwaway_credentials(&mut rng);
+    let mut config = SimConfig::default().with_auth(auth);
     config.retain_log = false;
     config.latency = flags.sim_latency.unwrap_or(config.latency);
     config.jitter = flags.sim_jitter.unwrap_or(config.jitter);
@@ -385,12 +357,6 @@ fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
     config.reset_rate = flags.sim_reset_rate.unwrap_or(0.0);
     config.rng_seed = flags.sim_rng_seed.unwrap_or_else(|| rng.random());
     config.request_log = flags.sim_request_log.clone();
-    let credentials = Credentials::AkSk {
-        access_key: Secret::new(ak),
-        secret_key: Secret::new(sk),
-        security_token: None,
-        project_id: None,
-    };
     (config, credentials)
 }
 
@@ -560,7 +526,13 @@ async fn apply(
         settings_value,
     );
     print!("{}", render::terminal_table(&report, env.terminal_width));
-    let written = write_reports(&args, &report, env);
+    let files: Vec<_> = report_paths(&args).collect();
+    let written = write::write_reports(
+        &report,
+        &files,
+        env.terminal_width,
+        env.github_step_summary.as_deref(),
+    );
     // The simulator's request log and state file are written whatever became of the reports.
     if let Some(sim) = target.simulator {
         sim.shutdown()
@@ -610,126 +582,5 @@ async fn wait_out_the_dead_run(
     tokio::select! {
         () = tokio::time::sleep(remaining) => {}
         () = interrupts.next() => cancel.cancel(),
-    }
-}
-
-/// The dispatcher's loop: events into the display, signals into cancellation, timers into
-/// heartbeats, until the engine closes its channel.
-async fn watch_run(
-    mut events: mpsc::Receiver<Event>,
-    progress: &mut Progress,
-    plan: &ExpandedPlan,
-    cancel: &CancellationToken,
-    interrupts: &mut Interrupts,
-) {
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.reset();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut activity = Activity::default();
-    loop {
-        tokio::select! {
-            event = events.recv() => {
-                let Some(event) = event else { break };
-                if let Some(note) = activity.observe(&event, tokio::time::Instant::now().into_std()) {
-                    progress.note(&note);
-                }
-                match event {
-                    Event::WaveStarted { name, operations, .. } => {
-                        progress.wave_started(&name, operations);
-                    }
-                    Event::OperationFinished(result) => {
-                        let wave = plan.wave_name(result.wave);
-                        progress.operation_finished(result.outcome, || convert::operation(&result, wave));
-                    }
-                    Event::Soaking { after_wave, duration } => {
-                        let wave = plan.wave_name(after_wave);
-                        progress.soaking(wave, duration);
-                    }
-                    Event::Halted { reason } => progress.note(&format!("halted: {reason}")),
-                    _ => {}
-                }
-            }
-            () = interrupts.next() => {
-                if cancel.is_cancelled() {
-                    // The second signal: every PUT sent so far has its intent durable; end lines still
-                    // queued are what a resume reconciles with a GET.
-                    progress.finish();
-                    eprintln!("interrupted again: exiting at once");
-                    std::process::exit(Exit::Interrupted as i32);
-                }
-                progress.note("interrupted: no new operation starts; in-flight requests finish (interrupt again to exit at once)");
-                cancel.cancel();
-            }
-            _ = tick.tick() => {
-                progress.set_activity(activity.sample(tokio::time::Instant::now().into_std()));
-            }
-            _ = heartbeat.tick() => progress.heartbeat(),
-        }
-    }
-}
-
-/// SIGINT and SIGTERM as one stream. Both handlers are registered on creation, so a signal
-/// that arrives before anyone waits is kept, not fatal.
-struct Interrupts {
-    #[cfg(unix)]
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-}
-
-impl Interrupts {
-    fn new() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Interrupts {
-                signals: signal(SignalKind::interrupt())
-                    .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
-                    .ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        Interrupts {}
-    }
-
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        if let Some((interrupt, terminate)) = self.signals.as_mut() {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            return;
-        }
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Writes every report asked for; one that fails does not keep the others from being written.
-fn write_reports(args: &ApplyArgs, report: &RunReport, env: &Environment) -> Result<(), String> {
-    let mut markdown = None;
-    let mut failures = Vec::new();
-    for (flag, format, path) in report_paths(args) {
-        let text = super::report::render(report, format, env);
-        if let Err(e) = write::write_atomically(path, text.as_bytes()) {
-            failures.push(format!("{flag} {e}"));
-        }
-        if format == ReportFormat::Md {
-            markdown = Some(text);
-        }
-    }
-    if let Some(summary) = &env.github_step_summary {
-        let markdown = markdown.unwrap_or_else(|| render::markdown(report));
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(summary)
-            .and_then(|mut file| file.write_all(markdown.as_bytes()));
-        if let Err(e) = appended {
-            tracing::warn!("could not append to GITHUB_STEP_SUMMARY: {e}");
-        }
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("writing the reports: {}", failures.join("; ")))
     }
 }

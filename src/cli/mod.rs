@@ -94,6 +94,7 @@ impl Environment {
 }
 
 pub mod apply;
+pub mod dispatch;
 pub mod logging;
 pub mod net;
 pub mod plan;

@@ -6,7 +6,8 @@ use super::Environment;
 use crate::error::{Error, Exit};
 use crate::journal::JournalState;
 use crate::report::model::RunReport;
-use crate::report::{render, write};
+use crate::report::render::{self, ReportFormat};
+use crate::report::write;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -36,14 +37,6 @@ pub enum ReportCommand {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    Table,
-    Json,
-    Junit,
-    Md,
-}
-
 /// A JSON report is one JSON object; a journal is JSON lines.
 fn load(path: &Path) -> Result<RunReport, Error> {
     let bytes =
@@ -61,19 +54,6 @@ fn load(path: &Path) -> Result<RunReport, Error> {
     Ok(state.to_report())
 }
 
-pub fn render(report: &RunReport, format: ReportFormat, env: &Environment) -> String {
-    match format {
-        ReportFormat::Table => render::table(report, env.terminal_width),
-        ReportFormat::Json => {
-            let mut text = serde_json::to_string_pretty(report).expect("reports serialise");
-            text.push('\n');
-            text
-        }
-        ReportFormat::Junit => render::junit(report),
-        ReportFormat::Md => render::markdown(report),
-    }
-}
-
 pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
     match (args.merge, args.input) {
         (Some(ReportCommand::Merge { reports, output }), _) => {
@@ -83,7 +63,7 @@ pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
                 loaded.push((path.display().to_string(), report));
             }
             let merged = write::merge(loaded).map_err(|e| Error::Usage(e.to_string()))?;
-            let text = render(&merged, ReportFormat::Json, env);
+            let text = render::render(&merged, ReportFormat::Json, env.terminal_width);
             match output {
                 Some(path) => write::write_atomically(&path, text.as_bytes())
                     .map_err(|e| Error::Other(e.to_string()))?,
@@ -93,7 +73,10 @@ pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
         }
         (None, Some(input)) => {
             let report = load(&input)?;
-            print!("{}", render(&report, args.format, env));
+            print!(
+                "{}",
+                render::render(&report, args.format, env.terminal_width)
+            );
             Ok(exit_for(&report))
         }
         (None, None) => Err(Error::Usage(

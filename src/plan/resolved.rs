@@ -125,6 +125,37 @@ pub struct Rollout {
     pub max_failures: FailureBudget,
 }
 
+/// Settings given on the command line that replace the plan's `rollout` (`None`/`false`: the
+/// plan's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RolloutOverrides {
+    pub concurrency: Option<usize>,
+    pub per_cluster: Option<usize>,
+    pub rate: Option<Rate>,
+    pub burst: Option<u32>,
+    pub retry_attempts: Option<u32>,
+    pub max_failures: Option<FailureBudget>,
+    pub request_timeout: Option<Duration>,
+    pub no_wait: bool,
+    pub no_preflight: bool,
+}
+
+impl Rollout {
+    /// The plan's rollout with `overrides` applied.
+    pub fn override_with(&mut self, overrides: &RolloutOverrides) {
+        let o = overrides;
+        self.concurrency = o.concurrency.unwrap_or(self.concurrency);
+        self.per_cluster = o.per_cluster.unwrap_or(self.per_cluster);
+        self.rate = o.rate.unwrap_or(self.rate);
+        self.burst = o.burst.unwrap_or(self.burst);
+        self.retry.attempts = o.retry_attempts.unwrap_or(self.retry.attempts);
+        self.max_failures = o.max_failures.unwrap_or(self.max_failures);
+        self.request_timeout = o.request_timeout.unwrap_or(self.request_timeout);
+        self.wait.enabled &= !o.no_wait;
+        self.preflight &= !o.no_preflight;
+    }
+}
+
 impl Default for Rollout {
     fn default() -> Self {
         Rollout {
@@ -283,6 +314,43 @@ mod tests {
         assert!(!FailureBudget::Percent(10.0).exceeded(1, 10));
         assert!(FailureBudget::Percent(10.0).exceeded(2, 10));
         assert!(!FailureBudget::Percent(100.0).exceeded(10, 10));
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_name() {
+        let plan = Rollout::default();
+        let mut kept = plan.clone();
+        kept.override_with(&RolloutOverrides::default());
+        assert_eq!(kept, plan);
+
+        let mut overridden = plan.clone();
+        overridden.override_with(&RolloutOverrides {
+            concurrency: Some(3),
+            per_cluster: Some(1),
+            rate: Some(Rate::Unlimited),
+            burst: Some(7),
+            retry_attempts: Some(9),
+            max_failures: Some(FailureBudget::Percent(10.0)),
+            request_timeout: Some(Duration::from_secs(5)),
+            no_wait: true,
+            no_preflight: true,
+        });
+        assert_eq!(
+            (
+                overridden.concurrency,
+                overridden.per_cluster,
+                overridden.burst
+            ),
+            (3, 1, 7)
+        );
+        assert_eq!(overridden.rate, Rate::Unlimited);
+        assert_eq!(overridden.retry.attempts, 9);
+        assert_eq!(overridden.max_failures, FailureBudget::Percent(10.0));
+        assert_eq!(overridden.request_timeout, Duration::from_secs(5));
+        assert!(!overridden.wait.enabled && !overridden.preflight);
+        // What the flags do not name stays the plan's.
+        assert_eq!(overridden.retry.backoff, plan.retry.backoff);
+        assert_eq!(overridden.wait.timeout, plan.wait.timeout);
     }
 
     #[test]

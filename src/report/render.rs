@@ -8,6 +8,29 @@ use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestRerun, TestSuite
 
 use super::model::{OperationReport, Outcome, RunReport, Summary};
 
+/// The formats a report is rendered in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Junit,
+    Md,
+}
+
+/// `report` in `format`; the table is fitted to `terminal_width` when there is one.
+pub fn render(report: &RunReport, format: ReportFormat, terminal_width: Option<u16>) -> String {
+    match format {
+        ReportFormat::Table => table(report, terminal_width),
+        ReportFormat::Json => {
+            let mut text = serde_json::to_string_pretty(report).expect("reports serialise");
+            text.push('\n');
+            text
+        }
+        ReportFormat::Junit => junit(report),
+        ReportFormat::Md => markdown(report),
+    }
+}
+
 /// `N succeeded, N failed, N skipped, N cancelled in 12.3s` (unchanged counted when present).
 pub fn summary_line(summary: &Summary, duration_ms: u64) -> String {
     let mut line = format!("{} succeeded", summary.succeeded);

@@ -1,8 +1,10 @@
 //! Writing report files atomically, and merging the JSON reports of shards.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use super::model::{RunReport, Summary};
+use super::render::{self, ReportFormat};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -29,6 +31,45 @@ pub enum ReportError {
     /// The reports are not one split of the plan: a shard twice, or shards of different splits.
     #[error("{0}")]
     NotOneSplit(String),
+}
+
+/// Writes `report` to every file asked for, each as `(flag, format, path)`, and appends its
+/// Markdown to `step_summary` (GitHub's `GITHUB_STEP_SUMMARY`) when given. A file that fails does
+/// not keep the others from being written; the error names the flag of each that failed. A
+/// step summary that cannot be appended to is only a warning: it is not a report the run owes.
+pub fn write_reports(
+    report: &RunReport,
+    files: &[(&str, ReportFormat, &Path)],
+    terminal_width: Option<u16>,
+    step_summary: Option<&Path>,
+) -> Result<(), String> {
+    let mut markdown = None;
+    let mut failures = Vec::new();
+    for &(flag, format, path) in files {
+        let text = render::render(report, format, terminal_width);
+        if let Err(e) = write_atomically(path, text.as_bytes()) {
+            failures.push(format!("{flag} {e}"));
+        }
+        if format == ReportFormat::Md {
+            markdown = Some(text);
+        }
+    }
+    if let Some(summary) = step_summary {
+        let markdown = markdown.unwrap_or_else(|| render::markdown(report));
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(summary)
+            .and_then(|mut file| file.write_all(markdown.as_bytes()));
+        if let Err(e) = appended {
+            tracing::warn!("could not append to GITHUB_STEP_SUMMARY: {e}");
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("writing the reports: {}", failures.join("; ")))
+    }
 }
 
 /// Writes `contents` to `path` as [`crate::atomic_file::write`] does: whole (a temporary file

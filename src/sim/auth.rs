@@ -7,10 +7,35 @@ use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use percent_encoding::percent_decode_str;
+use rand::RngExt as _;
 use sha2::{Digest, Sha256};
 
+use crate::cce::credentials::Credentials;
 use crate::cce::sign::{self, CanonicalParts};
 use crate::secret::Secret;
+
+/// A fresh AK/SK pair for a rehearsal (`apply --simulate`): the simulator checks signatures
+/// with it, and the client signs with the same pair as [`Credentials`]. Nothing real is used.
+pub fn throwaway_credentials(rng: &mut impl rand::Rng) -> (SimAuth, Credentials) {
+    let ak: String = (0..20)
+        .map(|_| char::from(b'A' + rng.random_range(0..26u8)))
+        .collect();
+    let sk: String = (0..40)
+        .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))
+        .collect();
+    let auth = SimAuth::AkSk {
+        ak: Secret::new(ak.clone()),
+        sk: Secret::new(sk.clone()),
+        project_id: None,
+    };
+    let credentials = Credentials::AkSk {
+        access_key: Secret::new(ak),
+        secret_key: Secret::new(sk),
+        security_token: None,
+        project_id: None,
+    };
+    (auth, credentials)
+}
 
 /// How the simulator authenticates requests.
 #[derive(Clone, Debug, Default)]
@@ -234,6 +259,31 @@ pub fn query_pairs(raw_query: Option<&str>) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throwaway_credentials_are_the_pair_the_simulator_checks_and_fresh_each_time() {
+        let mut rng = rand::rng();
+        let (auth, credentials) = throwaway_credentials(&mut rng);
+        let (
+            SimAuth::AkSk { ak, sk, project_id },
+            Credentials::AkSk {
+                access_key,
+                secret_key,
+                ..
+            },
+        ) = (&auth, &credentials)
+        else {
+            panic!("an AK/SK pair on both sides");
+        };
+        assert_eq!(ak.expose(), access_key.expose());
+        assert_eq!(sk.expose(), secret_key.expose());
+        assert_eq!((ak.expose().len(), sk.expose().len()), (20, 40));
+        assert!(project_id.is_none());
+        let (SimAuth::AkSk { ak: other, .. }, _) = throwaway_credentials(&mut rng) else {
+            panic!("an AK/SK pair");
+        };
+        assert_ne!(other.expose(), ak.expose());
+    }
 
     #[test]
     fn received_paths_and_queries_decode_into_what_was_signed() {
