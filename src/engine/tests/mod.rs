@@ -40,26 +40,6 @@ fn ops_on(clusters: &[Arc<ClusterTarget>], per_cluster: usize, tag: &'static str
     ops
 }
 
-/// The most operations in flight at once, over all results passing `filter`.
-fn max_overlap(results: &[OperationResult], filter: impl Fn(&OperationResult) -> bool) -> usize {
-    let mut edges: Vec<(Duration, i32)> = Vec::new();
-    for r in results
-        .iter()
-        .filter(|r| filter(r) && r.outcome != Outcome::Skipped)
-    {
-        edges.push((r.started_at, 1));
-        edges.push((r.started_at + r.duration, -1));
-    }
-    // Ends before starts at the same instant: [start, end).
-    edges.sort();
-    let (mut now, mut best) = (0i32, 0i32);
-    for (_, delta) in edges {
-        now += delta;
-        best = best.max(now);
-    }
-    best as usize
-}
-
 type Seeded = (Arc<ClusterTarget>, ExpandedPlan, Arc<FakeApi>);
 
 /// `releases` releases on one cluster, tagged `v2`, with the default rollout, and a fake API

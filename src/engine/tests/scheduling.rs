@@ -2,6 +2,26 @@
 
 use super::*;
 
+/// The most operations in flight at once, over all results passing `filter`.
+fn max_overlap(results: &[OperationResult], filter: impl Fn(&OperationResult) -> bool) -> usize {
+    let mut edges: Vec<(Duration, i32)> = Vec::new();
+    for r in results
+        .iter()
+        .filter(|r| filter(r) && r.outcome != Outcome::Skipped)
+    {
+        edges.push((r.started_at, 1));
+        edges.push((r.started_at + r.duration, -1));
+    }
+    // Ends before starts at the same instant: [start, end).
+    edges.sort();
+    let (mut now, mut best) = (0i32, 0i32);
+    for (_, delta) in edges {
+        now += delta;
+        best = best.max(now);
+    }
+    best as usize
+}
+
 #[tokio::test(start_paused = true)]
 async fn concurrency_and_per_cluster_caps_are_never_exceeded() {
     let clusters: Vec<_> = (0..4).map(|i| cluster(&format!("c{i}"), "r1")).collect();
