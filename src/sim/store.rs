@@ -899,3 +899,77 @@ pub fn plausible_chart(chart_id: &str, name: &str, created: &str) -> Chart {
         instruction: String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with one release, `web` in namespace `default` of cluster `c1`, at revision 1.
+    fn store_with_one_release() -> (Store, ReleaseKey) {
+        let mut store = Store::from_snapshot(
+            SimStateSnapshot {
+                clusters: vec![ClusterSnapshot {
+                    id: "c1".into(),
+                    name: "one".into(),
+                }],
+                charts: vec![plausible_chart("chart-1", "web", "2024-01-01T00:00:00Z")],
+                ..SimStateSnapshot::default()
+            },
+            Duration::ZERO,
+        );
+        let body = CreateReleaseBody {
+            chart_id: "chart-1".into(),
+            name: "web".into(),
+            namespace: "default".into(),
+            description: None,
+            version: None,
+            parameters: None,
+            values: None,
+        };
+        store.create("c1", body, false).expect("created");
+        (store, ReleaseKey::new("c1", "default", "web"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_edited_release_settles_its_pending_change_to_the_millisecond() {
+        let (mut store, key) = store_with_one_release();
+        store
+            .edit_release(&key, |release| {
+                let mut next = release.history[0].clone();
+                next.version = 2;
+                next.status = ReleaseStatus::PendingUpgrade;
+                next.settles_to = Some(ReleaseStatus::Failed);
+                next.settles_in_ms = Some(5000);
+                release.history.push(next);
+            })
+            .expect("the release exists");
+        let upgrade = UpdateReleaseBody {
+            chart_id: None,
+            action: Action::Upgrade,
+            parameters: None,
+            values: None,
+        };
+        assert_eq!(store.update(&key, &upgrade, false).unwrap_err().status, 409);
+        tokio::time::advance(Duration::from_millis(4999)).await;
+        assert_eq!(
+            store.show(&key).unwrap().status(),
+            ReleaseStatus::PendingUpgrade
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let settled = store.release(&key).unwrap();
+        assert_eq!(
+            (settled.version, &settled.status),
+            (2, &ReleaseStatus::Failed)
+        );
+        assert_eq!(settled.current().unwrap().settles_to, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_edit_that_leaves_no_revision_removes_the_release() {
+        let (mut store, key) = store_with_one_release();
+        store.edit_release(&key, |release| release.history.clear());
+        assert_eq!(store.show(&key).unwrap_err().status, 404);
+        assert!(store.release(&key).is_none());
+        assert!(store.edit_release(&key, |_| ()).is_none());
+    }
+}
