@@ -1,9 +1,10 @@
-//! An in-process fake of the release API for the engine's tests under paused time: releases
-//! with revision histories that settle over time, scripted faults, an optional token-bucket
-//! gateway, and a log of every call with its instant.
+//! The release API for the engine's tests under paused time: the simulator's store holds the
+//! releases and decides what every request does to them; this fake adds what the tests need on
+//! top — latency per cluster, an optional token-bucket gateway, faults scripted per call, stale
+//! reads, and a log of every call with its instant — and helpers to build plans.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -18,7 +19,8 @@ use crate::plan::resolved::{
     ClusterTarget, ExpandedPlan, FailureBudget, Operation, Rate, RetryPolicy, Rollout, WaitPolicy,
     Wave,
 };
-use crate::secret::redact;
+use crate::sim::store::{Rejection, ReleaseKey, Store, codes};
+use crate::sim::{ReleaseSnapshot, RevisionSnapshot};
 
 /// A scripted answer for one call, taken in order before the default behaviour.
 #[derive(Clone, Debug)]
@@ -35,40 +37,13 @@ pub enum Fault {
     Pass,
 }
 
-#[derive(Clone, Debug)]
-pub struct Revision {
-    pub version: i64,
-    pub chart_name: String,
-    pub chart_version: String,
-    pub values: Value,
-    /// Status once settled.
-    pub settles_to: ReleaseStatus,
-    pub pending: ReleaseStatus,
-    pub settles_at: Instant,
-}
-
+/// What the tests script for one release.
 #[derive(Debug, Default)]
-pub struct FakeRelease {
-    pub revisions: Vec<Revision>,
-    pub applied_puts: u32,
+pub struct Script {
     pub put_faults: VecDeque<Fault>,
     pub get_faults: VecDeque<Fault>,
     /// GETs answer the previous revision (as if settled) until this instant.
     pub stale_reads_until: Option<Instant>,
-}
-
-impl FakeRelease {
-    pub fn current(&self) -> &Revision {
-        self.revisions.last().expect("a release has a revision")
-    }
-
-    fn status_of(revision: &Revision, now: Instant) -> ReleaseStatus {
-        if now < revision.settles_at {
-            revision.pending.clone()
-        } else {
-            revision.settles_to.clone()
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -91,111 +66,155 @@ pub struct Bucket {
     pub retry_after: Option<Duration>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FakeState {
-    pub releases: HashMap<(String, String, String), FakeRelease>,
+    /// The releases and charts, and what requests do to them.
+    pub store: Store,
+    pub scripts: HashMap<ReleaseKey, Script>,
     pub calls: Vec<Call>,
     pub latency: HashMap<String, Duration>,
     pub default_latency: Duration,
-    /// Time a new revision stays PENDING_*.
-    pub settle: Duration,
     pub bucket: Option<Bucket>,
     pub throttled: usize,
-    /// ShowAutopilotChart answers, by chart id.
-    pub charts: HashMap<String, Chart>,
+    /// ShowAutopilotChart answers 404 for these, whatever the store holds.
+    pub unresolvable_charts: HashSet<String>,
     /// Every ShowAutopilotChart call: (endpoint, chart id). Not in `calls`.
     pub chart_lookups: Vec<(String, String)>,
     /// ShowAutopilotReleaseHistory calls. Not in `calls`.
     pub history_lookups: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FakeApi {
     pub state: Mutex<FakeState>,
 }
 
-fn key(at: &ReleaseAddress<'_>) -> (String, String, String) {
-    (
-        at.cluster.id.clone(),
-        at.namespace.to_owned(),
-        at.name.to_owned(),
-    )
+/// Every fake release lives in this namespace.
+const NAMESPACE: &str = "default";
+
+fn key(at: &ReleaseAddress<'_>) -> ReleaseKey {
+    ReleaseKey::new(&at.cluster.id, at.namespace, at.name)
 }
 
-fn http(status: u16, code: &str) -> ApiError {
+fn http(status: u16, code: &str, message: String) -> ApiError {
     ApiError {
         status: Some(status),
         code: Some(code.to_owned()),
-        message: Some(format!("fake {status}")),
+        message: Some(message),
         request_id: Some("req-fake".to_owned()),
         ..ApiError::new(FailureKind::Http)
     }
 }
 
+fn scripted(status: u16, code: &str) -> ApiError {
+    http(status, code, format!("fake {status}"))
+}
+
+fn refused(rejection: Rejection) -> ApiError {
+    http(rejection.status, rejection.code, rejection.message)
+}
+
+/// The store renders `values` and `parameters` as JSON-encoded strings, as the service does;
+/// the client reads them back as objects. So does this.
+fn as_the_client_reads_it(release: Release) -> Release {
+    serde_json::to_value(&release)
+        .and_then(serde_json::from_value)
+        .expect("a release survives its own JSON")
+}
+
 impl FakeApi {
+    /// Releases settle 2 s after a change; every call takes 10 ms; the chart [`FAKE_CHART_ID`]
+    /// is known.
     pub fn new() -> Arc<Self> {
-        let api = FakeApi::default();
-        {
-            let mut s = api.lock();
-            s.default_latency = Duration::from_millis(10);
-            s.settle = Duration::from_secs(2);
-            s.charts.insert(
-                FAKE_CHART_ID.to_owned(),
-                Chart {
-                    id: FAKE_CHART_ID.to_owned(),
-                    name: FAKE_CHART_NAME.to_owned(),
-                    version: FAKE_CHART_VERSION.to_owned(),
-                    ..Chart::default()
-                },
-            );
-        }
-        Arc::new(api)
+        let mut store = Store::new(Duration::from_secs(2));
+        store.insert_chart(Chart {
+            id: FAKE_CHART_ID.to_owned(),
+            name: FAKE_CHART_NAME.to_owned(),
+            version: FAKE_CHART_VERSION.to_owned(),
+            ..Chart::default()
+        });
+        Arc::new(FakeApi {
+            state: Mutex::new(FakeState {
+                store,
+                scripts: HashMap::new(),
+                calls: Vec::new(),
+                latency: HashMap::new(),
+                default_latency: Duration::from_millis(10),
+                bucket: None,
+                throttled: 0,
+                unresolvable_charts: HashSet::new(),
+                chart_lookups: Vec::new(),
+                history_lookups: 0,
+            }),
+        })
     }
 
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+    pub fn lock(&self) -> MutexGuard<'_, FakeState> {
         self.state.lock().unwrap()
     }
 
-    /// Seeds every release the plan targets at revision 1, DEPLOYED, `imageTag: v1`, with the
-    /// chart `chart-1` names ([`FAKE_CHART_NAME`] [`FAKE_CHART_VERSION`]).
+    /// Seeds every release the plan targets that does not exist yet: revision 1, DEPLOYED,
+    /// `imageTag: v1`, on the plan's chart (for `chart-1`: [`FAKE_CHART_NAME`]
+    /// [`FAKE_CHART_VERSION`]).
     pub fn seed(&self, plan: &ExpandedPlan) {
         let mut s = self.lock();
-        let now = Instant::now();
-        for op in plan.operations() {
-            s.releases
-                .entry((
-                    op.cluster.id.clone(),
-                    op.namespace.clone(),
-                    op.release.clone(),
-                ))
-                .or_insert_with(|| FakeRelease {
-                    revisions: vec![Revision {
-                        version: 1,
-                        chart_name: FAKE_CHART_NAME.to_owned(),
-                        chart_version: FAKE_CHART_VERSION.to_owned(),
-                        values: json!({"imageTag": "v1"}),
-                        settles_to: ReleaseStatus::Deployed,
-                        pending: ReleaseStatus::PendingInstall,
-                        settles_at: now,
-                    }],
-                    ..FakeRelease::default()
-                });
+        let new: Vec<ReleaseKey> = plan
+            .operations()
+            .map(|op| ReleaseKey::new(&op.cluster.id, &op.namespace, &op.release))
+            .filter(|key| s.store.release(key).is_none())
+            .collect();
+        s.store.seed(plan);
+        for key in new {
+            s.store.edit_release(&key, |release| {
+                for revision in &mut release.history {
+                    revision.values = image_tag("v1");
+                }
+            });
         }
     }
 
-    /// Runs `f` on one seeded release.
-    pub fn with_release<T>(
+    /// One seeded release, as the simulator's state shows it.
+    pub fn release(&self, cluster_id: &str, name: &str) -> ReleaseSnapshot {
+        self.lock()
+            .store
+            .release(&ReleaseKey::new(cluster_id, NAMESPACE, name))
+            .expect("seeded release")
+    }
+
+    /// Rewrites one seeded release (see [`Store::edit_release`]).
+    pub fn edit_release<T>(
         &self,
         cluster_id: &str,
         name: &str,
-        f: impl FnOnce(&mut FakeRelease) -> T,
+        edit: impl FnOnce(&mut ReleaseSnapshot) -> T,
     ) -> T {
+        self.lock()
+            .store
+            .edit_release(&ReleaseKey::new(cluster_id, NAMESPACE, name), edit)
+            .expect("seeded release")
+    }
+
+    /// Rewrites every release.
+    pub fn edit_every_release(&self, mut edit: impl FnMut(&mut ReleaseSnapshot)) {
         let mut s = self.lock();
-        let release = s
+        let keys: Vec<ReleaseKey> = s
+            .store
+            .snapshot()
             .releases
-            .get_mut(&(cluster_id.to_owned(), "default".to_owned(), name.to_owned()))
-            .expect("seeded release");
-        f(release)
+            .iter()
+            .map(|r| ReleaseKey::new(&r.cluster_id, &r.namespace, &r.name))
+            .collect();
+        for key in keys {
+            s.store.edit_release(&key, &mut edit);
+        }
+    }
+
+    /// Scripts faults for one release's calls.
+    pub fn script<T>(&self, cluster_id: &str, name: &str, f: impl FnOnce(&mut Script) -> T) -> T {
+        let mut s = self.lock();
+        f(s.scripts
+            .entry(ReleaseKey::new(cluster_id, NAMESPACE, name))
+            .or_default())
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -264,88 +283,34 @@ impl FakeApi {
         at: &ReleaseAddress<'_>,
         body: &UpdateReleaseBody,
     ) -> Result<Release, ApiError> {
-        let now = Instant::now();
-        let mut guard = self.lock();
-        let s = &mut *guard;
-        let settle = s.settle;
-        let Some(release) = s.releases.get_mut(&key(at)) else {
-            return Err(http(404, "CCE.01404001"));
-        };
-        let current = release.current().clone();
-        if FakeRelease::status_of(&current, now).is_pending() {
-            return Err(http(409, "CCE.01409001"));
-        }
-        let params = body.parameters.clone().unwrap_or_default();
-        if params.dry_run == Some(true) {
-            return Ok(to_release(at, &current, now));
-        }
-        let (values, pending, chart_name, chart_version) = match body.action {
-            Action::Upgrade => {
-                let mut values = current.values.as_object().cloned().unwrap_or_default();
-                for (k, v) in body.values.clone().unwrap_or_default() {
-                    values.insert(k, v);
-                }
-                let (chart_name, chart_version) =
-                    match body.chart_id.as_ref().and_then(|id| s.charts.get(id)) {
-                        Some(chart) => (chart.name.clone(), chart.version.clone()),
-                        None => (current.chart_name.clone(), current.chart_version.clone()),
-                    };
-                (
-                    Value::Object(values),
-                    ReleaseStatus::PendingUpgrade,
-                    chart_name,
-                    chart_version,
-                )
-            }
-            Action::Rollback => {
-                let Some(target) = params
-                    .release_version
-                    .and_then(|v| release.revisions.iter().find(|r| r.version == v))
-                else {
-                    return Err(http(400, "CCE.01400001"));
-                };
-                (
-                    target.values.clone(),
-                    ReleaseStatus::PendingRollback,
-                    target.chart_name.clone(),
-                    target.chart_version.clone(),
-                )
-            }
-        };
-        let fails = values["imageTag"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("fail-"));
-        let revision = Revision {
-            version: current.version + 1,
-            chart_name,
-            chart_version,
-            values,
-            settles_to: if fails {
-                ReleaseStatus::Failed
-            } else {
-                ReleaseStatus::Deployed
-            },
-            pending,
-            settles_at: now + settle,
-        };
-        let answer = to_release(at, &revision, now);
-        release.revisions.push(revision);
-        release.applied_puts += 1;
-        Ok(answer)
+        let outcome = self
+            .lock()
+            .store
+            .update(&key(at), body, false)
+            .map_err(refused)?;
+        outcome
+            .release
+            .map(as_the_client_reads_it)
+            .ok_or_else(|| scripted(500, "CCE.01500001"))
     }
-}
 
-fn to_release(at: &ReleaseAddress<'_>, revision: &Revision, now: Instant) -> Release {
-    Release {
-        name: at.name.to_owned(),
-        namespace: at.namespace.to_owned(),
-        cluster_id: at.cluster.id.clone(),
-        version: revision.version,
-        chart_name: revision.chart_name.clone(),
-        chart_version: revision.chart_version.clone(),
-        values: redact(&revision.values),
-        status: Some(FakeRelease::status_of(revision, now)),
-        ..Release::default()
+    /// A GET while reads lag: the revision before the current one, as if it had settled.
+    fn stale_read(&self, at: &ReleaseAddress<'_>) -> Option<Release> {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let lagging = s
+            .scripts
+            .get(&key(at))
+            .and_then(|script| script.stale_reads_until)
+            .is_some_and(|until| now < until);
+        if !lagging {
+            return None;
+        }
+        let mut history = s.store.history(&key(at)).ok()?;
+        let current = history.len().checked_sub(2)?;
+        let mut previous = as_the_client_reads_it(history.swap_remove(current));
+        previous.status = Some(ReleaseStatus::Deployed);
+        Some(previous)
     }
 }
 
@@ -362,16 +327,16 @@ impl ReleaseApi for FakeApi {
         } else {
             let fault = self
                 .lock()
-                .releases
+                .scripts
                 .get_mut(&key(&at))
-                .and_then(|r| r.put_faults.pop_front());
+                .and_then(|script| script.put_faults.pop_front());
             match fault {
                 None | Some(Fault::Pass) => self.apply(&at, body),
-                Some(Fault::Http(status, code)) => Err(http(status, code)),
+                Some(Fault::Http(status, code)) => Err(scripted(status, code)),
                 Some(Fault::ResetBeforeApply) => Err(ApiError::new(FailureKind::ConnectionLost)),
                 Some(Fault::AppliedThen500) => {
                     let _ = self.apply(&at, body);
-                    Err(http(500, "CCE.01500001"))
+                    Err(scripted(500, "CCE.01500001"))
                 }
                 Some(Fault::AppliedThenHang) => {
                     let _ = self.apply(&at, body);
@@ -387,29 +352,26 @@ impl ReleaseApi for FakeApi {
     async fn show_release(&self, at: ReleaseAddress<'_>) -> Result<Release, ApiError> {
         let (id, latency, throttle) = self.begin(&at, "GET", None);
         tokio::time::sleep(latency).await;
-        let now = Instant::now();
         let answer = if let Some(error) = throttle {
             Err(error)
         } else {
-            let mut s = self.lock();
-            match s.releases.get_mut(&key(&at)) {
-                None => Err(http(404, "CCE.01404001")),
-                Some(release) => match release.get_faults.pop_front() {
-                    Some(Fault::Http(status, code)) => Err(http(status, code)),
-                    Some(Fault::Pass) | None => {
-                        let stale = release.stale_reads_until.is_some_and(|until| now < until)
-                            && release.revisions.len() > 1;
-                        if stale {
-                            let previous = &release.revisions[release.revisions.len() - 2];
-                            let mut old = to_release(&at, previous, now);
-                            old.status = Some(ReleaseStatus::Deployed);
-                            Ok(old)
-                        } else {
-                            Ok(to_release(&at, release.current(), now))
-                        }
-                    }
-                    Some(_) => Err(ApiError::new(FailureKind::ConnectionLost)),
+            let fault = self
+                .lock()
+                .scripts
+                .get_mut(&key(&at))
+                .and_then(|script| script.get_faults.pop_front());
+            match fault {
+                Some(Fault::Http(status, code)) => Err(scripted(status, code)),
+                Some(Fault::Pass) | None => match self.stale_read(&at) {
+                    Some(stale) => Ok(stale),
+                    None => self
+                        .lock()
+                        .store
+                        .show(&key(&at))
+                        .map(as_the_client_reads_it)
+                        .map_err(refused),
                 },
+                Some(_) => Err(ApiError::new(FailureKind::ConnectionLost)),
             }
         };
         self.end(id);
@@ -419,17 +381,12 @@ impl ReleaseApi for FakeApi {
     async fn release_history(&self, at: ReleaseAddress<'_>) -> Result<Vec<Release>, ApiError> {
         let latency = self.lock().default_latency;
         tokio::time::sleep(latency).await;
-        let now = Instant::now();
         let mut s = self.lock();
         s.history_lookups += 1;
-        match s.releases.get(&key(&at)) {
-            None => Err(http(404, "CCE.01404001")),
-            Some(release) => Ok(release
-                .revisions
-                .iter()
-                .map(|r| to_release(&at, r, now))
-                .collect()),
-        }
+        s.store
+            .history(&key(&at))
+            .map(|history| history.into_iter().map(as_the_client_reads_it).collect())
+            .map_err(refused)
     }
 
     async fn show_chart(&self, cluster: &ClusterTarget, chart_id: &str) -> Result<Chart, ApiError> {
@@ -440,11 +397,11 @@ impl ReleaseApi for FakeApi {
             s.default_latency
         };
         tokio::time::sleep(latency).await;
-        self.lock()
-            .charts
-            .get(chart_id)
-            .cloned()
-            .ok_or_else(|| http(404, "CCE.01404002"))
+        let s = self.lock();
+        if s.unresolvable_charts.contains(chart_id) {
+            return Err(scripted(404, codes::CHART_NOT_FOUND));
+        }
+        s.store.chart(chart_id).map_err(refused)
     }
 }
 
@@ -452,6 +409,29 @@ impl ReleaseApi for FakeApi {
 pub const FAKE_CHART_ID: &str = "chart-1";
 pub const FAKE_CHART_NAME: &str = "app";
 pub const FAKE_CHART_VERSION: &str = "1.0.0";
+
+/// Values of just an `imageTag`.
+pub fn image_tag(tag: &str) -> Map<String, Value> {
+    let mut values = Map::new();
+    values.insert("imageTag".into(), json!(tag));
+    values
+}
+
+/// A copy of `base` as revision `version`, still settling into DEPLOYED for `settles_in`.
+pub fn pending_revision(
+    base: &RevisionSnapshot,
+    version: i64,
+    status: ReleaseStatus,
+    settles_in: Duration,
+) -> RevisionSnapshot {
+    RevisionSnapshot {
+        version,
+        status,
+        settles_to: Some(ReleaseStatus::Deployed),
+        settles_in_ms: Some(settles_in.as_millis().try_into().unwrap_or(u64::MAX)),
+        ..base.clone()
+    }
+}
 
 /// A cluster `name` in `region` (its endpoint is per region).
 pub fn cluster(name: &str, region: &str) -> Arc<ClusterTarget> {
@@ -483,13 +463,11 @@ pub fn plan(rollout: Rollout, waves: Vec<Vec<(Arc<ClusterTarget>, String, &str)>
                     let body = bodies
                         .entry(tag.to_owned())
                         .or_insert_with(|| {
-                            let mut values = Map::new();
-                            values.insert("imageTag".into(), json!(tag));
                             Arc::new(UpdateReleaseBody {
                                 chart_id: Some(FAKE_CHART_ID.into()),
                                 action: Action::Upgrade,
                                 parameters: Some(ReleaseParameters::default()),
-                                values: Some(values),
+                                values: Some(image_tag(tag)),
                             })
                         })
                         .clone();
@@ -497,7 +475,7 @@ pub fn plan(rollout: Rollout, waves: Vec<Vec<(Arc<ClusterTarget>, String, &str)>
                         index,
                         wave,
                         cluster,
-                        namespace: "default".into(),
+                        namespace: NAMESPACE.into(),
                         release,
                         action: Action::Upgrade,
                         body,

@@ -3,8 +3,6 @@ pub mod adapt;
 pub mod api;
 pub mod charts;
 pub mod converge;
-#[cfg(test)]
-mod converge_tests;
 pub mod event;
 #[cfg(test)]
 mod fake;

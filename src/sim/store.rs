@@ -232,6 +232,64 @@ impl ReleaseRecord {
     fn status(&self) -> ReleaseStatus {
         self.current().status.clone()
     }
+
+    /// The record a snapshot describes; `None` for a release without revisions. A last revision
+    /// with `settles_to` is pending for `settles_in_ms` more (0 when absent) from `now`.
+    fn from_snapshot(release: ReleaseSnapshot, now: Instant) -> Option<Self> {
+        if release.history.is_empty() {
+            return None;
+        }
+        let mut history = release.history;
+        let mut pending = None;
+        if let Some(last) = history.last_mut()
+            && let Some(outcome) = last.settles_to.take()
+        {
+            let left = Duration::from_millis(last.settles_in_ms.take().unwrap_or(0));
+            pending = Some(Pending {
+                until: now + left,
+                outcome_description: settled_description(&outcome, &last.values),
+                outcome,
+                settled_at: wall_after(left),
+            });
+        }
+        for revision in &mut history {
+            revision.settles_to = None;
+            revision.settles_in_ms = None;
+        }
+        Some(ReleaseRecord {
+            cluster_name: release.cluster_name,
+            history,
+            applied_puts: release.applied_puts,
+            pending,
+        })
+    }
+
+    /// The record as a snapshot shows it (values unmasked), settled as of `now`.
+    fn snapshot(&mut self, key: &ReleaseKey, now: Instant) -> ReleaseSnapshot {
+        self.settle(now);
+        let mut history = self.history.clone();
+        if let (Some(pending), Some(last)) = (&self.pending, history.last_mut()) {
+            last.settles_to = Some(pending.outcome.clone());
+            last.settles_in_ms = Some(
+                pending
+                    .until
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            );
+        }
+        ReleaseSnapshot {
+            cluster_id: key.cluster_id.clone(),
+            cluster_name: self.cluster_name.clone(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            status: self.status(),
+            version: self.current().version,
+            applied_puts: self.applied_puts,
+            history,
+        }
+    }
 }
 
 /// The in-memory store. Every method settles what is due before it reads, so time only needs
@@ -274,36 +332,14 @@ impl Store {
             if release.history.is_empty() {
                 continue;
             }
+            let key = ReleaseKey::new(&release.cluster_id, &release.namespace, &release.name);
             store
                 .clusters
                 .entry(release.cluster_id.clone())
                 .or_insert_with(|| release.cluster_name.clone());
-            let mut history = release.history;
-            let mut pending = None;
-            if let Some(last) = history.last_mut()
-                && let Some(outcome) = last.settles_to.take()
-            {
-                let left = Duration::from_millis(last.settles_in_ms.take().unwrap_or(0));
-                pending = Some(Pending {
-                    until: now + left,
-                    outcome_description: settled_description(&outcome, &last.values),
-                    outcome,
-                    settled_at: wall_after(left),
-                });
+            if let Some(record) = ReleaseRecord::from_snapshot(release, now) {
+                store.releases.insert(key, record);
             }
-            for revision in &mut history {
-                revision.settles_to = None;
-                revision.settles_in_ms = None;
-            }
-            store.releases.insert(
-                ReleaseKey::new(&release.cluster_id, &release.namespace, &release.name),
-                ReleaseRecord {
-                    cluster_name: release.cluster_name,
-                    history,
-                    applied_puts: release.applied_puts,
-                    pending,
-                },
-            );
         }
         store
     }
@@ -648,6 +684,45 @@ impl Store {
         })
     }
 
+    /// One release as [`Store::snapshot`] shows it (settled as of now, values unmasked).
+    pub fn release(&mut self, key: &ReleaseKey) -> Option<ReleaseSnapshot> {
+        let now = Instant::now();
+        self.releases
+            .get_mut(key)
+            .map(|record| record.snapshot(key, now))
+    }
+
+    /// Rewrites one release, to set up a state that requests cannot reach (a longer history, a
+    /// change still settling, values as another tool left them). `edit` gets the release as
+    /// [`Store::release`] shows it; what it leaves is read back as a `--state` file's release
+    /// would be (its address fields are ignored; a release left without revisions is removed).
+    /// `None` when there is no such release.
+    pub fn edit_release<R>(
+        &mut self,
+        key: &ReleaseKey,
+        edit: impl FnOnce(&mut ReleaseSnapshot) -> R,
+    ) -> Option<R> {
+        let now = Instant::now();
+        let mut release = self.releases.get_mut(key)?.snapshot(key, now);
+        let answer = edit(&mut release);
+        match ReleaseRecord::from_snapshot(release, now) {
+            Some(record) => self.releases.insert(key.clone(), record),
+            None => self.releases.remove(key),
+        };
+        Some(answer)
+    }
+
+    /// How long changes from now on take to become final; changes already settling keep theirs.
+    pub fn set_settle(&mut self, settle: Duration) {
+        self.settle = settle;
+    }
+
+    /// Adds a chart, or replaces the one with its id (e.g. with a new version); returns the
+    /// chart it replaced.
+    pub fn insert_chart(&mut self, chart: Chart) -> Option<Chart> {
+        self.charts.insert(chart.id.clone(), chart)
+    }
+
     /// ShowAutopilotChart.
     pub fn chart(&self, chart_id: &str) -> Result<Chart, Rejection> {
         self.charts.get(chart_id).cloned().ok_or_else(|| {
@@ -670,31 +745,7 @@ impl Store {
         let mut releases: Vec<ReleaseSnapshot> = self
             .releases
             .iter_mut()
-            .map(|(key, record)| {
-                record.settle(now);
-                let mut history = record.history.clone();
-                if let (Some(pending), Some(last)) = (&record.pending, history.last_mut()) {
-                    last.settles_to = Some(pending.outcome.clone());
-                    last.settles_in_ms = Some(
-                        pending
-                            .until
-                            .saturating_duration_since(now)
-                            .as_millis()
-                            .try_into()
-                            .unwrap_or(u64::MAX),
-                    );
-                }
-                ReleaseSnapshot {
-                    cluster_id: key.cluster_id.clone(),
-                    cluster_name: record.cluster_name.clone(),
-                    namespace: key.namespace.clone(),
-                    name: key.name.clone(),
-                    status: record.status(),
-                    version: record.current().version,
-                    applied_puts: record.applied_puts,
-                    history,
-                }
-            })
+            .map(|(key, record)| record.snapshot(key, now))
             .collect();
         releases.sort_by(|a, b| {
             (&a.cluster_id, &a.namespace, &a.name).cmp(&(&b.cluster_id, &b.namespace, &b.name))
@@ -846,5 +897,79 @@ pub fn plausible_chart(chart_id: &str, name: &str, created: &str) -> Chart {
         values: "{}".into(),
         translate: String::new(),
         instruction: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with one release, `web` in namespace `default` of cluster `c1`, at revision 1.
+    fn store_with_one_release() -> (Store, ReleaseKey) {
+        let mut store = Store::from_snapshot(
+            SimStateSnapshot {
+                clusters: vec![ClusterSnapshot {
+                    id: "c1".into(),
+                    name: "one".into(),
+                }],
+                charts: vec![plausible_chart("chart-1", "web", "2024-01-01T00:00:00Z")],
+                ..SimStateSnapshot::default()
+            },
+            Duration::ZERO,
+        );
+        let body = CreateReleaseBody {
+            chart_id: "chart-1".into(),
+            name: "web".into(),
+            namespace: "default".into(),
+            description: None,
+            version: None,
+            parameters: None,
+            values: None,
+        };
+        store.create("c1", body, false).expect("created");
+        (store, ReleaseKey::new("c1", "default", "web"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_edited_release_settles_its_pending_change_to_the_millisecond() {
+        let (mut store, key) = store_with_one_release();
+        store
+            .edit_release(&key, |release| {
+                let mut next = release.history[0].clone();
+                next.version = 2;
+                next.status = ReleaseStatus::PendingUpgrade;
+                next.settles_to = Some(ReleaseStatus::Failed);
+                next.settles_in_ms = Some(5000);
+                release.history.push(next);
+            })
+            .expect("the release exists");
+        let upgrade = UpdateReleaseBody {
+            chart_id: None,
+            action: Action::Upgrade,
+            parameters: None,
+            values: None,
+        };
+        assert_eq!(store.update(&key, &upgrade, false).unwrap_err().status, 409);
+        tokio::time::advance(Duration::from_millis(4999)).await;
+        assert_eq!(
+            store.show(&key).unwrap().status(),
+            ReleaseStatus::PendingUpgrade
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let settled = store.release(&key).unwrap();
+        assert_eq!(
+            (settled.version, &settled.status),
+            (2, &ReleaseStatus::Failed)
+        );
+        assert_eq!(settled.current().unwrap().settles_to, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_edit_that_leaves_no_revision_removes_the_release() {
+        let (mut store, key) = store_with_one_release();
+        store.edit_release(&key, |release| release.history.clear());
+        assert_eq!(store.show(&key).unwrap_err().status, 404);
+        assert!(store.release(&key).is_none());
+        assert!(store.edit_release(&key, |_| ()).is_none());
     }
 }

@@ -1,16 +1,9 @@
-//! The engine's convergence against the fake API, under paused time: unchanged releases get no
-//! PUT, masked keys need `--force`, rollbacks compare with the history.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Convergence through whole runs: unchanged releases get no PUT, masked keys need `--force`,
+//! rollbacks compare with the history.
 
 use serde_json::{Map, Value, json};
 
-use super::fake::{FAKE_CHART_ID, FakeApi, Revision, cluster, plan, rollout};
 use super::*;
-use crate::cce::model::{Action, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
-use crate::error::Exit;
-use crate::plan::resolved::{ExpandedPlan, Rate};
 
 fn forced() -> EngineOptions {
     EngineOptions {
@@ -56,7 +49,7 @@ async fn a_second_run_of_the_same_plan_sends_zero_puts() {
     let api = FakeApi::new();
     api.seed(&p);
 
-    let first = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let first = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(first.summary.succeeded, 4, "{:#?}", first.results);
     assert_eq!(api.puts().len(), 4);
     for r in &first.results {
@@ -84,7 +77,7 @@ async fn a_second_run_of_the_same_plan_sends_zero_puts() {
         ]
     );
 
-    let second = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let second = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 4, "the second run sent a PUT");
     assert_eq!(second.summary.unchanged, 4);
     assert_eq!(second.summary.succeeded, 0);
@@ -113,9 +106,9 @@ async fn force_sends_every_put_without_looking_anything_up() {
     let p = fleet();
     let api = FakeApi::new();
     api.seed(&p);
-    run_plan(&p, api.clone(), EngineOptions::default()).await;
+    report_of_run(&p, api.clone(), EngineOptions::default()).await;
     let lookups = api.lock().chart_lookups.len();
-    let report = run_plan(&p, api.clone(), forced()).await;
+    let report = report_of_run(&p, api.clone(), forced()).await;
     assert_eq!(report.summary.succeeded, 4);
     assert_eq!(api.puts().len(), 8);
     assert_eq!(api.lock().chart_lookups.len(), lookups);
@@ -141,11 +134,12 @@ async fn a_masked_secret_key_is_unknown_and_unchanged_without_force() {
     );
     let api = FakeApi::new();
     api.seed(&p);
-    for release in api.lock().releases.values_mut() {
-        release.revisions[0].values = json!({"imageTag": "v1", "dbPassword": "hunter2"});
-    }
+    api.edit_every_release(|release| {
+        release.history[0].values =
+            values(json!({"imageTag": "v1", "dbPassword": "hunter2"})).unwrap();
+    });
 
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert!(api.puts().is_empty());
     assert_eq!(report.summary.unchanged, 4);
     for r in &report.results {
@@ -159,7 +153,7 @@ async fn a_masked_secret_key_is_unknown_and_unchanged_without_force() {
         assert!(!note.contains("hunter2"));
     }
 
-    let report = run_plan(&p, api.clone(), forced()).await;
+    let report = report_of_run(&p, api.clone(), forced()).await;
     assert_eq!(api.puts().len(), 4);
     assert!(
         report
@@ -183,10 +177,11 @@ async fn a_masked_key_does_not_hide_another_difference() {
     );
     let api = FakeApi::new();
     api.seed(&p);
-    for release in api.lock().releases.values_mut() {
-        release.revisions[0].values = json!({"imageTag": "v1", "dbPassword": "hunter2"});
-    }
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    api.edit_every_release(|release| {
+        release.history[0].values =
+            values(json!({"imageTag": "v1", "dbPassword": "hunter2"})).unwrap();
+    });
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 4);
     let note = report.results[0].note.as_deref().unwrap();
     assert_eq!(
@@ -200,16 +195,23 @@ async fn a_new_chart_version_is_a_change_even_with_equal_values() {
     let p = fleet();
     let api = FakeApi::new();
     api.seed(&p);
-    run_plan(&p, api.clone(), EngineOptions::default()).await;
-    api.lock().charts.get_mut(FAKE_CHART_ID).unwrap().version = "1.1.0".into();
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    report_of_run(&p, api.clone(), EngineOptions::default()).await;
+    {
+        let store = &mut api.lock().store;
+        let chart = store.chart(FAKE_CHART_ID).unwrap();
+        store.insert_chart(Chart {
+            version: "1.1.0".into(),
+            ..chart
+        });
+    }
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 8);
     assert_eq!(
         report.results[0].note.as_deref(),
         Some("change: chart app 1.0.0 -> app 1.1.0")
     );
     // The upgrade moved the releases to the new chart: converged again.
-    let third = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let third = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 8);
     assert_eq!(third.summary.unchanged, 4);
 }
@@ -219,10 +221,13 @@ async fn a_chart_that_cannot_be_looked_up_means_the_put_is_sent() {
     let p = fleet();
     let api = FakeApi::new();
     api.seed(&p);
-    run_plan(&p, api.clone(), EngineOptions::default()).await;
-    api.lock().charts.clear();
+    report_of_run(&p, api.clone(), EngineOptions::default()).await;
+    // Only the lookup fails: the store would still take an upgrade naming the chart.
+    api.lock()
+        .unresolvable_charts
+        .insert(FAKE_CHART_ID.to_owned());
     let lookups_before = api.lock().chart_lookups.len();
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 8);
     let note = report.results[0].note.as_deref().unwrap();
     assert!(
@@ -251,12 +256,12 @@ async fn a_dry_run_decides_but_still_sends_every_put() {
     let p = fleet();
     let api = FakeApi::new();
     api.seed(&p);
-    run_plan(&p, api.clone(), EngineOptions::default()).await;
+    report_of_run(&p, api.clone(), EngineOptions::default()).await;
     let options = EngineOptions {
         dry_run: true,
         ..EngineOptions::default()
     };
-    let report = run_plan(&p, api.clone(), options).await;
+    let report = report_of_run(&p, api.clone(), options).await;
     assert_eq!(api.puts().len(), 8);
     for r in &report.results {
         assert_eq!(r.outcome, Outcome::Succeeded);
@@ -274,8 +279,8 @@ async fn without_preflight_there_is_no_decision_and_the_put_is_sent() {
     p.rollout.preflight = false;
     let api = FakeApi::new();
     api.seed(&p);
-    run_plan(&p, api.clone(), EngineOptions::default()).await;
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    report_of_run(&p, api.clone(), EngineOptions::default()).await;
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 8);
     assert!(api.lock().chart_lookups.is_empty());
     assert!(report.results.iter().all(|r| r.convergence.is_none()));
@@ -301,19 +306,19 @@ async fn a_rollback_already_at_the_target_content_is_unchanged_via_the_history()
     let api = FakeApi::new();
     api.seed(&p);
     // Revision 2 upgraded to v2; revision 3 rolled back to revision 1's content.
-    api.with_release(&c.id, "web", |r| {
-        let first = r.revisions[0].clone();
-        r.revisions.push(Revision {
+    api.edit_release(&c.id, "web", |r| {
+        let first = r.history[0].clone();
+        r.history.push(RevisionSnapshot {
             version: 2,
-            values: json!({"imageTag": "v2"}),
+            values: image_tag("v2"),
             ..first.clone()
         });
-        r.revisions.push(Revision {
+        r.history.push(RevisionSnapshot {
             version: 3,
             ..first
         });
     });
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert!(api.puts().is_empty(), "{:#?}", report.results);
     assert_eq!(report.results[0].outcome, Outcome::Unchanged);
     assert_eq!(api.lock().history_lookups, 1);
@@ -321,14 +326,14 @@ async fn a_rollback_already_at_the_target_content_is_unchanged_via_the_history()
 
     // Rolling back to revision 2 from there is a change, and then converged.
     with_body(&mut p, rollback_to(2));
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 1);
     assert_eq!(report.results[0].outcome, Outcome::Succeeded);
     assert_eq!(
         report.results[0].note.as_deref(),
         Some("change: values: imageTag changed")
     );
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 1);
     assert_eq!(report.results[0].outcome, Outcome::Unchanged);
 }
@@ -339,10 +344,10 @@ async fn a_failed_release_with_the_planned_values_is_upgraded_again() {
     let p = plan(rollout(), vec![vec![(c.clone(), "web".into(), "v1")]]);
     let api = FakeApi::new();
     api.seed(&p);
-    api.with_release(&c.id, "web", |r| {
-        r.revisions[0].settles_to = ReleaseStatus::Failed;
+    api.edit_release(&c.id, "web", |r| {
+        r.history[0].status = ReleaseStatus::Failed;
     });
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     assert_eq!(api.puts().len(), 1);
     assert_eq!(
         report.results[0].note.as_deref(),
@@ -360,7 +365,7 @@ async fn chart_and_history_lookups_are_paced_like_every_request() {
     let api = FakeApi::new();
     api.seed(&p);
     // Already as planned: a preflight GET, then the chart GET, then nothing.
-    let report = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let report = report_of_run(&p, api.clone(), EngineOptions::default()).await;
     let result = &report.results[0];
     assert_eq!(result.outcome, Outcome::Unchanged);
     assert_eq!(api.lock().chart_lookups.len(), 1);
@@ -370,6 +375,11 @@ async fn chart_and_history_lookups_are_paced_like_every_request() {
     assert!(result.duration < Duration::from_secs(2), "{result:#?}");
 }
 
-async fn run_plan(plan: &ExpandedPlan, api: Arc<FakeApi>, options: EngineOptions) -> RunReport {
-    super::fake::run_plan(plan, api, options).await.0
+/// Runs `plan` for its report alone.
+async fn report_of_run(
+    plan: &ExpandedPlan,
+    api: Arc<FakeApi>,
+    options: EngineOptions,
+) -> RunReport {
+    run_plan(plan, api, options).await.0
 }
