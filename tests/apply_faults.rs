@@ -159,7 +159,7 @@ async fn deploy_failures_are_reported_and_the_budget_halts_on_the_one_too_many()
         let reason = skipped.skip_reason.as_deref().unwrap_or_default();
         assert!(reason.contains("halted"), "skip reason: {reason:?}");
     }
-    assert_eq!(report.exit(), flotilla::error::Exit::Failed);
+    assert_eq!(report.verdict(), flotilla::engine::Verdict::Failed);
 
     // Nothing at all was sent for the skipped releases.
     let log = sim.request_log();

@@ -102,7 +102,7 @@ async fn a_second_apply_of_the_same_plan_sends_zero_puts() {
     assert_eq!(puts(&sim), total, "the second apply sent a PUT");
     assert_eq!(sim.state().applied_puts, total as u64);
     assert_eq!(second.summary.unchanged, total);
-    assert_eq!(second.exit(), flotilla::error::Exit::Success);
+    assert_eq!(second.verdict(), flotilla::engine::Verdict::Succeeded);
     for r in &second.results {
         assert_eq!(r.outcome, Outcome::Unchanged, "{r:#?}");
         let note = r.note.as_deref().unwrap();

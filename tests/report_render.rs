@@ -1,7 +1,6 @@
 //! The report's four renderings, snapshotted, and the JSON document checked against its schema.
 
-use flotilla::cli::report;
-use flotilla::error::Exit;
+use flotilla::engine::Verdict;
 use flotilla::report::model::*;
 use flotilla::report::{render, write};
 
@@ -227,7 +226,7 @@ fn shard(k: u32, n: u32) -> RunReport {
 fn merge_lists_missing_shards_and_does_not_count_as_success() {
     let merged = write::merge(vec![("1.json".into(), shard(1, 3))]).unwrap();
     assert_eq!(merged.missing_shards, ["2/3", "3/3"]);
-    assert_eq!(report::exit_for(&merged), Exit::Failed);
+    assert_eq!(merged.verdict(), Verdict::Failed);
     assert!(render::markdown(&merged).contains("2/3, 3/3"));
     assert!(render::table(&merged, Some(120)).contains("2/3, 3/3"));
     let junit = quick_junit::Report::deserialize_from_str(&render::junit(&merged)).unwrap();

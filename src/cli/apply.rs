@@ -541,9 +541,9 @@ async fn apply(
     }
     written.map_err(|message| Error::Reports {
         message,
-        run: outcome.exit(),
+        run: outcome.verdict().into(),
     })?;
-    Ok(outcome.exit())
+    Ok(outcome.verdict().into())
 }
 
 /// A PUT that the killed run sent just before it died may still reach the service. Reconciling

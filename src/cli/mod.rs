@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::engine::Verdict;
 use crate::error::{Error, Exit};
 
 /// Upgrade and roll back Helm releases across a fleet of Huawei Cloud CCE Autopilot clusters.
@@ -49,6 +50,17 @@ pub enum Command {
     },
     /// Run a local CCE Autopilot release API simulator, with gateway throttling and faults.
     Sim(Box<sim::SimArgs>),
+}
+
+/// The one place a run's verdict becomes the process's exit code (errors: [`Error::exit`]).
+impl From<Verdict> for Exit {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Succeeded => Exit::Success,
+            Verdict::Failed => Exit::Failed,
+            Verdict::Interrupted => Exit::Interrupted,
+        }
+    }
 }
 
 /// Facts about the world the command runs in, found once here and passed down.

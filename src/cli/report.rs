@@ -69,7 +69,7 @@ pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
                     .map_err(|e| Error::Other(e.to_string()))?,
                 None => print!("{text}"),
             }
-            Ok(exit_for(&merged))
+            Ok(merged.verdict().into())
         }
         (None, Some(input)) => {
             let report = load(&input)?;
@@ -77,22 +77,10 @@ pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
                 "{}",
                 render::render(&report, args.format, env.terminal_width)
             );
-            Ok(exit_for(&report))
+            Ok(report.verdict().into())
         }
         (None, None) => Err(Error::Usage(
             "report needs a journal or a JSON report, or `report merge`".into(),
         )),
-    }
-}
-
-/// The same exit code as the run the report describes; a merged report that lacks a shard
-/// cannot vouch for the whole plan.
-pub fn exit_for(report: &RunReport) -> Exit {
-    if report.interrupted {
-        Exit::Interrupted
-    } else if report.summary.all_succeeded() && report.missing_shards.is_empty() {
-        Exit::Success
-    } else {
-        Exit::Failed
     }
 }

@@ -23,6 +23,6 @@ pub use journal::{Journal, JournalError, NoJournal, PutIntent};
 pub use operation::PriorState;
 pub use outcome::{
     Attempt, Method, OperationError, OperationResult, Outcome, Phase, RollbackResult, RunReport,
-    RunSummary,
+    RunSummary, Verdict,
 };
 pub use schedule::{EngineOptions, run};

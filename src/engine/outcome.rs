@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use super::converge::Convergence;
 use crate::cce::error::ApiError;
 use crate::cce::model::{Action, ReleaseStatus};
-use crate::error::Exit;
 use crate::plan::resolved::Operation;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -301,16 +300,25 @@ pub struct RunReport {
     pub cancelled: bool,
 }
 
+/// How a run ended, as a whole: what the exit code is made from, one layer up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every operation succeeded or was unchanged, or there was none.
+    Succeeded,
+    /// An operation failed, was skipped by a halt, or was cancelled.
+    Failed,
+    /// A cancel signal stopped the run.
+    Interrupted,
+}
+
 impl RunReport {
-    /// 130 when interrupted; 0 when every operation succeeded or was unchanged (or there was
-    /// none); 1 otherwise.
-    pub fn exit(&self) -> Exit {
+    pub fn verdict(&self) -> Verdict {
         if self.cancelled {
-            Exit::Interrupted
+            Verdict::Interrupted
         } else if self.summary.all_succeeded() {
-            Exit::Success
+            Verdict::Succeeded
         } else {
-            Exit::Failed
+            Verdict::Failed
         }
     }
 }

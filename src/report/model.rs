@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Verdict;
+
 /// What became of an operation: the engine's own outcome, so that the two cannot drift.
 pub use crate::engine::Outcome;
 
@@ -33,6 +35,20 @@ pub struct RunReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_shards: Vec<String>,
     pub operations: Vec<OperationReport>,
+}
+
+impl RunReport {
+    /// The verdict of the run the report describes; a merged report that lacks a shard cannot
+    /// vouch for the whole plan.
+    pub fn verdict(&self) -> Verdict {
+        if self.interrupted {
+            Verdict::Interrupted
+        } else if self.summary.all_succeeded() && self.missing_shards.is_empty() {
+            Verdict::Succeeded
+        } else {
+            Verdict::Failed
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -82,7 +82,7 @@ async fn a_second_run_of_the_same_plan_sends_zero_puts() {
     assert_eq!(second.summary.unchanged, 4);
     assert_eq!(second.summary.succeeded, 0);
     assert!(second.summary.all_succeeded());
-    assert_eq!(second.exit(), Exit::Success);
+    assert_eq!(second.verdict(), Verdict::Succeeded);
     for r in &second.results {
         assert_eq!(r.outcome, Outcome::Unchanged);
         assert_eq!(r.convergence, Some(Convergence::Unchanged));

@@ -23,7 +23,6 @@ use super::fake::{
 };
 use super::*;
 use crate::cce::model::{Action, Chart, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
-use crate::error::Exit;
 use crate::plan::resolved::{ClusterTarget, ExpandedPlan, FailureBudget, Rate, Rollout};
 use crate::sim::RevisionSnapshot;
 

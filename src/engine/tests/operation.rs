@@ -15,7 +15,7 @@ async fn a_plain_upgrade_preflights_puts_and_waits_for_the_new_revision() {
     let methods: Vec<&str> = api.calls().iter().map(|c| c.method).collect();
     assert_eq!(methods[..2], ["GET", "PUT"]);
     assert!(methods[2..].iter().all(|m| *m == "GET"));
-    assert_eq!(report.exit(), Exit::Success);
+    assert_eq!(report.verdict(), Verdict::Succeeded);
     assert_eq!(
         api.release(&c.id, "app-0").current().unwrap().values["imageTag"],
         "v2"
@@ -92,7 +92,7 @@ async fn fatal_put_errors_fail_at_once() {
     let error = r.error.as_ref().unwrap();
     assert_eq!(error.code.as_deref(), Some("CCE.01400001"));
     assert_eq!(error.request_id.as_deref(), Some("req-fake"));
-    assert_eq!(report.exit(), Exit::Failed);
+    assert_eq!(report.verdict(), Verdict::Failed);
 }
 
 #[tokio::test(start_paused = true)]

@@ -178,7 +178,7 @@ async fn exceeding_the_budget_halts_and_skips_the_rest_unsent() {
         );
     }
     assert!(report.halted.is_some());
-    assert_eq!(report.exit(), Exit::Failed);
+    assert_eq!(report.verdict(), Verdict::Failed);
     assert!(events.iter().any(|e| matches!(e, Event::Halted { .. })));
     assert!(
         !events
@@ -256,7 +256,7 @@ async fn cancellation_marks_the_rest_cancelled_and_sends_nothing_after() {
         "in-flight requests finish"
     );
     assert!(report.cancelled);
-    assert_eq!(report.exit(), Exit::Interrupted);
+    assert_eq!(report.verdict(), Verdict::Interrupted);
     assert!(report.summary.succeeded >= 2);
     assert_eq!(report.summary.succeeded + report.summary.cancelled, 20);
     let unstarted = report
