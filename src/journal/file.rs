@@ -76,8 +76,8 @@ pub enum JournalError {
     Locked { path: PathBuf },
     #[error(
         "journal {path}: written in journal format version {version}{}, which this flotilla ({}) cannot read: \
-         it reads versions {} to {FORMAT_VERSION} and writes version {FORMAT_VERSION}. \
-         Use the flotilla that wrote it, or give this run its own --journal",
+         it reads versions {} to {FORMAT_VERSION} and writes version {FORMAT_VERSION}; \
+         use a flotilla that reads it, or give a new run another --journal",
         written_by.as_ref().map(|v| format!(" by flotilla {v}")).unwrap_or_default(),
         env!("CARGO_PKG_VERSION"),
         super::record::OLDEST_READABLE_VERSION
@@ -90,7 +90,7 @@ pub enum JournalError {
     #[error(
         "journal {path}: not a flotilla journal: its first line says format {format}, \
          where this flotilla ({}) writes format \"{FORMAT_MARKER}\" version {FORMAT_VERSION}; \
-         give this run its own --journal",
+         give a new run another --journal",
         env!("CARGO_PKG_VERSION")
     )]
     Format { path: PathBuf, format: String },
