@@ -534,10 +534,8 @@ impl From<OperationResult> for FinishedOperation {
     }
 }
 
-impl FinishedOperation {
-    /// The engine's result this record describes.
-    pub fn to_engine(&self) -> OperationResult {
-        let recorded = self.clone();
+impl From<FinishedOperation> for OperationResult {
+    fn from(recorded: FinishedOperation) -> Self {
         OperationResult {
             index: recorded.index,
             wave: recorded.wave,
@@ -566,6 +564,13 @@ impl FinishedOperation {
             convergence: recorded.convergence.map(Into::into),
             note: recorded.note,
         }
+    }
+}
+
+impl FinishedOperation {
+    /// The engine's result this record describes.
+    pub fn to_engine(&self) -> OperationResult {
+        self.clone().into()
     }
 }
 
