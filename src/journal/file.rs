@@ -506,8 +506,17 @@ mod tests {
             })
         );
         drop(journal);
-        // The next run appends to it: one header, still first.
-        let journal = JournalFile::open(&path).unwrap();
+        // The next run appends to it: one header, still first. The writer thread lets go of
+        // the file (and its lock) a moment after the last sender is dropped.
+        let mut reopened = JournalFile::open(&path);
+        for _ in 0..500 {
+            if !matches!(reopened, Err(JournalError::Locked { .. })) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            reopened = JournalFile::open(&path);
+        }
+        let journal = reopened.unwrap();
         journal.append(&json!({"op": 2})).await.unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.matches("flotilla-journal").count(), 1, "{text}");
