@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use rand::RngExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -16,10 +15,10 @@ use super::net::NetworkArgs;
 use super::{Environment, values};
 use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
-use crate::engine::{self, EngineOptions, Journal, JournalError, OperationResult, PutIntent};
+use crate::engine::{self, EngineOptions};
 use crate::error::{Error, Exit};
-use crate::journal::{JournalFile, JournalState, Record};
-use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, RolloutOverrides, short};
+use crate::journal::{FileJournal, JournalFile, JournalState, Record, default_journal_path};
+use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, RolloutOverrides};
 use crate::plan::select::{self, Selector, Shard};
 use crate::report::progress::{Progress, ProgressMode};
 use crate::report::render::{self, ReportFormat};
@@ -257,51 +256,6 @@ fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// `.flotilla/journal/<plan name>-<short file hash>[-shard-K-of-N].jsonl`.
-pub fn default_journal_path(plan: &ExpandedPlan, shard: Option<Shard>) -> PathBuf {
-    let mut name = format!("{}-{}", plan.name, short(&plan.file_hash));
-    if let Some(shard) = shard {
-        name.push_str(&format!("-shard-{}-of-{}", shard.index, shard.count));
-    }
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    Path::new(".flotilla")
-        .join("journal")
-        .join(format!("{safe}.jsonl"))
-}
-
-/// The journal's state for `--resume`, read once this run holds the journal's lock, so that no
-/// other run can add to it afterwards.
-fn read_journal_for_resume(
-    path: &Path,
-    plan: &ExpandedPlan,
-    force: bool,
-) -> Result<JournalState, Error> {
-    let state = JournalState::read(path).map_err(|e| Error::Usage(e.to_string()))?;
-    let Some(recorded) = state.plan() else {
-        return Err(Error::Usage(format!(
-            "--resume: {} records no run",
-            path.display()
-        )));
-    };
-    if recorded.hash != plan.hash && !force {
-        return Err(Error::Usage(format!(
-            "--resume: the plan changed since the journal was written (journal: plan `{}` sha256 {:.12}, now: sha256 {:.12}); \
-             resuming could apply a different change than the one in flight. Pass --force-resume to resume anyway, or run without --resume",
-            recorded.name, recorded.hash, plan.hash
-        )));
-    }
-    Ok(state)
-}
-
 pub fn run(args: ApplyArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Error> {
     let settings = ApplySettings::from_args(&args, env)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -360,45 +314,6 @@ fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
     (config, credentials)
 }
 
-/// The file journal as the engine sees it.
-struct FileJournal {
-    file: JournalFile,
-    /// For the wave names of end lines.
-    plan: Arc<ExpandedPlan>,
-}
-
-impl Journal for FileJournal {
-    fn before_put<'a>(&'a self, intent: PutIntent<'a>) -> BoxFuture<'a, Result<(), JournalError>> {
-        let op = intent.operation;
-        let record = Record::Intent {
-            index: op.index,
-            rollback: intent.rollback,
-            cluster_id: op.cluster.id.clone(),
-            namespace: op.namespace.clone(),
-            name: op.release.clone(),
-            action: op.action.as_str().to_owned(),
-            version_before: intent.version_before,
-            at: jiff::Timestamp::now().to_string(),
-        };
-        let durable = self.file.append(&record);
-        Box::pin(async move { durable.await.map_err(JournalError::from) })
-    }
-
-    fn finished(&self, result: &OperationResult) -> Result<(), JournalError> {
-        self.file
-            .record(Record::Finished {
-                wave: self.plan.wave_name(result.wave).to_owned(),
-                result: Box::new(result.clone()),
-            })
-            .map_err(JournalError::from)
-    }
-
-    fn sync(&self) -> BoxFuture<'_, Result<(), JournalError>> {
-        let durable = self.file.sync();
-        Box::pin(async move { durable.await.map_err(JournalError::from) })
-    }
-}
-
 fn settings_json(args: &ApplyArgs, plan: &ExpandedPlan) -> serde_json::Value {
     serde_json::json!({
         "rollout": plan.rollout,
@@ -432,29 +347,23 @@ async fn apply(
     // Nothing has been sent yet: a journal that cannot be opened, or that another run holds,
     // is bad input, like a bad plan.
     let journal_file = JournalFile::open(&journal_path).map_err(|e| Error::Usage(e.to_string()))?;
+    // Read once this run holds the journal's lock, so that no other run can add to it.
     let resume = if args.resume {
-        Some(read_journal_for_resume(
-            &journal_path,
-            &plan,
-            args.force_resume,
-        )?)
+        Some(
+            JournalState::read_for_resume(&journal_path, &plan.hash, args.force_resume)
+                .map_err(|e| Error::Usage(e.to_string()))?,
+        )
     } else {
         None
     };
     let settings_value = settings_json(&args, &plan);
     journal_file
-        .append(&Record::Run {
-            plan: crate::report::model::PlanInfo {
-                name: plan.name.clone(),
-                hash: plan.hash.clone(),
-                shard: shard.map(|s| s.to_string()),
-            },
-            started_at: jiff::Timestamp::now().to_string(),
-            flotilla_version: env!("CARGO_PKG_VERSION").to_owned(),
-            operations: plan.operation_count(),
-            resume: resume.is_some(),
-            settings: settings_value.clone(),
-        })
+        .append(&Record::run_started(
+            &plan,
+            shard,
+            resume.is_some(),
+            settings_value.clone(),
+        ))
         .await
         .map_err(|e| Error::Other(e.to_string()))?;
 
@@ -490,10 +399,7 @@ async fn apply(
             .map(JournalState::resume_states)
             .unwrap_or_default(),
         cancel: cancel.clone(),
-        journal: Some(Arc::new(FileJournal {
-            file: journal_file,
-            plan: Arc::clone(&plan),
-        })),
+        journal: Some(Arc::new(FileJournal::new(journal_file, Arc::clone(&plan)))),
         seed: rand::rng().random(),
     };
     if let Some(state) = &resume {
@@ -546,12 +452,8 @@ async fn apply(
     Ok(outcome.verdict().into())
 }
 
-/// A PUT that the killed run sent just before it died may still reach the service. Reconciling
-/// before it lands would see the release unchanged and send the change again, so a resume waits
-/// until every such request has outlived its time-out, unless interrupted. The clock starts at
-/// the journal's last write rather than at the newest intent: with preflight off, intents are
-/// journaled ahead of their PUT, which leaves when another operation ends, and so right after
-/// that one's end line is written.
+/// Waits out the requests a killed run may still have in flight (see
+/// [`JournalState::wait_for_dead_run`]), unless interrupted.
 async fn wait_out_the_dead_run(
     state: &JournalState,
     plan: &ExpandedPlan,
@@ -559,19 +461,8 @@ async fn wait_out_the_dead_run(
     cancel: &CancellationToken,
     interrupts: &mut Interrupts,
 ) {
-    /// A PUT can leave a moment after the write that preceded it.
-    const AFTER_LAST_WRITE: Duration = Duration::from_secs(1);
-    let Some(newest_intent) = state.last_in_flight_intent() else {
-        return;
-    };
-    let anchor = state
-        .last_written
-        .map_or(newest_intent, |written| written.max(newest_intent));
-    let since = jiff::Timestamp::now().duration_since(anchor);
-    let Ok(since) = Duration::try_from(since) else {
-        return;
-    };
-    let Some(remaining) = (plan.rollout.request_timeout + AFTER_LAST_WRITE).checked_sub(since)
+    let Some(remaining) =
+        state.wait_for_dead_run(jiff::Timestamp::now(), plan.rollout.request_timeout)
     else {
         return;
     };
