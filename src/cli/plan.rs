@@ -155,7 +155,7 @@ fn operation_json(op: &Operation) -> Value {
     })
 }
 
-/// The `--format json` document (shape documented in docs/readme/cli-validate-plan.md).
+/// The `--format json` document (shape documented in `docs/src/commands.md`).
 pub fn render_json(
     path: &Path,
     plan: &ExpandedPlan,
