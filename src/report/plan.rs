@@ -57,7 +57,7 @@ fn operation_json(op: &Operation) -> Value {
     })
 }
 
-/// The `--format json` document (its shape is documented in the book's commands page).
+/// The `--format json` document (shape documented in `docs/src/commands.md`).
 pub fn render_json(
     path: &Path,
     plan: &ExpandedPlan,

@@ -18,7 +18,7 @@ use crate::plan::resolved::ExpandedPlan;
 use crate::secret;
 
 /// The simulator's own error codes (besides the gateway's `APIG.*`), as documented in
-/// `docs/readme/simulator.md`.
+/// `docs/src/simulator.md`.
 pub mod codes {
     /// The request body or an action is invalid.
     pub const BAD_REQUEST: &str = "CCE.01400001";
