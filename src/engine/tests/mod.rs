@@ -4,6 +4,7 @@
 mod convergence;
 mod operation;
 mod pacing;
+mod preview;
 mod reconcile;
 mod resume;
 mod scheduling;
