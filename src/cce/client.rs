@@ -12,12 +12,11 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
+use crate::cce::address::{ClusterAddress, release_path, releases_path};
 use crate::cce::credentials::Credentials;
 use crate::cce::error::{ApiError, FailureKind};
 use crate::cce::model::{Chart, Release, UpdateReleaseBody};
 use crate::cce::sign;
-use crate::engine::api::{ReleaseAddress, ReleaseApi};
-use crate::plan::resolved::ClusterTarget;
 
 /// Where signing dates come from; tests pin it.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
@@ -164,7 +163,6 @@ impl fmt::Debug for Client {
 }
 
 const CONTENT_TYPE_JSON: &str = "application/json";
-const RELEASES_ROOT: &str = "/autopilot/cam/v3/clusters/";
 
 impl Client {
     pub fn new(config: ClientConfig, credentials: Credentials) -> Result<Client, ClientError> {
@@ -237,7 +235,7 @@ impl Client {
     /// UpdateAutopilotRelease: `PUT .../namespace/{namespace}/releases/{name}`.
     pub async fn update_release(
         &self,
-        cluster: &ClusterTarget,
+        cluster: ClusterAddress<'_>,
         namespace: &str,
         name: &str,
         body: &UpdateReleaseBody,
@@ -262,7 +260,7 @@ impl Client {
     /// ShowAutopilotRelease: `GET .../namespace/{namespace}/releases/{name}`.
     pub async fn show_release(
         &self,
-        cluster: &ClusterTarget,
+        cluster: ClusterAddress<'_>,
         namespace: &str,
         name: &str,
         show_resources: bool,
@@ -287,7 +285,7 @@ impl Client {
     /// ShowAutopilotReleaseHistory: `GET .../releases/{name}/history`.
     pub async fn release_history(
         &self,
-        cluster: &ClusterTarget,
+        cluster: ClusterAddress<'_>,
         namespace: &str,
         name: &str,
     ) -> Result<Vec<Release>, ApiError> {
@@ -306,14 +304,11 @@ impl Client {
     /// ListAutopilotReleases: `GET /autopilot/cam/v3/clusters/{cluster_id}/releases`.
     pub async fn list_releases(
         &self,
-        cluster: &ClusterTarget,
+        cluster: ClusterAddress<'_>,
         namespace: Option<&str>,
         chart_id: Option<&str>,
     ) -> Result<Vec<Release>, ApiError> {
-        let mut path = String::with_capacity(RELEASES_ROOT.len() + cluster.id.len() + 16);
-        path.push_str(RELEASES_ROOT);
-        sign::encode_into(&mut path, &cluster.id);
-        path.push_str("/releases");
+        let path = releases_path(cluster);
         let mut pairs = Vec::with_capacity(2);
         if let Some(chart_id) = chart_id {
             pairs.push(("chart_id", chart_id));
@@ -329,7 +324,7 @@ impl Client {
     /// ShowAutopilotChart: `GET /autopilot/v2/charts/{chart_id}` on the cluster's endpoint.
     pub async fn show_chart(
         &self,
-        base: &ClusterTarget,
+        base: ClusterAddress<'_>,
         chart_id: &str,
     ) -> Result<Chart, ApiError> {
         let mut path = String::from("/autopilot/v2/charts/");
@@ -351,7 +346,7 @@ impl Client {
         &self,
         shape: Shape,
         method: Method,
-        cluster: &ClusterTarget,
+        cluster: ClusterAddress<'_>,
         path: &str,
         query: String,
         body: Vec<u8>,
@@ -359,8 +354,8 @@ impl Client {
         // reqwest's request future is kilobytes; boxed here, every future that awaits a call
         // holds a pointer to it instead of moving a copy of it at each level.
         Box::pin(async move {
-            let target = Target::new(self.endpoint(&cluster.endpoint)?, path, &query);
-            let headers = self.headers(&method, cluster, &target, &query, &body)?;
+            let target = Target::new(self.endpoint(cluster.endpoint)?, path, &query);
+            let headers = self.headers(&method, cluster.project_id, &target, &query, &body)?;
             let started = std::time::Instant::now();
             let mut request = self
                 .http
@@ -436,15 +431,12 @@ impl Client {
     fn headers(
         &self,
         method: &Method,
-        cluster: &ClusterTarget,
+        cluster_project_id: Option<&str>,
         target: &Target,
         query: &str,
         body: &[u8],
     ) -> Result<HeaderMap, ApiError> {
-        let project_id = cluster
-            .project_id
-            .as_deref()
-            .or_else(|| self.credentials.project_id());
+        let project_id = cluster_project_id.or_else(|| self.credentials.project_id());
         let mut headers = HeaderMap::with_capacity(6);
         headers.insert(
             reqwest::header::CONTENT_TYPE,
@@ -520,28 +512,6 @@ impl Client {
     }
 }
 
-impl ReleaseApi for Client {
-    async fn update_release(
-        &self,
-        at: ReleaseAddress<'_>,
-        body: &UpdateReleaseBody,
-    ) -> Result<Release, ApiError> {
-        Client::update_release(self, at.cluster, at.namespace, at.name, body).await
-    }
-
-    async fn show_release(&self, at: ReleaseAddress<'_>) -> Result<Release, ApiError> {
-        Client::show_release(self, at.cluster, at.namespace, at.name, false).await
-    }
-
-    async fn release_history(&self, at: ReleaseAddress<'_>) -> Result<Vec<Release>, ApiError> {
-        Client::release_history(self, at.cluster, at.namespace, at.name).await
-    }
-
-    async fn show_chart(&self, cluster: &ClusterTarget, chart_id: &str) -> Result<Chart, ApiError> {
-        Client::show_chart(self, cluster, chart_id).await
-    }
-}
-
 /// What a successful answer's body must be.
 #[derive(Clone, Copy)]
 enum Shape {
@@ -563,21 +533,6 @@ impl Shape {
             Shape::Array => "array",
         }
     }
-}
-
-/// `/autopilot/cam/v3/clusters/{id}/namespace/{ns}/releases/{name}{suffix}`, segments encoded.
-pub fn release_path(cluster: &ClusterTarget, namespace: &str, name: &str, suffix: &str) -> String {
-    let mut path = String::with_capacity(
-        RELEASES_ROOT.len() + cluster.id.len() + namespace.len() + name.len() + 32,
-    );
-    path.push_str(RELEASES_ROOT);
-    sign::encode_into(&mut path, &cluster.id);
-    path.push_str("/namespace/");
-    sign::encode_into(&mut path, namespace);
-    path.push_str("/releases/");
-    sign::encode_into(&mut path, name);
-    path.push_str(suffix);
-    path
 }
 
 /// An endpoint parsed and checked once per client: what every request to it starts from.
@@ -837,16 +792,14 @@ mod tests {
             Credentials::Token(crate::secret::Secret::new("t")),
         )
         .unwrap();
-        let cluster = ClusterTarget {
-            name: "c".into(),
-            id: "0f6b1c2e-5dc7-11ee-bf71-0255ac100b03".into(),
-            labels: Default::default(),
-            region: "cn-north-4".into(),
-            endpoint: "https://cce.invalid".into(),
+        let cluster = ClusterAddress {
+            name: "c",
+            id: "0f6b1c2e-5dc7-11ee-bf71-0255ac100b03",
+            endpoint: "https://cce.invalid",
             project_id: None,
         };
         let refused = client
-            .show_release(&cluster, "ns", "web", false)
+            .show_release(cluster, "ns", "web", false)
             .await
             .unwrap_err();
         assert_eq!(refused.kind, FailureKind::NotSent);

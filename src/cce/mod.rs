@@ -1,4 +1,5 @@
 //! The CCE Autopilot API client: models, endpoints, signing, credentials, errors.
+pub mod address;
 pub mod client;
 pub mod credentials;
 pub mod diff;

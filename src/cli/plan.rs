@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::Environment;
 use super::net::NetworkArgs;
 use super::plan_diff;
+use crate::cce::address::ClusterAddress;
 use crate::cce::client::Client;
 use crate::cce::credentials;
 use crate::error::{Error, Exit};
@@ -113,7 +114,12 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
 
 /// The path `apply` sends the operation's PUT to, encoded as the client encodes it.
 pub fn request_path(op: &Operation) -> String {
-    crate::cce::client::release_path(&op.cluster, &op.namespace, &op.release, "")
+    crate::cce::address::release_path(
+        ClusterAddress::from(&*op.cluster),
+        &op.namespace,
+        &op.release,
+        "",
+    )
 }
 
 /// The body as JSON with secret-looking values masked.
