@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cce::client::{ClientConfig, check_endpoint};
 use crate::cce::credentials::{CredentialSources, CredentialsError};
+use crate::cce::endpoint::{ClientConfig, check_endpoint};
 use crate::error::Error;
 use crate::plan::resolved::ExpandedPlan;
 
