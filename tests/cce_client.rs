@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use flotilla::cce::address::ClusterAddress;
 use flotilla::cce::client::{Client, ClientConfig, ClientError};
 use flotilla::cce::credentials::Credentials;
 use flotilla::cce::error::{ErrorClass, FailureKind};
@@ -24,7 +25,18 @@ use tokio::net::{TcpListener, TcpStream};
 const AK: &str = "AKTESTVALUE000";
 const SK: &str = "SKTESTVALUE0000000000";
 
-fn cluster(endpoint: &str, project_id: Option<&str>) -> ClusterTarget {
+/// The cluster as the client addresses it.
+fn cluster<'a>(endpoint: &'a str, project_id: Option<&'a str>) -> ClusterAddress<'a> {
+    ClusterAddress {
+        name: "prod-a",
+        id: "a870253f-5dc7-11ee-bf71-0255ac100b03",
+        endpoint,
+        project_id,
+    }
+}
+
+/// The same cluster as a plan describes it, for calls through the engine's [`ReleaseApi`].
+fn cluster_target(endpoint: &str, project_id: Option<&str>) -> ClusterTarget {
     ClusterTarget {
         name: "prod-a".into(),
         id: "a870253f-5dc7-11ee-bf71-0255ac100b03".into(),
@@ -205,7 +217,7 @@ async fn signed_put_sends_every_header_and_verifies_server_side() {
     };
     let target = cluster(&base, Some("plan-project"));
     let release = client
-        .update_release(&target, "default", "web", &body)
+        .update_release(target, "default", "web", &body)
         .await
         .unwrap();
     assert_eq!(release.status(), ReleaseStatus::PendingUpgrade);
@@ -244,7 +256,7 @@ async fn a_wrong_secret_key_does_not_verify() {
     let (base, recorder) = recording_server(Reply::json(200, release_json())).await;
     let client = Client::new(config(Duration::from_secs(5)), aksk(None, None)).unwrap();
     client
-        .show_release(&cluster(&base, None), "default", "web", false)
+        .show_release(cluster(&base, None), "default", "web", false)
         .await
         .unwrap();
     let received = recorder.received.lock().unwrap()[0].clone();
@@ -261,7 +273,7 @@ async fn gets_carry_content_type_and_token_auth() {
     )
     .unwrap();
     let history = client
-        .release_history(&cluster(&base, None), "default", "web")
+        .release_history(cluster(&base, None), "default", "web")
         .await
         .unwrap();
     assert_eq!(history.len(), 1);
@@ -291,13 +303,13 @@ async fn list_query_and_odd_names_are_encoded_and_still_verify() {
     .unwrap();
     let target = cluster(&base, None);
     let listed = client
-        .list_releases(&target, Some("team a/b"), Some("chart~1"))
+        .list_releases(target, Some("team a/b"), Some("chart~1"))
         .await
         .unwrap();
     assert!(listed.is_empty());
     // `[]` is not a release: a decode error, but the request went out.
     let err = client
-        .show_release(&target, "ns", "we b/ü", true)
+        .show_release(target, "ns", "we b/ü", true)
         .await
         .unwrap_err();
     assert_eq!(err.kind, FailureKind::Decode, "{err}");
@@ -331,7 +343,7 @@ async fn every_attempt_is_signed_afresh() {
         aksk(None, None),
     )
     .unwrap();
-    let target = cluster(&base, None);
+    let target = cluster_target(&base, None);
     let at = ReleaseAddress {
         cluster: &target,
         namespace: "default",
@@ -473,7 +485,7 @@ async fn every_error_shape_and_class() {
     for case in cases {
         *recorder.reply.lock().unwrap() = case.reply;
         let err = client
-            .show_release(&target, "default", "web", false)
+            .show_release(target, "default", "web", false)
             .await
             .unwrap_err();
         let what = format!("HTTP {}", case.status);
@@ -501,7 +513,7 @@ async fn an_unreadable_success_is_a_decode_error() {
     .await;
     let client = Client::new(config(Duration::from_secs(5)), aksk(None, None)).unwrap();
     let err = client
-        .show_release(&cluster(&base, None), "default", "web", false)
+        .show_release(cluster(&base, None), "default", "web", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind, FailureKind::Decode);
@@ -573,7 +585,7 @@ async fn a_hang_after_the_request_was_sent_is_timed_out() {
     .await;
     let client = Client::new(config(Duration::from_millis(300)), aksk(None, None)).unwrap();
     let err = client
-        .update_release(&cluster(&base, None), "default", "web", &put_body())
+        .update_release(cluster(&base, None), "default", "web", &put_body())
         .await
         .unwrap_err();
     let request = received.await.expect("the server got the whole request");
@@ -588,7 +600,7 @@ async fn a_connection_dropped_before_the_answer_is_lost_not_unsent() {
     let (base, received) = raw_server(|stream| async move { drop(stream) }).await;
     let client = Client::new(config(Duration::from_secs(5)), aksk(None, None)).unwrap();
     let err = client
-        .update_release(&cluster(&base, None), "default", "web", &put_body())
+        .update_release(cluster(&base, None), "default", "web", &put_body())
         .await
         .unwrap_err();
     received.await.expect("the server got the whole request");
@@ -609,7 +621,7 @@ async fn a_connection_dropped_mid_answer_is_lost() {
     .await;
     let client = Client::new(config(Duration::from_secs(5)), aksk(None, None)).unwrap();
     let err = client
-        .update_release(&cluster(&base, None), "default", "web", &put_body())
+        .update_release(cluster(&base, None), "default", "web", &put_body())
         .await
         .unwrap_err();
     received.await.expect("the server got the whole request");
@@ -626,7 +638,7 @@ async fn a_refused_connection_was_not_sent() {
     let client = Client::new(config(Duration::from_secs(5)), aksk(None, None)).unwrap();
     let err = client
         .update_release(
-            &cluster(&format!("http://{addr}"), None),
+            cluster(&format!("http://{addr}"), None),
             "default",
             "web",
             &put_body(),
@@ -641,12 +653,7 @@ async fn a_refused_connection_was_not_sent() {
 async fn plain_http_beyond_loopback_is_refused_before_sending() {
     let client = Client::new(config(Duration::from_secs(5)), aksk(None, None)).unwrap();
     let err = client
-        .show_release(
-            &cluster("http://192.0.2.1:9", None),
-            "default",
-            "web",
-            false,
-        )
+        .show_release(cluster("http://192.0.2.1:9", None), "default", "web", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind, FailureKind::NotSent);
@@ -662,7 +669,7 @@ async fn errors_and_debug_output_carry_no_secret() {
     .await;
     let client = Client::new(config(Duration::from_secs(5)), aksk(Some("STSECRET"), None)).unwrap();
     let err = client
-        .show_release(&cluster(&base, None), "default", "web", false)
+        .show_release(cluster(&base, None), "default", "web", false)
         .await
         .unwrap_err();
     let printed = format!("{err} {err:?} {client:?}");

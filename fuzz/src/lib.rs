@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use flotilla::cce::client::{http_error, parse_retry_after};
 use flotilla::cce::model::{Chart, Release};
 use flotilla::cce::sign::{self, CanonicalParts, SigningInput};
+use flotilla::cce::transport::{http_error, parse_retry_after};
 use flotilla::plan::{self, ExpandedPlan, LoadError};
 use flotilla::sim::auth::{path_segments, query_pairs};
 

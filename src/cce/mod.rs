@@ -1,8 +1,12 @@
-//! The CCE Autopilot API client: models, endpoints, signing, credentials, errors.
+//! The CCE Autopilot API: the client, addresses, endpoints, headers, signing, credentials, errors.
+pub mod address;
 pub mod client;
 pub mod credentials;
 pub mod diff;
+pub mod endpoint;
 pub mod error;
+pub mod headers;
 pub mod model;
 pub mod region;
 pub mod sign;
+pub mod transport;

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cce::client::{ClientConfig, check_endpoint};
-use crate::cce::credentials::CredentialSources;
+use crate::cce::credentials::{CredentialSources, CredentialsError};
+use crate::cce::endpoint::{ClientConfig, check_endpoint};
 use crate::error::Error;
 use crate::plan::resolved::ExpandedPlan;
 
@@ -90,6 +90,13 @@ impl NetworkArgs {
     }
 }
 
+/// Credentials that cannot be used end the command as invalid input (exit 2): nothing was sent.
+impl From<CredentialsError> for Error {
+    fn from(err: CredentialsError) -> Self {
+        Error::Credentials(err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +163,20 @@ mod tests {
         ])
         .unwrap();
         assert!(h.net.check().is_ok());
+    }
+
+    #[test]
+    fn missing_credentials_are_invalid_input_with_the_resolvers_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = CredentialSources::from_map(None, Default::default());
+        sources.profile_file = Some(dir.path().join("nothing-here"));
+        let resolved = crate::cce::credentials::resolve(&sources).unwrap_err();
+        let resolver_message = resolved.to_string();
+        let as_cli: Error = resolved.into();
+        assert_eq!(as_cli.exit(), crate::error::Exit::Invalid);
+        assert_eq!(
+            as_cli.to_string(),
+            format!("credentials: {resolver_message}")
+        );
     }
 }

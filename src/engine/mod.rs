@@ -1,6 +1,7 @@
 //! The engine: scheduling operations wave by wave within limits, retries, reconciliation and waiting.
 pub mod adapt;
 pub mod api;
+pub mod cce_api;
 pub mod charts;
 pub mod converge;
 pub mod event;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::cce::address::{ClusterAddress, release_path};
 use crate::plan::resolved::{ExpandedPlan, Operation, Rate, Wave, duration_text};
 use crate::plan::select::{Selector, Shard};
 use crate::secret;
@@ -15,7 +16,12 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// The path `apply` sends the operation's PUT to, encoded as the client encodes it.
 pub fn request_path(op: &Operation) -> String {
-    crate::cce::client::release_path(&op.cluster, &op.namespace, &op.release, "")
+    release_path(
+        ClusterAddress::from(&*op.cluster),
+        &op.namespace,
+        &op.release,
+        "",
+    )
 }
 
 /// The body as JSON with secret-looking values masked.

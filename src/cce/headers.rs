@@ -1,0 +1,113 @@
+//! The headers of a request: content type, project id, and authentication, either an IAM
+//! token or an `SDK-HMAC-SHA256` signature over exactly what is sent.
+
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::cce::credentials::Credentials;
+use crate::cce::endpoint::Target;
+use crate::cce::error::{ApiError, FailureKind};
+use crate::cce::sign;
+
+const CONTENT_TYPE_JSON: &str = "application/json";
+
+/// The headers sent, `Authorization` included, signed over exactly what is sent. The
+/// cluster's project id wins over the credentials' one; `now` is read only to sign.
+pub(super) fn request_headers(
+    credentials: &Credentials,
+    now: impl FnOnce() -> jiff::Timestamp,
+    method: &Method,
+    cluster_project_id: Option<&str>,
+    target: &Target,
+    query: &str,
+    body: &[u8],
+) -> Result<HeaderMap, ApiError> {
+    let project_id = cluster_project_id.or_else(|| credentials.project_id());
+    let mut headers = HeaderMap::with_capacity(6);
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static(CONTENT_TYPE_JSON),
+    );
+    if let Some(project_id) = project_id {
+        headers.insert(
+            HeaderName::from_static("x-project-id"),
+            header_value(project_id, "the project id")?,
+        );
+    }
+    match credentials {
+        Credentials::Token(token) => {
+            headers.insert(
+                HeaderName::from_static("x-auth-token"),
+                secret_header_value(token.expose(), "the IAM token")?,
+            );
+        }
+        Credentials::AkSk {
+            access_key,
+            secret_key,
+            security_token,
+            ..
+        } => {
+            let date = sign::sdk_date(now());
+            // Sorted by name: content-type, host, x-project-id, x-sdk-date, x-security-token.
+            let mut signed: [(&str, &str); 5] = [("", ""); 5];
+            let mut n = 0;
+            for (name, value) in [
+                ("content-type", Some(CONTENT_TYPE_JSON)),
+                ("host", Some(target.endpoint.host.as_str())),
+                ("x-project-id", project_id),
+                ("x-sdk-date", Some(date.as_str())),
+                (
+                    "x-security-token",
+                    security_token.as_ref().map(|t| t.expose()),
+                ),
+            ] {
+                if let Some(value) = value {
+                    signed[n] = (name, value);
+                    n += 1;
+                }
+            }
+            let authorization = sign::authorization_for(
+                &sign::CanonicalParts {
+                    method: method.as_str(),
+                    canonical_uri: &target.canonical_uri,
+                    canonical_query: query,
+                    sorted_headers: &signed[..n],
+                    body,
+                },
+                &date,
+                access_key.expose(),
+                secret_key.expose().as_bytes(),
+            );
+            headers.insert(
+                HeaderName::from_static("x-sdk-date"),
+                header_value(&date, "the date")?,
+            );
+            if let Some(token) = security_token {
+                headers.insert(
+                    HeaderName::from_static("x-security-token"),
+                    secret_header_value(token.expose(), "the security token")?,
+                );
+            }
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                secret_header_value(&authorization, "the access key")?,
+            );
+        }
+    }
+    Ok(headers)
+}
+
+fn header_value(value: &str, what: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(value).map_err(|_| {
+        let mut err = ApiError::new(FailureKind::NotSent);
+        err.message = Some(format!("{what} holds characters a header cannot carry"));
+        err
+    })
+}
+
+/// Like [`header_value`], marked sensitive so that no HTTP-level debug output shows it.
+fn secret_header_value(value: &str, what: &str) -> Result<HeaderValue, ApiError> {
+    let mut v = header_value(value, what)?;
+    v.set_sensitive(true);
+    Ok(v)
+}
