@@ -1,4 +1,5 @@
-//! Exit codes, and the one place errors become them.
+//! The process's exit codes. What becomes which is decided above: `cli::error::Error::exit` for
+//! errors, and the run's verdict in `cli` (see ARCHITECTURE.md).
 
 use std::process::ExitCode;
 
@@ -18,66 +19,5 @@ pub enum Exit {
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> Self {
         ExitCode::from(exit as u8)
-    }
-}
-
-/// Errors that end a command before or outside the engine's own reporting.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Problems already printed as diagnostics (plan errors with positions).
-    #[error("{count} problem(s) found")]
-    InvalidPlan { count: usize },
-    #[error("{0}")]
-    Usage(String),
-    #[error("credentials: {0}")]
-    Credentials(String),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Other(String),
-    /// The run ended with `run`, but a report could not be written: an interrupted run stays
-    /// 130, any other becomes a failure, since the CI job lost what it gates on.
-    #[error("{message}")]
-    Reports { message: String, run: Exit },
-}
-
-impl Error {
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
-    }
-
-    pub fn exit(&self) -> Exit {
-        match self {
-            Error::InvalidPlan { .. } | Error::Usage(_) | Error::Credentials(_) => Exit::Invalid,
-            Error::Io { .. } | Error::Other(_) => Exit::Failed,
-            Error::Reports {
-                run: Exit::Interrupted,
-                ..
-            } => Exit::Interrupted,
-            Error::Reports { .. } => Exit::Failed,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_report_that_could_not_be_written_keeps_an_interrupt_130_and_fails_anything_else() {
-        let reports = |run| Error::Reports {
-            message: "--junit /nope: denied".into(),
-            run,
-        };
-        assert_eq!(reports(Exit::Interrupted).exit(), Exit::Interrupted);
-        assert_eq!(reports(Exit::Success).exit(), Exit::Failed);
-        assert_eq!(reports(Exit::Failed).exit(), Exit::Failed);
     }
 }

@@ -10,13 +10,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{Interrupts, watch_run};
+use super::error::Error;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
 use super::{Environment, values};
 use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
 use crate::engine::{self, EngineOptions};
-use crate::error::{Error, Exit};
+use crate::error::Exit;
 use crate::journal::{FileJournal, JournalFile, JournalState, Record, default_journal_path};
 use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, RolloutOverrides};
 use crate::plan::select::{self, Selector, Shard};
@@ -195,8 +196,7 @@ impl ApplySettings {
         let mut plan = super::load_plan(&args.plan)?;
         plan.rollout.override_with(&args.limits.overrides());
         if !args.select.is_empty() || args.shard.is_some() {
-            plan = select::filter(&plan, &args.select, args.shard)
-                .map_err(|e| Error::Usage(e.to_string()))?;
+            plan = select::filter(&plan, &args.select, args.shard)?;
         }
         let journal_path = args
             .journal
@@ -205,7 +205,7 @@ impl ApplySettings {
         check_report_paths(args, &journal_path)?;
         let simulator = if args.simulate.simulate {
             let (config, credentials) = simulator_config(&args.simulate);
-            config.check().map_err(|e| Error::Usage(e.to_string()))?;
+            config.check().map_err(Error::SimulatorConfig)?;
             Some((config, credentials))
         } else {
             None
@@ -250,7 +250,11 @@ fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
                 path.display()
             )));
         }
-        check(path).map_err(|e| Error::Usage(format!("{flag} {}: {e}", path.display())))?;
+        check(path).map_err(|source| Error::ReportPath {
+            flag,
+            path: path.to_owned(),
+            source,
+        })?;
         taken.push((flag, lands));
     }
     Ok(())
@@ -279,7 +283,10 @@ async fn connect(
     if let Some((config, credentials)) = simulator {
         let sim = Simulator::start(config, &[&*plan])
             .await
-            .map_err(|e| Error::Other(format!("starting the simulator: {e}")))?;
+            .map_err(|source| Error::Simulator {
+                context: "starting the simulator: ",
+                source,
+            })?;
         plan.retarget(&sim.base_url());
         return Ok(Target {
             credentials,
@@ -342,17 +349,17 @@ async fn apply(
     // Installed before anything else, so that even an early signal ends in a report and 130.
     let mut interrupts = Interrupts::new();
     let target = connect(&args, &mut plan, simulator).await?;
-    let client = Client::new(args.net.client_config(&plan), target.credentials)
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    let client = Client::new(args.net.client_config(&plan), target.credentials)?;
     // Nothing has been sent yet: a journal that cannot be opened, or that another run holds,
     // is bad input, like a bad plan.
-    let journal_file = JournalFile::open(&journal_path).map_err(|e| Error::Usage(e.to_string()))?;
+    let journal_file = JournalFile::open(&journal_path).map_err(Error::Journal)?;
     // Read once this run holds the journal's lock, so that no other run can add to it.
     let resume = if args.resume {
-        Some(
-            JournalState::read_for_resume(&journal_path, &plan.hash, args.force_resume)
-                .map_err(|e| Error::Usage(e.to_string()))?,
-        )
+        Some(JournalState::read_for_resume(
+            &journal_path,
+            &plan.hash,
+            args.force_resume,
+        )?)
     } else {
         None
     };
@@ -365,7 +372,7 @@ async fn apply(
             settings_value.clone(),
         ))
         .await
-        .map_err(|e| Error::Other(e.to_string()))?;
+        .map_err(Error::JournalWrite)?;
 
     let mut progress = Progress::new(progress_mode, plan.operation_count());
     if progress_mode == ProgressMode::Bars {
@@ -419,9 +426,7 @@ async fn apply(
         tokio::spawn(async move { engine::run(&engine_plan, api, options, events_tx).await });
 
     watch_run(events, &mut progress, &plan, &cancel, &mut interrupts).await;
-    let outcome = engine_task
-        .await
-        .map_err(|e| Error::Other(format!("the engine stopped unexpectedly: {e}")))?;
+    let outcome = engine_task.await.map_err(Error::EngineStopped)?;
     progress.finish();
     logs.detach();
 
@@ -441,9 +446,10 @@ async fn apply(
     );
     // The simulator's request log and state file are written whatever became of the reports.
     if let Some(sim) = target.simulator {
-        sim.shutdown()
-            .await
-            .map_err(|e| Error::Other(format!("stopping the simulator: {e}")))?;
+        sim.shutdown().await.map_err(|source| Error::Simulator {
+            context: "stopping the simulator: ",
+            source,
+        })?;
     }
     written.map_err(|message| Error::Reports {
         message,

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use self::error::Error;
 use crate::engine::Verdict;
-use crate::error::{Error, Exit};
+use crate::error::Exit;
 
 /// Upgrade and roll back Helm releases across a fleet of Huawei Cloud CCE Autopilot clusters.
 #[derive(Debug, Parser)]
@@ -107,6 +108,7 @@ impl Environment {
 
 pub mod apply;
 pub mod dispatch;
+pub mod error;
 pub mod logging;
 pub mod net;
 pub mod plan;
@@ -135,6 +137,9 @@ pub fn main() -> ExitCode {
         Err(err) => {
             if !matches!(err, Error::InvalidPlan { .. }) {
                 eprintln!("error: {err}");
+            }
+            for cause in err.causes() {
+                tracing::debug!("caused by: {cause}");
             }
             err.exit().into()
         }

@@ -4,9 +4,9 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cce::credentials::{CredentialSources, CredentialsError};
+use super::error::Error;
+use crate::cce::credentials::CredentialSources;
 use crate::cce::endpoint::{ClientConfig, check_endpoint};
-use crate::error::Error;
 use crate::plan::resolved::ExpandedPlan;
 
 /// Flags flattened into every command that sends requests.
@@ -37,8 +37,12 @@ impl NetworkArgs {
     /// `--allow-insecure-http`. Call before anything is sent.
     pub fn check(&self) -> Result<(), Error> {
         match &self.endpoint {
-            Some(url) => check_endpoint(url, self.allow_insecure_http)
-                .map_err(|e| Error::Usage(format!("--endpoint: {e}"))),
+            Some(url) => {
+                check_endpoint(url, self.allow_insecure_http).map_err(|source| Error::Endpoint {
+                    context: "--endpoint".to_owned(),
+                    source,
+                })
+            }
             None => Ok(()),
         }
     }
@@ -59,8 +63,12 @@ impl NetworkArgs {
         let mut checked = HashSet::new();
         for op in plan.operations() {
             if checked.insert(op.cluster.endpoint.as_str()) {
-                check_endpoint(&op.cluster.endpoint, self.allow_insecure_http)
-                    .map_err(|e| Error::Usage(format!("cluster {}: {e}", op.cluster.name)))?;
+                check_endpoint(&op.cluster.endpoint, self.allow_insecure_http).map_err(
+                    |source| Error::Endpoint {
+                        context: format!("cluster {}", op.cluster.name),
+                        source,
+                    },
+                )?;
             }
         }
         Ok(())
@@ -87,13 +95,6 @@ impl NetworkArgs {
     /// SDK's profile file.
     pub fn credential_sources(&self) -> CredentialSources {
         CredentialSources::from_process(self.token_file.clone())
-    }
-}
-
-/// Credentials that cannot be used end the command as invalid input (exit 2): nothing was sent.
-impl From<CredentialsError> for Error {
-    fn from(err: CredentialsError) -> Self {
-        Error::Credentials(err.to_string())
     }
 }
 

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use super::Environment;
+use super::error::Error;
 use super::net::NetworkArgs;
 use crate::cce::client::Client;
 use crate::cce::credentials;
 use crate::engine::preview::preview;
-use crate::error::{Error, Exit};
+use crate::error::Exit;
 use crate::plan::resolved::ExpandedPlan;
 use crate::plan::select::{self, Selector, Shard};
 use crate::report::plan::{render_json, render_text};
@@ -50,8 +51,7 @@ pub struct PlanArgs {
 
 pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
     let plan = super::load_plan(&args.plan)?;
-    let filtered =
-        select::filter(&plan, &args.select, args.shard).map_err(|e| Error::Usage(e.to_string()))?;
+    let filtered = select::filter(&plan, &args.select, args.shard)?;
     if args.diff {
         return run_diff(&args, filtered);
     }
@@ -65,8 +65,10 @@ pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
         Format::Text => render_text(&args.plan, &filtered, &args.select, args.shard),
         Format::Json => {
             let doc = render_json(&args.plan, &filtered, &args.select, args.shard);
-            let mut s = serde_json::to_string_pretty(&doc)
-                .map_err(|e| Error::Other(format!("cannot encode the plan as JSON: {e}")))?;
+            let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
+                what: "plan",
+                source,
+            })?;
             s.push('\n');
             s
         }
@@ -81,8 +83,7 @@ pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
 fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     args.net.retarget(&mut plan)?;
     let credentials = credentials::resolve(&args.net.credential_sources())?;
-    let client = Client::new(args.net.client_config(&plan), credentials)
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    let client = Client::new(args.net.client_config(&plan), credentials)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -96,8 +97,10 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
         Format::Json => {
             let mut doc = render_json(&args.plan, &plan, &args.select, args.shard);
             plan_diff::add_to_json(&mut doc, &plan, &diffs);
-            let mut s = serde_json::to_string_pretty(&doc)
-                .map_err(|e| Error::Other(format!("cannot encode the diff as JSON: {e}")))?;
+            let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
+                what: "diff",
+                source,
+            })?;
             s.push('\n');
             s
         }

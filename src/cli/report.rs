@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::Environment;
-use crate::error::{Error, Exit};
+use super::error::Error;
+use crate::error::Exit;
 use crate::journal::JournalState;
 use crate::report::model::RunReport;
 use crate::report::render::{self, ReportFormat};
@@ -39,12 +40,14 @@ pub enum ReportCommand {
 
 /// A JSON report is one JSON object; a journal is JSON lines.
 fn load(path: &Path) -> Result<RunReport, Error> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Input {
+        path: path.to_owned(),
+        source,
+    })?;
     if let Ok(report) = serde_json::from_slice::<RunReport>(&bytes) {
         return Ok(report);
     }
-    let state = JournalState::read(path).map_err(|e| Error::Usage(e.to_string()))?;
+    let state = JournalState::read(path).map_err(Error::Journal)?;
     if state.plans.is_empty() {
         return Err(Error::Usage(format!(
             "{}: neither a flotilla journal nor a JSON report",
@@ -59,14 +62,15 @@ pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
         (Some(ReportCommand::Merge { reports, output }), _) => {
             let mut loaded = Vec::with_capacity(reports.len());
             for path in &reports {
-                let report = write::read_json(path).map_err(|e| Error::Usage(e.to_string()))?;
+                let report = write::read_json(path).map_err(Error::ReportInput)?;
                 loaded.push((path.display().to_string(), report));
             }
-            let merged = write::merge(loaded).map_err(|e| Error::Usage(e.to_string()))?;
+            let merged = write::merge(loaded).map_err(Error::ReportInput)?;
             let text = render::render(&merged, ReportFormat::Json, env.terminal_width);
             match output {
-                Some(path) => write::write_atomically(&path, text.as_bytes())
-                    .map_err(|e| Error::Other(e.to_string()))?,
+                Some(path) => {
+                    write::write_atomically(&path, text.as_bytes()).map_err(Error::ReportOutput)?
+                }
                 None => print!("{text}"),
             }
             Ok(merged.verdict().into())

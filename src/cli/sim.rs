@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use rand::RngExt;
 
+use super::error::Error;
 use super::{Environment, values};
-use crate::error::{Error, Exit};
+use crate::error::Exit;
 use crate::secret::Secret;
 use crate::sim::{SimAuth, SimConfig, Simulator};
 
@@ -129,12 +130,14 @@ impl SimArgs {
 pub fn run(args: SimArgs, _env: &Environment) -> Result<Exit, Error> {
     let mut plans = Vec::with_capacity(args.seed.len());
     for path in &args.seed {
-        let plan = crate::plan::load_path(path)
-            .map_err(|e| Error::Usage(format!("--seed {}: {e}", path.display())))?;
+        let plan = crate::plan::load_path(path).map_err(|source| Error::SimulatorSeed {
+            path: path.clone(),
+            source,
+        })?;
         plans.push(plan);
     }
     let config = args.config();
-    config.check().map_err(|e| Error::Usage(e.to_string()))?;
+    config.check().map_err(Error::SimulatorConfig)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,7 +154,10 @@ async fn serve(
     let rng_seed = config.rng_seed;
     let sim = Simulator::start(config, &seed_refs)
         .await
-        .map_err(|e| Error::Other(e.to_string()))?;
+        .map_err(|source| Error::Simulator {
+            context: "",
+            source,
+        })?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", sim.base_url())
@@ -169,9 +175,10 @@ async fn serve(
         .await
         .map_err(|e| Error::io("listening for signals", e))?;
     eprintln!("stopping");
-    sim.shutdown()
-        .await
-        .map_err(|e| Error::Other(e.to_string()))?;
+    sim.shutdown().await.map_err(|source| Error::Simulator {
+        context: "",
+        source,
+    })?;
     Ok(Exit::Success)
 }
 

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use super::Environment;
-use crate::error::{Error, Exit};
+use super::error::Error;
+use crate::error::Exit;
 use crate::plan;
 
 #[derive(Debug, clap::Args)]
