@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use reqwest::Url;
 use serde_json::Value;
 
-const VECTORS: &str = include_str!("fixtures/sdk-signing-vectors.json");
+const VECTORS: &str = include_str!("../fixtures/sdk-signing-vectors.json");
 
 fn decoded(s: &str) -> String {
     percent_decode_str(s).decode_utf8().unwrap().into_owned()

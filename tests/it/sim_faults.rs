@@ -1,14 +1,12 @@
 //! Gateway behaviour and faults: each fault at its rate over a seeded run (and the same run for
 //! the same seed), what each one applies, throttling with its documented 429, and latency.
 
-pub mod sim_support;
-
 use std::time::{Duration, Instant};
 
 use flotilla::sim::{RunningSim, SimConfig, Simulator};
 use futures::StreamExt;
 use serde_json::json;
-use sim_support::{client, fleet, release_url, send};
+use crate::sim_support::{client, fleet, release_url, send};
 
 /// What the client saw: an HTTP status, or no answer (cut or timed out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +163,7 @@ async fn hang_rate_leaves_requests_unanswered_at_its_rate() {
     );
 }
 
-async fn put_upgrade(sim: &RunningSim, tag: &str) -> Result<sim_support::Reply, reqwest::Error> {
+async fn put_upgrade(sim: &RunningSim, tag: &str) -> Result<crate::sim_support::Reply, reqwest::Error> {
     let c = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()

@@ -1,8 +1,6 @@
 //! Authentication: every SDK signing vector is accepted when replayed with its AK/SK and date;
 //! tampering, clock skew, a wrong project or token are 401 `APIG.0301`.
 
-pub mod sim_support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,12 +9,12 @@ use flotilla::secret::Secret;
 use flotilla::sim::auth::{SIGNATURE_MISMATCH, parse_sdk_date};
 use flotilla::sim::{RunningSim, SimAuth, SimConfig, Simulator};
 use serde_json::Value;
-use sim_support::{client, plan, release_url};
+use crate::sim_support::{client, plan, release_url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A copy of `shared/reference/sdk-signing-vectors.json`, so that the tests run anywhere.
-const VECTORS: &str = include_str!("fixtures/sdk-signing-vectors.json");
+const VECTORS: &str = include_str!("../fixtures/sdk-signing-vectors.json");
 const VECTOR_HOST: &str = "cce.cn-north-4.myhuaweicloud.com";
 
 struct Vector {
@@ -320,7 +318,7 @@ async fn requests_signed_by_the_project_signer_are_accepted_and_unsigned_ones_re
             sk: Secret::new("SKTEST"),
             project_id: None,
         }),
-        &[&sim_support::fleet()],
+        &[&crate::sim_support::fleet()],
     )
     .await
     .unwrap();
@@ -384,7 +382,7 @@ async fn requests_signed_by_the_project_signer_are_accepted_and_unsigned_ones_re
 async fn token_mode_checks_x_auth_token() {
     let sim = Simulator::start(
         SimConfig::default().with_auth(SimAuth::Token(Secret::new("tok-123"))),
-        &[&sim_support::fleet()],
+        &[&crate::sim_support::fleet()],
     )
     .await
     .unwrap();

@@ -1,12 +1,10 @@
 //! Waves, failure budgets across waves, `rollback_on_failure` and `--dry-run`, end to end
 //! against the simulator: the proofs are orderings in its request log and its state history.
 
-pub mod e2e_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e_support::*;
+use crate::e2e_support::*;
 use flotilla::cce::model::ReleaseStatus;
 use flotilla::engine::{EngineOptions, Outcome};
 

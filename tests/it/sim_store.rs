@@ -1,13 +1,11 @@
 //! The store's release semantics and state machine, under paused tokio time.
 
-pub mod sim_support;
-
 use std::time::Duration;
 
 use flotilla::cce::model::{Action, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
 use flotilla::sim::store::{ReleaseKey, Store, codes};
 use serde_json::{Value, json};
-use sim_support::{fleet, values_of};
+use crate::sim_support::{fleet, values_of};
 
 fn seeded(settle: Duration) -> Store {
     let mut store = Store::new(settle);

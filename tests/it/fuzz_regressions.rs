@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The fuzz targets' bodies, shared with `fuzz/fuzz_targets/` (see fuzz/src/lib.rs).
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod checks;
 
 /// Generous for a debug build on a busy 2-core machine (the alias bomb takes about 1.4 s of CPU

@@ -2,8 +2,6 @@
 //! (a second apply of the same plan sends zero PUTs), and `flotilla plan --diff` as the real
 //! binary labelling each operation.
 
-pub mod e2e_support;
-
 use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
@@ -69,7 +67,7 @@ async fn apply(plan: &ExpandedPlan) -> RunReport {
 }
 
 fn puts(sim: &RunningSim) -> usize {
-    e2e_support::puts(&sim.request_log()).count()
+    crate::e2e_support::puts(&sim.request_log()).count()
 }
 
 fn chart_gets(sim: &RunningSim) -> usize {
@@ -125,13 +123,13 @@ async fn a_second_apply_of_the_same_plan_sends_zero_puts() {
 async fn flotilla(args: Vec<String>, credentials: bool) -> Output {
     let home = tempfile::tempdir().unwrap();
     let mut command = if credentials {
-        e2e_support::flotilla_with_credentials(home.path())
+        crate::e2e_support::flotilla_with_credentials(home.path())
     } else {
-        e2e_support::flotilla(home.path())
+        crate::e2e_support::flotilla(home.path())
     };
     // Plan paths in `args` are absolute or relative to the crate, as `cargo test` runs.
     command.current_dir(env!("CARGO_MANIFEST_DIR")).args(&args);
-    e2e_support::output_within(Duration::from_secs(60), command).await
+    crate::e2e_support::output_within(Duration::from_secs(60), command).await
 }
 
 fn diff_args(sim: &RunningSim, extra: &[&str]) -> Vec<String> {
@@ -199,7 +197,7 @@ async fn plan_diff_labels_each_operation_against_the_live_releases() {
         text.contains("18 change, 2 unchanged, 1 unknown, 0 missing, 0 error"),
         "{text}"
     );
-    for secret in [CHECKOUT_SECRET, e2e_support::TEST_SK] {
+    for secret in [CHECKOUT_SECRET, crate::e2e_support::TEST_SK] {
         assert!(!text.contains(secret) && !stderr.contains(secret));
     }
     assert_eq!(puts(&sim), puts_before, "plan --diff sent a PUT");

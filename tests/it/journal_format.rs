@@ -4,12 +4,10 @@
 //! both versions named, by `apply --resume`, by a fresh `apply` and by `report`, with nothing
 //! sent and the file untouched.
 
-pub mod e2e_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use e2e_support::*;
+use crate::e2e_support::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -1,15 +1,13 @@
 //! The simulator's HTTP contract: every route, its shapes and error codes, `/_sim/state`, the
 //! request log and the `--state` file, over a real socket (real time, short settle).
 
-pub mod sim_support;
-
 use std::time::Duration;
 
 use flotilla::cce::model::{Chart, Release, ReleaseStatus};
 use flotilla::sim::{LogEntry, RunningSim, SimConfig, Simulator};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sim_support::{client, fleet, get, put, release_url, send, values_of};
+use crate::sim_support::{client, fleet, get, put, release_url, send, values_of};
 
 async fn start(settle: Duration) -> RunningSim {
     Simulator::start(SimConfig::default().with_settle(settle), &[&fleet()])

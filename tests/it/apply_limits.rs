@@ -1,11 +1,9 @@
 //! The engine's limits held end to end, proven from the simulator's request log: operations in
 //! flight overall and per cluster, and requests per 1-second window.
 
-pub mod e2e_support;
-
 use std::time::Duration;
 
-use e2e_support::*;
+use crate::e2e_support::*;
 use flotilla::engine::Outcome;
 use flotilla::sim::SimConfig;
 

@@ -1,13 +1,11 @@
 //! `flotilla sim` as a process: the `listening on` line, serving, and a clean stop on SIGTERM
 //! that writes the state file and the request log.
 
-pub mod sim_support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
 use flotilla::sim::{LogEntry, SimStateSnapshot, Store};
-use sim_support::{fleet, release_url};
+use crate::sim_support::{fleet, release_url};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -92,9 +90,9 @@ async fn sim_binary_serves_and_stops_cleanly_on_sigterm_writing_state_and_log() 
         &[],
     )
     .await;
-    let c = sim_support::client();
+    let c = crate::sim_support::client();
     let url = release_url(&sim.base_url, "c1", "web", "frontend");
-    let reply = sim_support::put(
+    let reply = crate::sim_support::put(
         &c,
         &url,
         serde_json::json!({"action": "upgrade", "values": {"imageTag": "v5"}}),
@@ -102,7 +100,7 @@ async fn sim_binary_serves_and_stops_cleanly_on_sigterm_writing_state_and_log() 
     .await;
     assert_eq!(reply.status, 200);
     assert_eq!(
-        sim_support::get(&c, &format!("{}/nowhere", sim.base_url))
+        crate::sim_support::get(&c, &format!("{}/nowhere", sim.base_url))
             .await
             .status,
         404
@@ -135,8 +133,8 @@ async fn credentials_from_the_environment_are_enforced_and_never_printed() {
         ],
     )
     .await;
-    let reply = sim_support::get(
-        &sim_support::client(),
+    let reply = crate::sim_support::get(
+        &crate::sim_support::client(),
         &format!("{}/_sim/state", sim.base_url),
     )
     .await;
@@ -144,8 +142,8 @@ async fn credentials_from_the_environment_are_enforced_and_never_printed() {
         reply.status, 200,
         "the simulator's own route needs no signature"
     );
-    let api = sim_support::get(
-        &sim_support::client(),
+    let api = crate::sim_support::get(
+        &crate::sim_support::client(),
         &release_url(&sim.base_url, "c1", "web", "x"),
     )
     .await;

@@ -184,7 +184,7 @@ fn json_report_matches_its_schema_and_round_trips() {
     let report = sample();
     let value = serde_json::to_value(&report).unwrap();
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(&value)

@@ -2,12 +2,10 @@
 //! something failed, 2 for a bad plan, missing credentials or an insecure endpoint (and then
 //! not one request reaches the simulator). 130 is in `apply_signals.rs`.
 
-pub mod e2e_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use e2e_support::*;
+use crate::e2e_support::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
 

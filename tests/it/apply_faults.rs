@@ -2,12 +2,10 @@
 //! throttling at once, and still every operation succeeds and no release is changed twice;
 //! deploy failures are reported and the budget halts exactly when it should.
 
-pub mod e2e_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e_support::*;
+use crate::e2e_support::*;
 use flotilla::engine::Outcome;
 
 /// Retries generous enough that a request failing half the time still gets through, and a

@@ -1,12 +1,10 @@
 //! SIGINT end to end, from the real binary: exit 130, no request reaches the simulator after
 //! the signal (only those already in flight finish), and the report is written.
 
-pub mod e2e_support;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e_support::*;
+use crate::e2e_support::*;
 
 /// How long the child may take to notice a signal (it is delivered asynchronously, and this
 /// machine is shared): a request sent within this time of `kill` was already on its way.

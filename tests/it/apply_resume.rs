@@ -3,15 +3,13 @@
 //! same journal. Every release ends applied exactly once, and the report is complete. Resume
 //! refuses a changed plan unless forced.
 
-pub mod e2e_support;
-
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use e2e_support::*;
+use crate::e2e_support::*;
 use flotilla::journal::JournalState;
 use rand::{RngExt as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;

@@ -2,12 +2,10 @@
 //! parses back, and no output (terminal, reports, journal, logs at -vvv) holds the AK, the SK
 //! or a secret-looking value, although the simulator proves they were used.
 
-pub mod e2e_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use e2e_support::*;
+use crate::e2e_support::*;
 
 const SECRET_VALUE: &str = "hunter2-SECRET";
 

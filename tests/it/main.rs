@@ -1,0 +1,31 @@
+//! Every integration test, in one binary: one link of the library and its dependencies
+//! instead of one per file. Each module is one theme; `e2e_support` runs the real binary
+//! against the simulator, `sim_support` talks to the simulator directly.
+
+mod apply_exit_codes;
+mod apply_faults;
+mod apply_limits;
+mod apply_outputs;
+mod apply_resume;
+mod apply_signals;
+mod apply_waves;
+mod cce_client;
+mod cce_sign;
+mod ci_recipes;
+mod converge;
+mod docs_commands;
+mod docs_links;
+mod e2e_support;
+mod fuzz_regressions;
+mod journal_format;
+mod layers;
+mod plan_cli;
+mod plan_load;
+mod properties;
+mod report_render;
+mod sim_api;
+mod sim_auth;
+mod sim_cli;
+mod sim_faults;
+mod sim_store;
+mod sim_support;
