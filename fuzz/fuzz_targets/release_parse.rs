@@ -1,5 +1,5 @@
 //! libFuzzer entry point for `flotilla_fuzz::release_parse`; the checks live in the library so that
-//! `tests/fuzz_regressions.rs` replays saved inputs through exactly the same code.
+//! `tests/it/fuzz_regressions.rs` replays saved inputs through exactly the same code.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| flotilla_fuzz::release_parse(data));

@@ -1,6 +1,6 @@
 //! The fuzz targets' bodies: each takes raw bytes, drives one flotilla entry point with them and
 //! panics if an invariant breaks. libFuzzer calls them from `fuzz_targets/`; the main crate's
-//! `tests/fuzz_regressions.rs` includes this file to replay every saved input the same way.
+//! `tests/it/fuzz_regressions.rs` includes this file to replay every saved input the same way.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
