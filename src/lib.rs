@@ -1,4 +1,7 @@
 //! flotilla: upgrade and roll back Helm releases across a fleet of CCE Autopilot clusters.
+//!
+//! The layers, what each module owns and the flow of one operation: `ARCHITECTURE.md` at the
+//! top of the repository.
 pub mod atomic_file;
 pub mod cce;
 pub mod cli;

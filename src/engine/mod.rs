@@ -1,4 +1,7 @@
 //! The engine: scheduling operations wave by wave within limits, retries, reconciliation and waiting.
+//!
+//! It has no I/O of its own: it talks through the `ReleaseApi` and `Journal` traits and an event
+//! channel (see `ARCHITECTURE.md`, "The flow of one operation").
 pub mod adapt;
 pub mod api;
 pub mod cce_api;

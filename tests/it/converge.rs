@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use flotilla::cce::client::{Client, ClientConfig};
 use flotilla::cce::credentials::Credentials;
-use flotilla::cli::net::NetworkArgs;
 use flotilla::engine::{Convergence, EngineOptions, Outcome, RunReport};
 use flotilla::plan::resolved::{ExpandedPlan, Rate};
 use flotilla::secret::Secret;
@@ -44,12 +43,7 @@ async fn start_sim(plan: &ExpandedPlan) -> RunningSim {
 
 fn pointed_at(plan: &ExpandedPlan, sim: &RunningSim) -> ExpandedPlan {
     let mut plan = plan.clone();
-    let net = NetworkArgs {
-        endpoint: Some(sim.base_url()),
-        ..NetworkArgs::default()
-    };
-    net.retarget(&mut plan)
-        .expect("a loopback endpoint is fine");
+    plan.retarget(&sim.base_url());
     plan
 }
 

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use crate::sim_support::{client, fleet, get, put, release_url, send, values_of};
 use flotilla::cce::model::{Chart, Release, ReleaseStatus};
 use flotilla::sim::{LogEntry, RunningSim, SimConfig, Simulator};
 use reqwest::Method;
 use serde_json::{Value, json};
-use crate::sim_support::{client, fleet, get, put, release_url, send, values_of};
 
 async fn start(settle: Duration) -> RunningSim {
     Simulator::start(SimConfig::default().with_settle(settle), &[&fleet()])

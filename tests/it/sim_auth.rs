@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::sim_support::{client, plan, release_url};
 use flotilla::cce::sign::{self, SigningInput};
 use flotilla::secret::Secret;
 use flotilla::sim::auth::{SIGNATURE_MISMATCH, parse_sdk_date};
 use flotilla::sim::{RunningSim, SimAuth, SimConfig, Simulator};
 use serde_json::Value;
-use crate::sim_support::{client, plan, release_url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

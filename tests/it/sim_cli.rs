@@ -4,8 +4,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use flotilla::sim::{LogEntry, SimStateSnapshot, Store};
 use crate::sim_support::{fleet, release_url};
+use flotilla::sim::{LogEntry, SimStateSnapshot, Store};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::sim_support::{client, fleet, release_url, send};
 use flotilla::sim::{RunningSim, SimConfig, Simulator};
 use futures::StreamExt;
 use serde_json::json;
-use crate::sim_support::{client, fleet, release_url, send};
 
 /// What the client saw: an HTTP status, or no answer (cut or timed out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +163,10 @@ async fn hang_rate_leaves_requests_unanswered_at_its_rate() {
     );
 }
 
-async fn put_upgrade(sim: &RunningSim, tag: &str) -> Result<crate::sim_support::Reply, reqwest::Error> {
+async fn put_upgrade(
+    sim: &RunningSim,
+    tag: &str,
+) -> Result<crate::sim_support::Reply, reqwest::Error> {
     let c = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
+use crate::sim_support::{fleet, values_of};
 use flotilla::cce::model::{Action, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
 use flotilla::sim::store::{ReleaseKey, Store, codes};
 use serde_json::{Value, json};
-use crate::sim_support::{fleet, values_of};
 
 fn seeded(settle: Duration) -> Store {
     let mut store = Store::new(settle);
