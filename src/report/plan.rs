@@ -24,6 +24,14 @@ pub fn request_path(op: &Operation) -> String {
     )
 }
 
+/// `  #3    prod-1 (cluster id)  shop/web  upgrade`: how an operation is named in every listing.
+pub fn operation_line(op: &Operation) -> String {
+    format!(
+        "  #{:<4} {} ({})  {}/{}  {}",
+        op.index, op.cluster.name, op.cluster.id, op.namespace, op.release, op.action
+    )
+}
+
 /// The body as JSON with secret-looking values masked.
 fn redacted_body(op: &Operation) -> Value {
     let body = serde_json::to_value(&*op.body).unwrap_or(Value::Null);
@@ -163,21 +171,12 @@ pub fn render_text(
             settings.join(", ")
         );
         for op in &wave.operations {
-            let _ = writeln!(
-                out,
-                "  #{:<4} {} ({})  {}/{}  {}{}",
-                op.index,
-                op.cluster.name,
-                op.cluster.id,
-                op.namespace,
-                op.release,
-                op.action,
-                if op.rollback_on_failure {
-                    ", rollback on failure"
-                } else {
-                    ""
-                }
-            );
+            let rollback = if op.rollback_on_failure {
+                ", rollback on failure"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "{}{rollback}", operation_line(op));
             let _ = writeln!(
                 out,
                 "         PUT {}{}",

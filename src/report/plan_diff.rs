@@ -14,6 +14,7 @@ use crate::engine::converge::{Convergence, Decision};
 use crate::engine::outcome::OperationError;
 use crate::engine::preview::Preview;
 use crate::plan::resolved::ExpandedPlan;
+use crate::report::plan::operation_line;
 
 /// What `plan --diff` found for one operation.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,17 +148,7 @@ pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
             let Some(diff) = by_index.get(&op.index) else {
                 continue;
             };
-            let _ = writeln!(
-                out,
-                "  #{:<4} {} ({})  {}/{}  {}: {}",
-                op.index,
-                op.cluster.name,
-                op.cluster.id,
-                op.namespace,
-                op.release,
-                op.action,
-                diff.label()
-            );
+            let _ = writeln!(out, "{}: {}", operation_line(op), diff.label());
             match diff {
                 OperationDiff::Compared(c) => {
                     let _ = writeln!(
