@@ -171,6 +171,10 @@ pub struct SimulateArgs {
     /// Share of connections cut before anything is applied.
     #[arg(long, requires = "simulate", value_parser = values::probability, value_name = "P")]
     pub sim_reset_rate: Option<f64>,
+    /// Rehearse F times faster: soaks, polls, waits, time-outs, back-offs, settling and
+    /// latency divided by F, rates and the throttle multiplied by F. The report records F.
+    #[arg(long, requires = "simulate", value_parser = values::time_scale, value_name = "F")]
+    pub time_scale: Option<f64>,
     /// Seed of the simulator's fault draws, to replay a run.
     #[arg(long, requires = "simulate", value_name = "N")]
     pub sim_rng_seed: Option<u64>,
@@ -203,6 +207,9 @@ impl ApplySettings {
             .clone()
             .unwrap_or_else(|| default_journal_path(&plan, args.shard));
         check_report_paths(args, &journal_path)?;
+        if let Some(factor) = args.simulate.time_scale {
+            plan.speed_up(factor);
+        }
         let simulator = if args.simulate.simulate {
             let (config, credentials) = simulator_config(&args.simulate);
             config.check().map_err(Error::SimulatorConfig)?;
@@ -318,6 +325,9 @@ fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
     config.reset_rate = flags.sim_reset_rate.unwrap_or(0.0);
     config.rng_seed = flags.sim_rng_seed.unwrap_or_else(|| rng.random());
     config.request_log = flags.sim_request_log.clone();
+    if let Some(factor) = flags.time_scale {
+        config.speed_up(factor);
+    }
     (config, credentials)
 }
 
@@ -330,6 +340,7 @@ fn settings_json(args: &ApplyArgs, plan: &ExpandedPlan) -> serde_json::Value {
         "select": args.select.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "shard": args.shard.map(|s| s.to_string()),
         "simulate": args.simulate.simulate,
+        "time_scale": args.simulate.time_scale,
     })
 }
 
@@ -385,6 +396,12 @@ async fn apply(
             sim.base_url(),
             sim.rng_seed()
         ));
+        if let Some(factor) = args.simulate.time_scale {
+            progress.note(&format!(
+                "time runs {factor}x faster (--time-scale): soaks, polls, waits, time-outs and \
+                 settling are divided by {factor}, rates multiplied by it"
+            ));
+        }
     }
     if progress_mode != ProgressMode::Never {
         progress.note(&format!(

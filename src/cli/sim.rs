@@ -83,6 +83,10 @@ pub struct SimArgs {
     /// Write one JSON line per request to this file.
     #[arg(long, value_name = "FILE")]
     pub request_log: Option<PathBuf>,
+    /// Run F times faster: settling, latency and jitter divided by F, the throttle multiplied
+    /// by F (for a plan rehearsed with the same factor).
+    #[arg(long, value_parser = values::time_scale, value_name = "F")]
+    pub time_scale: Option<f64>,
 }
 
 fn secret_value(text: &str) -> Result<Secret, String> {
@@ -105,7 +109,7 @@ impl SimArgs {
             (_, _, Some(token)) => SimAuth::Token(token.clone()),
             _ => SimAuth::None,
         };
-        SimConfig {
+        let mut config = SimConfig {
             listen: self.listen,
             auth,
             settle: self.settle,
@@ -123,7 +127,11 @@ impl SimArgs {
             retain_log: false,
             state_file: self.state.clone(),
             clock: None,
+        };
+        if let Some(factor) = self.time_scale {
+            config.speed_up(factor);
         }
+        config
     }
 }
 

@@ -23,6 +23,14 @@ pub fn probability(text: &str) -> Result<f64, String> {
     }
 }
 
+/// How many times faster a rehearsal runs: at least 1, at most 10,000.
+pub fn time_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (1.0..=10_000.0).contains(&f) => Ok(f),
+        _ => Err(format!("{text:?} is not a speed-up from 1 to 10000")),
+    }
+}
+
 /// A positive number of requests per second.
 pub fn per_second(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {

@@ -45,6 +45,26 @@ impl ExpandedPlan {
 
     /// Sends every cluster's requests to `endpoint` (a `--endpoint` override or a simulator),
     /// keeping one shared target per cluster.
+    /// The plan as a rehearsal `factor` times faster (`--time-scale`): every duration it waits
+    /// for (soaks, polls, wait and request time-outs, retry back-offs) divided by `factor`, and
+    /// every rate multiplied by it, so that the same requests go out in the same order and
+    /// proportions, only sooner.
+    pub fn speed_up(&mut self, factor: f64) {
+        let faster = |d: &mut Duration| *d = d.div_f64(factor);
+        let r = &mut self.rollout;
+        faster(&mut r.request_timeout);
+        faster(&mut r.retry.backoff);
+        faster(&mut r.retry.max_backoff);
+        faster(&mut r.wait.timeout);
+        faster(&mut r.wait.poll);
+        if let Rate::PerSecond(rate) = &mut r.rate {
+            *rate *= factor;
+        }
+        for wave in &mut self.waves {
+            faster(&mut wave.soak);
+        }
+    }
+
     pub fn retarget(&mut self, endpoint: &str) {
         let mut retargeted: std::collections::HashMap<String, Arc<ClusterTarget>> =
             std::collections::HashMap::new();
@@ -314,6 +334,43 @@ mod tests {
         assert!(!FailureBudget::Percent(10.0).exceeded(1, 10));
         assert!(FailureBudget::Percent(10.0).exceeded(2, 10));
         assert!(!FailureBudget::Percent(100.0).exceeded(10, 10));
+    }
+
+    #[test]
+    fn a_plan_sped_up_waits_less_and_sends_faster_in_the_same_proportions() {
+        let mut plan = crate::plan::load_source(
+            std::path::Path::new("t.yaml"),
+            br#"version: 1
+target: { region: cn-north-4 }
+clusters: { c: { id: 00000001-0000-4000-8000-000000000000 } }
+defaults: { chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05 }
+rollout:
+  rate: 20
+  request_timeout: 30s
+  retry: { backoff: 600ms, max_backoff: 30s }
+  wait: { timeout: 15m, poll: 10s }
+  waves: [ { name: one, select: { labels: {} }, soak: 5m } ]
+releases: [ { name: web, namespace: shop, cluster: c } ]
+"#,
+            &|_| None,
+        )
+        .unwrap();
+        plan.speed_up(60.0);
+        let r = &plan.rollout;
+        assert_eq!(r.rate, Rate::PerSecond(1200.0));
+        assert_eq!(r.request_timeout, Duration::from_millis(500));
+        assert_eq!(r.retry.backoff, Duration::from_millis(10));
+        assert_eq!(r.retry.max_backoff, Duration::from_millis(500));
+        assert_eq!(r.wait.timeout, Duration::from_secs(15));
+        assert_eq!(r.wait.poll, Duration::from_nanos(166_666_667));
+        assert_eq!(plan.waves[0].soak, Duration::from_secs(5));
+        // What is not time stays as planned.
+        assert_eq!(r.retry.attempts, 5);
+        assert_eq!(r.burst, 10);
+
+        plan.rollout.rate = Rate::Unlimited;
+        plan.speed_up(2.0);
+        assert_eq!(plan.rollout.rate, Rate::Unlimited);
     }
 
     #[test]

@@ -125,6 +125,16 @@ impl SimConfig {
         self
     }
 
+    /// The simulator `factor` times faster (`--time-scale`): settling and latency divided by
+    /// it, the throttle's rate multiplied by it, so that a rehearsal sped up as much behaves
+    /// as it would at full length.
+    pub fn speed_up(&mut self, factor: f64) {
+        self.settle = self.settle.div_f64(factor);
+        self.latency = self.latency.div_f64(factor);
+        self.jitter = self.jitter.div_f64(factor);
+        self.throttle = self.throttle.map(|rps| rps * factor);
+    }
+
     pub fn fault_rates(&self) -> FaultRates {
         FaultRates {
             error: self.error_rate,

@@ -22,6 +22,7 @@ mod layers;
 mod plan_cli;
 mod plan_load;
 mod properties;
+mod rehearsal;
 mod report_render;
 mod sim_api;
 mod sim_auth;

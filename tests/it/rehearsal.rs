@@ -1,0 +1,57 @@
+//! Rehearsals with `apply --simulate`: a real plan's soaks, polls and settling run
+//! `--time-scale` times faster, and the report says so.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::e2e_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_plan_rehearses_sped_up_and_the_report_records_the_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/fleet-upgrade.yaml");
+    let report_path = dir.path().join("report.json");
+    let mut command = flotilla(dir.path());
+    // The variables an unattended run must be given, given.
+    command
+        .env("IMAGE_TAG", "3.1.0")
+        .env("PAYMENTS_DB_PASSWORD", "rehearsal-only")
+        .env("CN_NORTH_4_PROJECT_ID", "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e")
+        .env("CN_EAST_3_PROJECT_ID", "1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f")
+        .arg("apply")
+        .arg(&plan)
+        .args(["--simulate", "--time-scale", "100", "--progress", "plain"])
+        .arg("--report-json")
+        .arg(&report_path);
+    // Seven minutes of soaks and ten-second polls, a hundred times faster: seconds.
+    let out = output_within(Duration::from_secs(120), command).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("time runs 100x faster"), "{stderr}");
+
+    let report = read_json(&report_path);
+    assert_valid_report(&report);
+    assert_eq!(report["settings"]["time_scale"], 100.0);
+    assert_eq!(report["settings"]["rollout"]["wait"]["poll"], "100ms");
+    assert_eq!(report["settings"]["rollout"]["rate"], 2000.0);
+    assert_eq!(report["summary"]["failed"], 0);
+    assert!(report["summary"]["succeeded"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn the_time_scale_is_only_for_rehearsals_and_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        flotilla(dir.path())
+            .arg("apply")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo.yaml"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let without_simulate = run(&["--time-scale", "10"]);
+    assert_eq!(without_simulate.status.code(), Some(2));
+    let too_fast = run(&["--simulate", "--time-scale", "0.5"]);
+    assert_eq!(too_fast.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&too_fast.stderr).contains("from 1 to 10000"));
+}
