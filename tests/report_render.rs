@@ -108,6 +108,7 @@ fn sample() -> RunReport {
         summary: Summary::of(&operations),
         halted: Some("wave prod exceeded max_failures 0".into()),
         interrupted: false,
+        credentials_refused: None,
         missing_shards: Vec::new(),
         operations,
     }
