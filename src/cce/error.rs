@@ -95,9 +95,7 @@ impl fmt::Display for CredentialFailure {
 
 /// The API gateway's authentication and authorization family: `APIG.0301` to `APIG.0307`
 /// (`APIGW.` on newer gateways), 401 or 403 depending on the member (0308 is the throttle, 429).
-const GATEWAY_AUTH_CODES: &[&str] = &[
-    "0301", "0302", "0303", "0304", "0305", "0306", "0307",
-];
+const GATEWAY_AUTH_CODES: &[&str] = &["0301", "0302", "0303", "0304", "0305", "0306", "0307"];
 
 /// Is an HTTP error a refusal of the credentials? Every 401 is: the gateway authenticates
 /// before the service sees the request. A 403 is only with a gateway authorization code (an

@@ -434,7 +434,8 @@ async fn apply(
     print!("{}", render::terminal_table(&report, env.terminal_width));
     if let Some(refusal) = &outcome.credentials_refused {
         eprintln!(
-            "error: {refusal}; the run stopped at this first refusal. {}",
+            "error: {refusal}; the run stopped at this first refusal. {} Then `apply --resume` \
+             continues the run.",
             super::CHECK_CREDENTIALS
         );
     }

@@ -67,7 +67,7 @@ impl From<Verdict> for Exit {
 
 /// What to do after an endpoint refused the credentials, for every message that says so.
 pub const CHECK_CREDENTIALS: &str = "Check the AK/SK or token (expired?), the project id of that \
-     endpoint's region and the IAM permissions, then run again (`apply --resume` continues a run).";
+     endpoint's region and the IAM permissions.";
 
 /// Facts about the world the command runs in, found once here and passed down.
 #[derive(Clone, Debug)]

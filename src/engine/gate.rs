@@ -80,11 +80,7 @@ impl Gate {
     /// operation of this endpoint was not sent.
     pub fn refusal_summary(&self) -> String {
         match &*self.lock() {
-            GateState::Closed(refusal) => format!(
-                "{} refused the credentials ({})",
-                refusal.endpoint,
-                refusal.answer()
-            ),
+            GateState::Closed(refusal) => refusal.summary(),
             _ => format!("{} is stopped", self.endpoint),
         }
     }
@@ -232,7 +228,10 @@ mod tests {
         let next = gate.pass().await.unwrap();
         assert!(next.probe);
         drop(next);
-        assert!(gate.pass().await.unwrap().probe, "a dropped probe frees the gate");
+        assert!(
+            gate.pass().await.unwrap().probe,
+            "a dropped probe frees the gate"
+        );
         assert!(first.get().is_none());
     }
 
@@ -259,7 +258,10 @@ mod tests {
     async fn an_open_gate_closes_on_a_later_refusal() {
         let (gate, first, _) = gate();
         gate.pass().await.unwrap().answered(Ok(()));
-        gate.pass().await.unwrap().answered(Err(&http(403, "APIG.0302")));
+        gate.pass()
+            .await
+            .unwrap()
+            .answered(Err(&http(403, "APIG.0302")));
         assert!(gate.is_closed());
         assert_eq!(first.get().unwrap().status, 403);
     }
@@ -270,8 +272,14 @@ mod tests {
         let first = FirstRefusal::default();
         let a = Gate::new("https://a", &cancel, &first);
         let b = Gate::new("https://b", &cancel, &first);
-        a.pass().await.unwrap().answered(Err(&http(401, "APIG.0301")));
-        b.pass().await.unwrap().answered(Err(&http(401, "APIG.0301")));
+        a.pass()
+            .await
+            .unwrap()
+            .answered(Err(&http(401, "APIG.0301")));
+        b.pass()
+            .await
+            .unwrap()
+            .answered(Err(&http(401, "APIG.0301")));
         assert_eq!(first.get().unwrap().endpoint, "https://a");
         assert!(a.is_closed() && b.is_closed());
     }

@@ -159,6 +159,15 @@ impl CredentialRefusal {
         })
     }
 
+    /// `https://… refused the credentials (HTTP 401 APIG.0301)`: why an operation was not sent.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} refused the credentials ({})",
+            self.endpoint,
+            self.answer()
+        )
+    }
+
     /// `HTTP 401 APIG.0301`: the status and the code, for short mentions.
     pub fn answer(&self) -> String {
         match &self.code {

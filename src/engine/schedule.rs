@@ -416,7 +416,7 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
         if state.halted.is_none() {
             // Its own event says it, once, with what the service answered.
             tracing::info!(%refusal, "halting");
-            state.halted = Some(refusal.to_string());
+            state.halted = Some(refusal.summary());
         }
         let _ = self
             .ctx

@@ -153,11 +153,10 @@ fn table_of<'r>(
 
 /// Why a run stopped at a refusal of its credentials, next to its counts.
 fn refused_line(report: &RunReport) -> Option<String> {
-    report.credentials_refused.as_ref().map(|refusal| {
-        format!(
-            "halted: {refusal}; operations not sent are skipped (exit 2)"
-        )
-    })
+    report
+        .credentials_refused
+        .as_ref()
+        .map(|refusal| format!("halted: {refusal}; operations not sent are skipped (exit 2)"))
 }
 
 /// A merged report without every shard says so next to its counts.

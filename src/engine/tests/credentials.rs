@@ -58,7 +58,11 @@ async fn the_first_401_stops_every_request_to_its_endpoint_and_the_run() {
     assert_eq!(refusal.code.as_deref(), Some("APIG.0301"));
     assert_eq!(report.verdict(), Verdict::CredentialsRefused);
     assert!(
-        report.halted.as_deref().unwrap().contains("credentials refused"),
+        report
+            .halted
+            .as_deref()
+            .unwrap()
+            .contains("refused the credentials (HTTP 401 APIG.0301)"),
         "{:?}",
         report.halted
     );
@@ -97,7 +101,9 @@ async fn other_endpoints_finish_what_is_in_flight_and_start_nothing_new() {
     // east/app-0 refused; west/app-0 was in flight and finished; the rest never started.
     assert_eq!(
         outcomes,
-        [Failed, Succeeded, Skipped, Skipped, Skipped, Skipped, Skipped]
+        [
+            Failed, Succeeded, Skipped, Skipped, Skipped, Skipped, Skipped
+        ]
     );
     assert_eq!(report.results[1].cluster_name, "west");
     assert_eq!(report.verdict(), Verdict::CredentialsRefused);
