@@ -204,6 +204,13 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_credential_exits_2_like_invalid_credentials() {
+        assert_eq!(Exit::from(Verdict::CredentialsRefused), Exit::Invalid);
+        assert_eq!(Exit::from(Verdict::Failed), Exit::Failed);
+        assert!(EXIT_CODES_HELP.contains("refused the credentials"));
+    }
+
+    #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
     }
