@@ -95,6 +95,13 @@ impl Gate {
     /// Waits until a request may go: at once when the gate is open, else when no other request
     /// is out probing it. `Err` when the gate closed or the run was cancelled.
     pub async fn pass(&self) -> Result<Pass<'_>, Cancelled> {
+        // The usual case, every request after the first answer: no waiter to register.
+        if matches!(*self.lock(), GateState::Open) && !self.stop.is_cancelled() {
+            return Ok(Pass {
+                gate: self,
+                probe: false,
+            });
+        }
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);

@@ -25,8 +25,7 @@ fn refused_skips(report: &RunReport) -> usize {
                     .as_deref()
                     .is_some_and(|reason| reason.contains("HTTP 401 APIG.0301"))
         })
-        .collect::<Vec<_>>()
-        .len()
+        .count()
 }
 
 #[tokio::test(start_paused = true)]
