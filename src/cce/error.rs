@@ -61,6 +61,59 @@ impl ApiError {
     pub fn is_throttle(&self) -> bool {
         self.status == Some(429)
     }
+
+    /// Whether the service refused the credentials themselves rather than this one request.
+    pub fn credential_failure(&self) -> Option<CredentialFailure> {
+        match self.kind {
+            FailureKind::Http => credential_failure(self.status, self.code.as_deref()),
+            _ => None,
+        }
+    }
+}
+
+/// The service refused who is asking, not what was asked: every other request with the same
+/// credentials to the same endpoint would be refused the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialFailure {
+    /// HTTP 401: a wrong AK/SK, a bad signature, an expired or invalid token, a project id that
+    /// does not belong to the credential, a clock too far off.
+    Authentication,
+    /// HTTP 403 with a gateway authorization code: the credential is valid but may not call
+    /// the API (an IAM policy, an app not authorized).
+    Authorization,
+}
+
+impl fmt::Display for CredentialFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CredentialFailure::Authentication => "authentication failed",
+            CredentialFailure::Authorization => "not authorized",
+        })
+    }
+}
+
+/// The API gateway's authentication and authorization family: `APIG.0301` to `APIG.0307`
+/// (`APIGW.` on newer gateways), 401 or 403 depending on the member (0308 is the throttle, 429).
+const GATEWAY_AUTH_CODES: &[&str] = &["0301", "0302", "0303", "0304", "0305", "0306", "0307"];
+
+/// Is an HTTP error a refusal of the credentials? Every 401 is: the gateway authenticates
+/// before the service sees the request. A 403 is only with a gateway authorization code (an
+/// IAM user or app not authorized for the API): the service itself answers 403 for reasons
+/// that concern one request, such as `Update release is forbidden` while a release is busy.
+pub fn credential_failure(status: Option<u16>, code: Option<&str>) -> Option<CredentialFailure> {
+    match status? {
+        401 => Some(CredentialFailure::Authentication),
+        403 if code.is_some_and(is_gateway_auth_code) => Some(CredentialFailure::Authorization),
+        _ => None,
+    }
+}
+
+fn is_gateway_auth_code(code: &str) -> bool {
+    let number = code
+        .strip_prefix("APIG.")
+        .or_else(|| code.strip_prefix("APIGW."));
+    number.is_some_and(|n| GATEWAY_AUTH_CODES.contains(&n))
 }
 
 /// What went wrong, in a few words: the start of every message about an [`ApiError`].
@@ -147,5 +200,47 @@ mod tests {
         for (kind, status, expected) in table {
             assert_eq!(classify(kind, status), expected, "{kind:?} {status:?}");
         }
+    }
+
+    #[test]
+    fn credential_failures_are_every_401_and_a_403_with_a_gateway_authorization_code() {
+        use CredentialFailure::*;
+        let table: [(Option<u16>, Option<&str>, Option<CredentialFailure>); 14] = [
+            (Some(401), Some("APIG.0301"), Some(Authentication)),
+            (Some(401), Some("APIG.0307"), Some(Authentication)),
+            (Some(401), None, Some(Authentication)),
+            (Some(401), Some("CCE.01401001"), Some(Authentication)),
+            (Some(403), Some("APIG.0302"), Some(Authorization)),
+            (Some(403), Some("APIGW.0302"), Some(Authorization)),
+            (Some(403), Some("APIG.0304"), Some(Authorization)),
+            (Some(403), Some("APIG.0306"), Some(Authorization)),
+            // The service's own 403s concern one request (a busy release), not the credential.
+            (Some(403), Some("CCE.01403001"), None),
+            (Some(403), None, None),
+            (Some(403), Some("APIG.0308"), None),
+            (Some(429), Some("APIG.0308"), None),
+            (Some(404), Some("APIG.0101"), None),
+            (None, None, None),
+        ];
+        for (status, code, expected) in table {
+            assert_eq!(
+                credential_failure(status, code),
+                expected,
+                "{status:?} {code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_an_answer_can_refuse_credentials() {
+        let mut error = ApiError::new(FailureKind::Http);
+        error.status = Some(401);
+        error.code = Some("APIG.0301".into());
+        assert_eq!(
+            error.credential_failure(),
+            Some(CredentialFailure::Authentication)
+        );
+        error.kind = FailureKind::TimedOut;
+        assert_eq!(error.credential_failure(), None);
     }
 }

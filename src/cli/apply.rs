@@ -454,6 +454,13 @@ async fn apply(
         settings_value,
     );
     print!("{}", render::terminal_table(&report, env.terminal_width));
+    if let Some(refusal) = &outcome.credentials_refused {
+        eprintln!(
+            "error: {refusal}; the run stopped at this first refusal. {} Then `apply --resume` \
+             continues the run.",
+            super::CHECK_CREDENTIALS
+        );
+    }
     let files: Vec<_> = report_paths(&args).collect();
     let written = write::write_reports(
         &report,

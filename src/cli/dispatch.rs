@@ -66,6 +66,9 @@ pub async fn watch_run(
                         progress.soaking(wave, duration);
                     }
                     Event::Halted { reason } => progress.note(&format!("halted: {reason}")),
+                    Event::CredentialsRefused(refusal) => progress.note(&format!(
+                        "halted: {refusal}; nothing more is sent to that endpoint, and no new operation starts"
+                    )),
                     _ => {}
                 }
             }

@@ -25,7 +25,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0    every operation succeeded, or there was nothing to do
   1    an operation failed, was skipped by a halt, or was cancelled
-  2    the plan, usage or credentials were invalid; nothing was sent
+  2    the plan, usage or credentials were invalid, and nothing was sent; or an
+       endpoint refused the credentials, and the run stopped at that first refusal
   130  interrupted (SIGINT or SIGTERM)";
 
 #[derive(Debug, Subcommand)]
@@ -60,9 +61,14 @@ impl From<Verdict> for Exit {
             Verdict::Succeeded => Exit::Success,
             Verdict::Failed => Exit::Failed,
             Verdict::Interrupted => Exit::Interrupted,
+            Verdict::CredentialsRefused => Exit::Invalid,
         }
     }
 }
+
+/// What to do after an endpoint refused the credentials, for every message that says so.
+pub const CHECK_CREDENTIALS: &str = "Check the AK/SK or token (expired?), the project id of that \
+     endpoint's region and the IAM permissions.";
 
 /// Facts about the world the command runs in, found once here and passed down.
 #[derive(Clone, Debug)]
@@ -200,6 +206,13 @@ mod tests {
                 sub.get_name()
             );
         }
+    }
+
+    #[test]
+    fn a_refused_credential_exits_2_like_invalid_credentials() {
+        assert_eq!(Exit::from(Verdict::CredentialsRefused), Exit::Invalid);
+        assert_eq!(Exit::from(Verdict::Failed), Exit::Failed);
+        assert!(EXIT_CODES_HELP.contains("refused the credentials"));
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
 
 /// `plan --diff`: checks the network flags, finds credentials (none: exit 2, nothing sent),
 /// retargets and checks every endpoint, then reads every release. Exit 1 when a release is
-/// missing or could not be read.
+/// missing or could not be read; exit 2, with no diff, at the first refusal of the credentials.
 fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     args.net.retarget(&mut plan)?;
     let credentials = credentials::resolve(&args.net.credential_sources())?;
@@ -90,8 +90,15 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
     let never = CancellationToken::new();
-    let previews = runtime.block_on(preview(&plan, &client, &never));
-    let diffs: Vec<OperationDiff> = previews.into_iter().map(OperationDiff::from).collect();
+    let read = runtime.block_on(preview(&plan, &client, &never));
+    if let Some(refusal) = read.credentials_refused {
+        return Err(Error::Credentials(format!(
+            "{}; nothing more was read. {}",
+            refusal.detail(),
+            super::CHECK_CREDENTIALS
+        )));
+    }
+    let diffs: Vec<OperationDiff> = read.previews.into_iter().map(OperationDiff::from).collect();
     let out = match args.format {
         Format::Text => plan_diff::render_text(&plan, &diffs),
         Format::Json => {

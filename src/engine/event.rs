@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::outcome::{Method, OperationResult, Phase, RunSummary};
+use super::outcome::{CredentialRefusal, Method, OperationResult, Phase, RunSummary};
 
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -37,6 +37,9 @@ pub enum Event {
     Halted {
         reason: String,
     },
+    /// An endpoint refused the credentials: nothing more is sent to it, and the run halts (no
+    /// [`Event::Halted`] follows: this says it).
+    CredentialsRefused(Box<CredentialRefusal>),
     /// The cancel signal was seen: no new operation or request starts.
     Cancelled,
     /// An endpoint's request rate changed, or a throttle paused it.

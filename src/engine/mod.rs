@@ -10,6 +10,7 @@ pub mod converge;
 pub mod event;
 #[cfg(test)]
 mod fake;
+pub mod gate;
 pub mod journal;
 pub mod operation;
 pub mod outcome;
@@ -26,7 +27,7 @@ pub use event::{Event, RequestEvent};
 pub use journal::{Journal, JournalError, NoJournal, PutIntent};
 pub use operation::PriorState;
 pub use outcome::{
-    Attempt, Method, OperationError, OperationResult, Outcome, Phase, RollbackResult, RunReport,
-    RunSummary, Verdict,
+    Attempt, CredentialRefusal, Method, OperationError, OperationResult, Outcome, Phase,
+    RollbackResult, RunReport, RunSummary, Verdict,
 };
 pub use schedule::{EngineOptions, run};

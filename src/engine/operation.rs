@@ -13,6 +13,7 @@ use super::api::{ReleaseAddress, ReleaseApi};
 use super::charts::ChartCache;
 use super::converge::{self, DesiredChart, Landed, RollbackTarget};
 use super::event::{Event, RequestEvent};
+use super::gate::{Gate, Pass};
 use super::journal::{Journal, JournalError, PutIntent};
 use super::outcome::{Attempt, OperationError, OperationResult, Outcome, Phase, RollbackResult};
 use super::pace::{Pacer, RateChange};
@@ -132,6 +133,11 @@ pub(crate) struct OperationRun<'c, 'a, A> {
     op: &'a Operation,
     body: &'c UpdateReleaseBody,
     pacer: &'c Pacer,
+    /// The endpoint's credential gate: every request passes it, and its `stop` token (the run's
+    /// cancel, or a refusal of the credentials) ends every wait of this operation.
+    gate: &'c Gate,
+    /// Leave for the request being sent, answered once it comes back.
+    pass: Option<Pass<'c>>,
     endpoint: &'a str,
     result: OperationResult,
     draws: u32,
@@ -148,6 +154,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         op: &'a Operation,
         body: &'c UpdateReleaseBody,
         pacer: &'c Pacer,
+        gate: &'c Gate,
     ) -> Self {
         let mut result = OperationResult::new(op, Outcome::Failed, ctx.dry_run);
         result.started_at = Instant::now() - ctx.run_start;
@@ -156,6 +163,8 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             op,
             body,
             pacer,
+            gate,
+            pass: None,
             endpoint: &op.cluster.endpoint,
             result,
             draws: 0,
@@ -172,6 +181,9 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
     ) -> OperationResult {
         let started = Instant::now();
         let end = self.drive(prior, announced).await;
+        let refused = matches!(end, End::Cancelled)
+            .then(|| self.refused_by_endpoint())
+            .flatten();
         let mut result = self.result;
         if let Some(seen) = &self.last_seen {
             result.final_status = seen.status.clone();
@@ -186,13 +198,34 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 result.outcome = Outcome::Failed;
                 result.error = Some(error);
             }
-            End::Cancelled => {
-                result.outcome = Outcome::Cancelled;
-                result.skip_reason = Some("interrupted".to_owned());
-            }
+            End::Cancelled => match refused {
+                // Stopped by its endpoint's refusal of the credentials, not by a signal.
+                Some(refusal) if !result.put_sent => {
+                    result.outcome = Outcome::Skipped;
+                    result.skip_reason = Some(format!("not started: {refusal}"));
+                }
+                Some(refusal) => {
+                    // The PUT may have landed: a resume reconciles a cancelled one first.
+                    result.outcome = Outcome::Cancelled;
+                    result.skip_reason = Some(format!("stopped after its PUT: {refusal}"));
+                }
+                None => {
+                    result.outcome = Outcome::Cancelled;
+                    result.skip_reason = Some("interrupted".to_owned());
+                }
+            },
         }
         result.duration = Instant::now() - started;
         result
+    }
+
+    /// The endpoint's refusal of the credentials, when that (and not the run's cancel) is what
+    /// stopped this operation.
+    fn refused_by_endpoint(&self) -> Option<String> {
+        if self.ctx.cancel.is_cancelled() || !self.gate.is_closed() {
+            return None;
+        }
+        Some(self.gate.refusal_summary())
     }
 
     /// A PUT that may have been applied leaves the release in a state no GET has seen: the
@@ -326,7 +359,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         let rollback_applies = self.op.rollback_on_failure
             && self.op.action == Action::Upgrade
             && settled_badly
-            && !self.ctx.cancel.is_cancelled();
+            && !self.gate.stop().is_cancelled();
         if let (true, Some(to_version)) = (rollback_applies, version_before) {
             let rollback = self.roll_back(to_version).await;
             self.result.rollback = Some(rollback);
@@ -844,31 +877,40 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         }
     }
 
-    /// Takes a slot from the endpoint's pacer; no new request once cancelled.
+    /// Passes the endpoint's credential gate, then takes a slot from its pacer; no new request
+    /// once cancelled or once the endpoint refused the credentials.
     async fn acquire(&mut self) -> Result<Instant, ()> {
-        if self.ctx.cancel.is_cancelled() {
+        let stop = self.gate.stop();
+        if stop.is_cancelled() {
             return Err(());
         }
-        let permit = self.pacer.acquire(self.ctx.cancel).await.map_err(|_| ())?;
+        self.pass = Some(self.gate.pass().await.map_err(|_| ())?);
+        let permit = self.pacer.acquire(stop).await.map_err(|_| ())?;
         if let Some(change) = permit.rate_change {
             self.send_rate_change(change).await;
         }
         Ok(permit.sent_at)
     }
 
-    /// One call, bounded by `request_timeout` (plus a little, the client bounds it first).
+    /// One call, bounded by `request_timeout` (plus a little, the client bounds it first); its
+    /// answer goes to the endpoint's credential gate.
     async fn call<T, F>(
-        &self,
+        &mut self,
         request: impl FnOnce(&'a A, ReleaseAddress<'a>) -> F,
     ) -> Result<T, ApiError>
     where
         F: Future<Output = Result<T, ApiError>>,
     {
         let limit = self.ctx.rollout.request_timeout + CALL_GUARD;
-        match tokio::time::timeout(limit, request(self.ctx.api, self.address())).await {
+        let answer = match tokio::time::timeout(limit, request(self.ctx.api, self.address())).await
+        {
             Ok(answer) => answer,
             Err(_) => Err(ApiError::new(FailureKind::TimedOut)),
+        };
+        if let Some(pass) = self.pass.take() {
+            pass.answered(answer.as_ref().map(|_| ()));
         }
+        answer
     }
 
     async fn sleep(&self, delay: Duration) -> Result<(), ()> {
@@ -876,7 +918,8 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
     }
 
     async fn sleep_until(&self, at: Instant) -> Result<(), ()> {
-        if self.ctx.cancel.is_cancelled() {
+        let stop = self.gate.stop();
+        if stop.is_cancelled() {
             return Err(());
         }
         if at <= Instant::now() {
@@ -884,7 +927,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         }
         tokio::select! {
             biased;
-            () = self.ctx.cancel.cancelled() => Err(()),
+            () = stop.cancelled() => Err(()),
             () = tokio::time::sleep_until(at) => Ok(()),
         }
     }

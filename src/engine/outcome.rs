@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::converge::Convergence;
-use crate::cce::error::ApiError;
+use crate::cce::error::{ApiError, CredentialFailure};
 use crate::cce::model::{Action, ReleaseStatus};
 use crate::plan::resolved::Operation;
 
@@ -130,6 +130,87 @@ impl OperationError {
             request_id: error.request_id.clone(),
             status: error.status,
         }
+    }
+}
+
+/// An endpoint refused the run's credentials: nothing more was sent to it, and the run halted.
+/// Never holds the credential itself, only what the service answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CredentialRefusal {
+    /// The endpoint's base URL.
+    pub endpoint: String,
+    pub failure: CredentialFailure,
+    pub status: u16,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl CredentialRefusal {
+    /// The refusal `error` is, when it is one.
+    pub fn from_api(endpoint: &str, error: &ApiError) -> Option<Self> {
+        Some(CredentialRefusal {
+            endpoint: endpoint.to_owned(),
+            failure: error.credential_failure()?,
+            status: error.status?,
+            code: error.code.clone(),
+            message: error.message.clone(),
+            request_id: error.request_id.clone(),
+        })
+    }
+
+    /// `https://… refused the credentials (HTTP 401 APIG.0301)`: why an operation was not sent.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} refused the credentials ({})",
+            self.endpoint,
+            self.answer()
+        )
+    }
+
+    /// `HTTP 401 APIG.0301`: the status and the code, for short mentions.
+    pub fn answer(&self) -> String {
+        match &self.code {
+            Some(code) => format!("HTTP {} {code}", self.status),
+            None => format!("HTTP {}", self.status),
+        }
+    }
+}
+
+/// `refused by https://… (authentication failed): HTTP 401 APIG.0301: message (request id …)`:
+/// after a `credentials` prefix.
+pub struct RefusalDetail<'a>(&'a CredentialRefusal);
+
+impl std::fmt::Display for RefusalDetail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let refusal = self.0;
+        write!(
+            f,
+            "refused by {} ({}): {}",
+            refusal.endpoint,
+            refusal.failure,
+            refusal.answer()
+        )?;
+        if let Some(message) = &refusal.message {
+            write!(f, ": {message}")?;
+        }
+        if let Some(id) = &refusal.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+impl CredentialRefusal {
+    pub fn detail(&self) -> RefusalDetail<'_> {
+        RefusalDetail(self)
+    }
+}
+
+/// `credentials refused by https://… (authentication failed): HTTP 401 APIG.0301: …`
+impl std::fmt::Display for CredentialRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "credentials {}", self.detail())
     }
 }
 
@@ -298,6 +379,8 @@ pub struct RunReport {
     pub halted: Option<String>,
     /// A cancel signal stopped the run.
     pub cancelled: bool,
+    /// An endpoint refused the credentials: the run halted at the first refusal.
+    pub credentials_refused: Option<CredentialRefusal>,
 }
 
 /// How a run ended, as a whole: what the exit code is made from, one layer up.
@@ -309,12 +392,16 @@ pub enum Verdict {
     Failed,
     /// A cancel signal stopped the run.
     Interrupted,
+    /// An endpoint refused the credentials; the run stopped at the first refusal.
+    CredentialsRefused,
 }
 
 impl RunReport {
     pub fn verdict(&self) -> Verdict {
         if self.cancelled {
             Verdict::Interrupted
+        } else if self.credentials_refused.is_some() {
+            Verdict::CredentialsRefused
         } else if self.summary.all_succeeded() {
             Verdict::Succeeded
         } else {

@@ -1,6 +1,7 @@
 //! What `apply` would do to each release, without changing anything: every operation's release
 //! is read and judged by the same code as `apply`'s preflight (the same reads, pacing, retries
-//! and convergence decision), and only GETs are sent.
+//! and convergence decision), and only GETs are sent. The first refusal of the credentials
+//! stops it as it stops `apply`: nothing more is read.
 
 use std::collections::HashMap;
 
@@ -12,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::api::ReleaseApi;
 use super::charts::ChartCache;
 use super::converge::Assessment;
+use super::gate::{FirstRefusal, Gate};
 use super::operation::{Context, OperationRun};
+use super::outcome::CredentialRefusal;
 use super::pace::Pacer;
 use crate::cce::error::ApiError;
 use crate::cce::model::Release;
@@ -32,22 +35,39 @@ pub enum Preview {
     Unreadable(ApiError),
     /// `cancel` fired before the release was read.
     Cancelled,
+    /// Not read: an endpoint refused the credentials first (see
+    /// [`Previews::credentials_refused`]).
+    NotRead,
+}
+
+/// Every operation's preview, in plan order, and why reading stopped early if it did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Previews {
+    pub previews: Vec<Preview>,
+    /// The first refusal of the credentials: once it came, no new read started on any
+    /// endpoint (those in flight elsewhere finished).
+    pub credentials_refused: Option<CredentialRefusal>,
 }
 
 /// Reads and judges every operation of `plan`, `rollout.concurrency` at a time, each endpoint
-/// paced by the plan's rate; answers come back in plan order.
+/// paced by the plan's rate and behind its credential gate; answers come back in plan order.
 pub async fn preview<A: ReleaseApi>(
     plan: &ExpandedPlan,
     api: &A,
     cancel: &CancellationToken,
-) -> Vec<Preview> {
+) -> Previews {
     let run_start = Instant::now();
     let rollout = &plan.rollout;
-    let mut pacers: HashMap<&str, Pacer> = HashMap::new();
+    let first_refusal = FirstRefusal::default();
+    let mut endpoints: HashMap<&str, (Pacer, Gate)> = HashMap::new();
     for op in plan.operations() {
-        pacers
-            .entry(op.cluster.endpoint.as_str())
-            .or_insert_with(|| Pacer::new(rollout.rate, rollout.burst, run_start));
+        let endpoint = op.cluster.endpoint.as_str();
+        endpoints.entry(endpoint).or_insert_with(|| {
+            (
+                Pacer::new(rollout.rate, rollout.burst, run_start),
+                Gate::new(endpoint, cancel, &first_refusal),
+            )
+        });
     }
     // Nobody listens: a preview reports through its answers, and a send to a closed channel
     // returns at once.
@@ -66,13 +86,30 @@ pub async fn preview<A: ReleaseApi>(
         run_start,
     };
     let ctx = &ctx;
-    let pacers = &pacers;
-    futures::stream::iter(plan.operations())
-        .map(|op| {
-            let pacer = &pacers[op.cluster.endpoint.as_str()];
-            OperationRun::new(ctx, op, &op.body, pacer).preview()
+    let endpoints = &endpoints;
+    let first = &first_refusal;
+    let previews = futures::stream::iter(plan.operations())
+        .map(|op| async move {
+            if first.get().is_some() {
+                return Preview::NotRead;
+            }
+            let (pacer, gate) = &endpoints[op.cluster.endpoint.as_str()];
+            let preview = OperationRun::new(ctx, op, &op.body, pacer, gate)
+                .preview()
+                .await;
+            match preview {
+                // Stopped by a refusal (its own endpoint's or another's), not by `cancel`.
+                Preview::Cancelled if first.get().is_some() && !cancel.is_cancelled() => {
+                    Preview::NotRead
+                }
+                preview => preview,
+            }
         })
         .buffered(rollout.concurrency.max(1))
         .collect()
-        .await
+        .await;
+    Previews {
+        previews,
+        credentials_refused: first_refusal.get().cloned(),
+    }
 }

@@ -1,5 +1,6 @@
 //! The run: waves in order with soak between them, operations started in plan order within the
-//! `concurrency` and `per_cluster` caps, failure budgets, halting and cancellation.
+//! `concurrency` and `per_cluster` caps, failure budgets, halting and cancellation, and the halt
+//! at the first refusal of the credentials.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -14,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 use super::api::ReleaseApi;
 use super::charts::ChartCache;
 use super::event::Event;
+use super::gate::{FirstRefusal, Gate};
 use super::journal::Journal;
 use super::operation::{Announced, Context, OperationRun, PriorState, dry_run_body};
-use super::outcome::{OperationResult, Outcome, RunReport, RunSummary};
+use super::outcome::{CredentialRefusal, OperationResult, Outcome, RunReport, RunSummary};
 use super::pace::Pacer;
 use crate::cce::model::UpdateReleaseBody;
 use crate::plan::resolved::{ExpandedPlan, Operation, Wave};
@@ -65,14 +67,21 @@ pub async fn run<A: ReleaseApi>(
     let rollout = &plan.rollout;
     let total = plan.operation_count();
 
-    // One pacer per endpoint, shared by every request to it.
+    // One pacer and one credential gate per endpoint, shared by every request to it.
     let mut pacer_of_endpoint: HashMap<&str, usize> = HashMap::new();
     let mut pacers: Vec<Pacer> = Vec::new();
+    let mut gates: Vec<Gate> = Vec::new();
+    let first_refusal = FirstRefusal::default();
     for op in plan.operations() {
         pacer_of_endpoint
             .entry(op.cluster.endpoint.as_str())
             .or_insert_with(|| {
                 pacers.push(Pacer::new(rollout.rate, rollout.burst, run_start));
+                gates.push(Gate::new(
+                    &op.cluster.endpoint,
+                    &options.cancel,
+                    &first_refusal,
+                ));
                 pacers.len() - 1
             });
     }
@@ -105,6 +114,7 @@ pub async fn run<A: ReleaseApi>(
         total,
         halted: None,
         cancel_reported: false,
+        refused: None,
     };
     let _ = events
         .send(Event::RunStarted {
@@ -137,6 +147,8 @@ pub async fn run<A: ReleaseApi>(
             wave,
             wave_number,
             pacers: &pacers,
+            gates: &gates,
+            first_refusal: &first_refusal,
             pacer_of_endpoint: &pacer_of_endpoint,
             dry_bodies: &dry_bodies,
             resume: &options.resume,
@@ -180,6 +192,7 @@ pub async fn run<A: ReleaseApi>(
         summary: state.summary,
         halted: state.halted,
         cancelled: options.cancel.is_cancelled(),
+        credentials_refused: state.refused,
     }
 }
 
@@ -189,6 +202,8 @@ struct RunState {
     total: usize,
     halted: Option<String>,
     cancel_reported: bool,
+    /// The first refusal of the credentials, once the run halted for it.
+    refused: Option<CredentialRefusal>,
 }
 
 struct WaveRun<'r, 'a, A> {
@@ -196,6 +211,9 @@ struct WaveRun<'r, 'a, A> {
     wave: &'a Wave,
     wave_number: usize,
     pacers: &'r [Pacer],
+    /// By the same index as `pacers`.
+    gates: &'r [Gate],
+    first_refusal: &'r FirstRefusal,
     pacer_of_endpoint: &'r HashMap<&'a str, usize>,
     dry_bodies: &'r HashMap<usize, Arc<UpdateReleaseBody>>,
     resume: &'r HashMap<usize, PriorState>,
@@ -290,13 +308,14 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
                     })
                     .await;
                 let pacer = &self.pacers[pacer_of_cluster[cluster]];
+                let gate = &self.gates[pacer_of_cluster[cluster]];
                 let body: &UpdateReleaseBody = if self.ctx.dry_run {
                     &self.dry_bodies[&body_key(&op.body)]
                 } else {
                     &op.body
                 };
                 let prior = self.prior(op);
-                let run = OperationRun::new(self.ctx, op, body, pacer);
+                let run = OperationRun::new(self.ctx, op, body, pacer, gate);
                 let intent = announced.take(position);
                 running.push(
                     run.run(prior, intent)
@@ -378,7 +397,32 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
             }
             return true;
         }
+        self.halt_if_refused(state).await;
         state.halted.is_some()
+    }
+
+    /// Halts the run at the first refusal of the credentials by any endpoint: that endpoint's
+    /// gate already stopped every request to it, and no new operation starts anywhere, since
+    /// one AK/SK usually serves every region and a later wave must not run past an earlier
+    /// one's unfinished operations.
+    async fn halt_if_refused(&self, state: &mut RunState) {
+        if state.refused.is_some() {
+            return;
+        }
+        let Some(refusal) = self.first_refusal.get() else {
+            return;
+        };
+        state.refused = Some(refusal.clone());
+        if state.halted.is_none() {
+            // Its own event says it, once, with what the service answered.
+            tracing::info!(%refusal, "halting");
+            state.halted = Some(refusal.summary());
+        }
+        let _ = self
+            .ctx
+            .events
+            .send(Event::CredentialsRefused(Box::new(refusal.clone())))
+            .await;
     }
 
     fn not_run(&self, op: &Operation, state: &RunState) -> OperationResult {
@@ -435,6 +479,8 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
         }
         self.summary.add(&result);
         state.summary.add(&result);
+        // Before the budgets: a refused operation's failure is the credentials', not the plan's.
+        self.halt_if_refused(state).await;
         if result.outcome == Outcome::Failed {
             self.check_budgets(state).await;
         }

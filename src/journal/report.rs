@@ -78,6 +78,7 @@ impl JournalState {
             summary: Summary::of(&operations),
             halted: None,
             interrupted,
+            credentials_refused: None,
             missing_shards: Vec::new(),
             operations,
         }

@@ -113,6 +113,7 @@ pub fn run_report(
         summary: Summary::of(&operations),
         halted: run.halted.clone(),
         interrupted: run.cancelled,
+        credentials_refused: run.credentials_refused.clone(),
         missing_shards: Vec::new(),
         operations,
     }

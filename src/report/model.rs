@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Verdict;
+use crate::engine::{CredentialRefusal, Verdict};
 
 /// What became of an operation: the engine's own outcome, so that the two cannot drift.
 pub use crate::engine::Outcome;
@@ -30,6 +30,9 @@ pub struct RunReport {
     /// True when SIGINT or SIGTERM stopped the run.
     #[serde(default)]
     pub interrupted: bool,
+    /// An endpoint refused the credentials, and the run halted at that first refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_refused: Option<CredentialRefusal>,
     /// In a merged report, the shards (`K/N`) whose report was not given: their operations are
     /// not in it, so the merged run does not count as a success.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -43,6 +46,8 @@ impl RunReport {
     pub fn verdict(&self) -> Verdict {
         if self.interrupted {
             Verdict::Interrupted
+        } else if self.credentials_refused.is_some() {
+            Verdict::CredentialsRefused
         } else if self.summary.all_succeeded() && self.missing_shards.is_empty() {
             Verdict::Succeeded
         } else {

@@ -68,6 +68,9 @@ impl From<Preview> for OperationDiff {
             Preview::Cancelled => OperationDiff::Error {
                 error: "interrupted before the release was read".to_owned(),
             },
+            Preview::NotRead => OperationDiff::Error {
+                error: "not read: an endpoint refused the credentials".to_owned(),
+            },
         }
     }
 }

@@ -140,11 +140,23 @@ fn table_of<'r>(
         "{table}\n{}\n",
         summary_line(&report.summary, report.duration_ms)
     );
+    if let Some(refused) = refused_line(report) {
+        text.push_str(&refused);
+        text.push('\n');
+    }
     if let Some(missing) = missing_shards_line(report) {
         text.push_str(&missing);
         text.push('\n');
     }
     text
+}
+
+/// Why a run stopped at a refusal of its credentials, next to its counts.
+fn refused_line(report: &RunReport) -> Option<String> {
+    report
+        .credentials_refused
+        .as_ref()
+        .map(|refusal| format!("halted: {refusal}; operations not sent are skipped (exit 2)"))
 }
 
 /// A merged report without every shard says so next to its counts.
@@ -293,7 +305,13 @@ pub fn markdown(report: &RunReport) -> String {
         "{icon} {}\n",
         summary_line(&report.summary, report.duration_ms)
     );
-    if let Some(reason) = &report.halted {
+    if let Some(refusal) = &report.credentials_refused {
+        let _ = writeln!(
+            md,
+            "**Credentials refused:** {}; the run halted, and operations not sent are skipped.\n",
+            md_cell(&refusal.detail().to_string())
+        );
+    } else if let Some(reason) = &report.halted {
         let _ = writeln!(md, "**Halted:** {}\n", md_cell(reason));
     }
     if report.interrupted {

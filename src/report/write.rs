@@ -119,6 +119,7 @@ pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError
         merged.duration_ms = merged.duration_ms.max(report.duration_ms);
         merged.halted = merged.halted.or(report.halted);
         merged.interrupted |= report.interrupted;
+        merged.credentials_refused = merged.credentials_refused.or(report.credentials_refused);
         merged.operations.extend(report.operations);
     }
     merged.operations.sort_by_key(|op| op.index);

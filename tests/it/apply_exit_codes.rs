@@ -229,3 +229,195 @@ async fn unusable_output_paths_and_out_of_range_overrides_exit_2_and_send_nothin
         "the held journal is untouched"
     );
 }
+
+/// The binary with the test access key and a secret key the simulator does not expect: every
+/// signature is refused with 401 `APIG.0301`.
+fn flotilla_with_wrong_secret(dir: &Path) -> std::process::Command {
+    let mut command = flotilla(dir);
+    command
+        .env("HUAWEICLOUD_SDK_AK", TEST_AK)
+        .env("HUAWEICLOUD_SDK_SK", WRONG_SK);
+    command
+}
+
+const WRONG_SK: &str = "NotTheSecretKey0123456789abcdefWRONG";
+
+/// Twelve operations, eight at once, and a budget (10%) that would allow one failure first.
+fn fleet_plan(name: &str) -> PlanSpec {
+    PlanSpec::new(name, 3, 4).rollout(&[
+        "concurrency: 8",
+        "rate: unlimited",
+        "max_failures: 10%",
+        "request_timeout: 5s",
+        "wait: { enabled: true, timeout: 20s, poll: 20ms }",
+    ])
+}
+
+/// A wrong secret key stops the run at the first 401: exactly one request reaches the
+/// endpoint, exit 2, one message naming the endpoint and the code (never the key), the rest
+/// reported as not started; and a resume with the right key finishes the plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_key_stops_the_run_at_the_first_401_with_exit_2() {
+    let mut spec = fleet_plan("bad-key");
+    let mut seed = spec.load();
+    let sim = start_sim(signing_sim_config(Duration::from_millis(30)), &mut seed).await;
+    spec.endpoint = sim.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = spec.write(dir.path());
+    let mut command = flotilla_with_wrong_secret(dir.path());
+    command.arg("apply").arg(&plan).args([
+        "--progress",
+        "plain",
+        "--report-json",
+        "report.json",
+        "--summary-md",
+        "summary.md",
+    ]);
+    let output = output_within(LIMIT, command).await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(exit_code(&output), Some(2), "{stdout}{stderr}");
+
+    let log = sim.request_log();
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0].status, Some(401));
+    assert_eq!(log[0].error_code.as_deref(), Some("APIG.0301"));
+
+    let report = read_json(&dir.path().join("report.json"));
+    assert_valid_report(&report);
+    assert_eq!(report["summary"]["failed"], 1, "{report:#}");
+    assert_eq!(report["summary"]["skipped"], 11, "{report:#}");
+    let refused = &report["credentials_refused"];
+    assert_eq!(refused["endpoint"], sim.base_url().as_str(), "{report:#}");
+    assert_eq!(refused["failure"], "authentication");
+    assert_eq!(refused["code"], "APIG.0301");
+    for op in report["operations"].as_array().unwrap() {
+        if op["outcome"] == "skipped" {
+            let reason = op["skip_reason"].as_str().unwrap();
+            assert!(reason.contains("APIG.0301"), "{reason}");
+            assert!(op["attempts"].as_array().unwrap().is_empty());
+        }
+    }
+
+    let message = format!("error: credentials refused by {}", sim.base_url());
+    assert_eq!(stderr.matches(&message).count(), 1, "{stderr}");
+    assert!(stderr.contains("APIG.0301"), "{stderr}");
+    assert!(stdout.contains("halted: credentials refused"), "{stdout}");
+    assert!(!stderr.contains("exceeded its failure budget"), "{stderr}");
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(summary.contains("**Credentials refused:**"), "{summary}");
+    for output in [&stdout, &stderr, &summary] {
+        assert!(!output.contains(WRONG_SK) && !output.contains(TEST_SK));
+    }
+
+    // With the right key, a resume does the whole plan.
+    let mut command = flotilla_with_credentials(dir.path());
+    command
+        .arg("apply")
+        .arg(&plan)
+        .args(["--resume", "--progress", "plain"]);
+    let output = output_within(LIMIT, command).await;
+    assert_eq!(exit_code(&output), Some(0), "{}", text(&output.stderr));
+    assert_eq!(puts(&sim.request_log()).count(), 12);
+}
+
+/// Two endpoints, one of which refuses the credentials: it gets exactly one request, the other
+/// finishes only the operations already in flight, and nothing new starts anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_endpoint_gets_one_request_and_the_other_starts_nothing_new() {
+    let mut spec = PlanSpec::new("two-endpoints", 2, 6).rollout(&[
+        "concurrency: 2",
+        "per_cluster: 1",
+        "rate: unlimited",
+        "request_timeout: 5s",
+        "wait: { enabled: true, timeout: 20s, poll: 20ms }",
+    ]);
+    let mut seed = spec.load();
+    let good = start_sim(signing_sim_config(Duration::from_millis(30)), &mut seed).await;
+    let refusing_config =
+        sim_config(Duration::from_millis(30)).with_auth(flotilla::sim::SimAuth::AkSk {
+            ak: flotilla::secret::Secret::new(TEST_AK),
+            sk: flotilla::secret::Secret::new(WRONG_SK),
+            project_id: None,
+        });
+    let refusing = start_sim(refusing_config, &mut seed).await;
+    spec.endpoint = good.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = spec.to_yaml().replace(
+        &format!("c2: {{ id: {}, labels: {{}} }}", cluster_id(2)),
+        &format!(
+            "c2: {{ id: {}, labels: {{}}, endpoint: \"{}\" }}",
+            cluster_id(2),
+            refusing.base_url()
+        ),
+    );
+    assert!(yaml.contains(&refusing.base_url()), "{yaml}");
+    let plan = dir.path().join("two-endpoints.yaml");
+    std::fs::write(&plan, yaml).unwrap();
+    let mut command = flotilla_with_credentials(dir.path());
+    command
+        .arg("apply")
+        .arg(&plan)
+        .args(["--progress", "plain", "--report-json", "report.json"]);
+    let output = output_within(LIMIT, command).await;
+    assert_eq!(exit_code(&output), Some(2), "{}", text(&output.stderr));
+    assert_eq!(
+        refusing.request_log().len(),
+        1,
+        "{:#?}",
+        refusing.request_log()
+    );
+
+    let report = read_json(&dir.path().join("report.json"));
+    assert_valid_report(&report);
+    assert_eq!(
+        report["credentials_refused"]["endpoint"],
+        refusing.base_url().as_str()
+    );
+    let operations = report["operations"].as_array().unwrap();
+    let count = |cluster: &str, outcome: &str| {
+        operations
+            .iter()
+            .filter(|op| op["cluster"]["name"] == cluster && op["outcome"] == outcome)
+            .count()
+    };
+    // c1 (the good endpoint): at most the one operation in flight finished.
+    assert!(count("c1", "succeeded") <= 1, "{report:#}");
+    assert!(count("c1", "skipped") >= 5, "{report:#}");
+    assert_eq!(count("c2", "failed"), 1, "{report:#}");
+    assert_eq!(count("c2", "skipped"), 5, "{report:#}");
+    let good_releases: std::collections::HashSet<_> = good
+        .request_log()
+        .iter()
+        .filter_map(|entry| release_of(&entry.path))
+        .map(|(_, _, name)| name)
+        .collect();
+    assert!(good_releases.len() <= 1, "{good_releases:?}");
+}
+
+/// `plan --diff` with a wrong key: exit 2 at the first 401, one request, no diff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_diff_with_a_wrong_secret_key_exits_2_after_one_request() {
+    let mut spec = fleet_plan("bad-key-diff");
+    let mut seed = spec.load();
+    let sim = start_sim(signing_sim_config(Duration::from_millis(30)), &mut seed).await;
+    spec.endpoint = sim.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = spec.write(dir.path());
+    let mut command = flotilla_with_wrong_secret(dir.path());
+    command.arg("plan").arg(&plan).arg("--diff");
+    let output = output_within(LIMIT, command).await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(exit_code(&output), Some(2), "{stdout}{stderr}");
+    assert_eq!(sim.request_log().len(), 1);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: credentials: refused by {}",
+            sim.base_url()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("HTTP 401 APIG.0301"), "{stderr}");
+    assert!(!stderr.contains(WRONG_SK), "{stderr}");
+}

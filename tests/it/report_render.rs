@@ -108,6 +108,7 @@ fn sample() -> RunReport {
         summary: Summary::of(&operations),
         halted: Some("wave prod exceeded max_failures 0".into()),
         interrupted: false,
+        credentials_refused: None,
         missing_shards: Vec::new(),
         operations,
     }
@@ -313,4 +314,40 @@ fn a_large_run_lists_only_the_operations_that_need_a_look() {
     );
     let small = render::terminal_table(&sample(), Some(140));
     assert_eq!(small, render::table(&sample(), Some(140)));
+}
+
+/// A shard stopped by a refused credential makes the merged report say so, and exit 2.
+#[test]
+fn a_refused_credential_in_any_shard_is_the_merged_reports_verdict() {
+    let refusal = flotilla::engine::CredentialRefusal {
+        endpoint: "https://cce.cn-north-4.myhuaweicloud.com".into(),
+        failure: flotilla::cce::error::CredentialFailure::Authentication,
+        status: 401,
+        code: Some("APIG.0301".into()),
+        message: Some("Incorrect IAM authentication information".into()),
+        request_id: Some("req-1".into()),
+    };
+    let mut refused = shard(2, 2);
+    refused.credentials_refused = Some(refusal.clone());
+    let merged = write::merge(vec![
+        ("1.json".into(), shard(1, 2)),
+        ("2.json".into(), refused),
+    ])
+    .unwrap();
+    assert_eq!(merged.credentials_refused, Some(refusal));
+    assert_eq!(merged.verdict(), Verdict::CredentialsRefused);
+    let table = render::table(&merged, None);
+    assert!(
+        table.contains("halted: credentials refused by https://cce.cn-north-4.myhuaweicloud.com"),
+        "{table}"
+    );
+    assert!(render::markdown(&merged).contains("**Credentials refused:** refused by https://cce"));
+    let value = serde_json::to_value(&merged).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+    assert!(jsonschema::is_valid(&schema, &value), "{value:#}");
+    // An interrupt still wins: 130 says the run did not get to finish.
+    let mut interrupted = merged.clone();
+    interrupted.interrupted = true;
+    assert_eq!(interrupted.verdict(), Verdict::Interrupted);
 }

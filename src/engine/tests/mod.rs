@@ -2,6 +2,7 @@
 //! log), under paused tokio time, by theme; the helpers they share are here.
 
 mod convergence;
+mod credentials;
 mod operation;
 mod pacing;
 mod preview;

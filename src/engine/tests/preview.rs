@@ -12,6 +12,7 @@ fn label(preview: &Preview) -> &'static str {
         Preview::Missing(_) => "missing",
         Preview::Unreadable(_) => "unreadable",
         Preview::Cancelled => "cancelled",
+        Preview::NotRead => "not read",
     }
 }
 
@@ -34,7 +35,7 @@ async fn each_release_is_read_retried_and_judged_in_plan_order_with_gets_only() 
         }
     });
 
-    let previews = preview(&p, &*api, &CancellationToken::new()).await;
+    let previews = preview(&p, &*api, &CancellationToken::new()).await.previews;
 
     let labels: Vec<&str> = previews.iter().map(label).collect();
     assert_eq!(labels, ["unchanged", "change", "missing", "unreadable"]);
@@ -69,7 +70,7 @@ async fn a_cancelled_preview_reads_nothing_more() {
     let (_, p, api) = seeded_on_one_cluster(2);
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let previews = preview(&p, &*api, &cancel).await;
+    let previews = preview(&p, &*api, &cancel).await.previews;
     assert!(previews.iter().all(|p| *p == Preview::Cancelled));
     assert!(api.calls().is_empty());
 }
