@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::cce::credentials::CredentialsError;
 use crate::cce::endpoint::ClientError;
+use crate::engine::CredentialRefusal;
 use crate::error::Exit;
 use crate::journal::{JournalError, ResumeError};
 use crate::plan::LoadError;
@@ -41,6 +42,9 @@ pub enum Error {
     },
     #[error("credentials: {0}")]
     Credentials(#[source] CredentialsError),
+    /// An endpoint refused the credentials (`plan --diff` stops reading at the first refusal).
+    #[error("credentials: {}; nothing more was read. {}", refusal.detail(), super::CHECK_CREDENTIALS)]
+    CredentialsRefused { refusal: CredentialRefusal },
     /// `--select` or `--shard` that cannot be applied to the plan.
     #[error("{0}")]
     Selection(#[source] SelectError),
@@ -121,6 +125,7 @@ impl Error {
             | Error::Client(_)
             | Error::ReportPath { .. }
             | Error::Credentials(_)
+            | Error::CredentialsRefused { .. }
             | Error::Selection(_)
             | Error::Journal(_)
             | Error::Resume(_)

@@ -92,11 +92,7 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     let never = CancellationToken::new();
     let read = runtime.block_on(preview(&plan, &client, &never));
     if let Some(refusal) = read.credentials_refused {
-        return Err(Error::Credentials(format!(
-            "{}; nothing more was read. {}",
-            refusal.detail(),
-            super::CHECK_CREDENTIALS
-        )));
+        return Err(Error::CredentialsRefused { refusal });
     }
     let diffs: Vec<OperationDiff> = read.previews.into_iter().map(OperationDiff::from).collect();
     let out = match args.format {

@@ -344,7 +344,7 @@ fn a_refused_credential_in_any_shard_is_the_merged_reports_verdict() {
     assert!(render::markdown(&merged).contains("**Credentials refused:** refused by https://cce"));
     let value = serde_json::to_value(&merged).unwrap();
     let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
     assert!(jsonschema::is_valid(&schema, &value), "{value:#}");
     // An interrupt still wins: 130 says the run did not get to finish.
     let mut interrupted = merged.clone();
