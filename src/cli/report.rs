@@ -38,7 +38,7 @@ pub enum ReportCommand {
 }
 
 /// A JSON report is one JSON object; a journal is JSON lines.
-fn load(path: &Path) -> Result<RunReport, Error> {
+pub(super) fn load(path: &Path) -> Result<RunReport, Error> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
     if let Ok(report) = serde_json::from_slice::<RunReport>(&bytes) {
