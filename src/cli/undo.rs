@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
+use super::Environment;
 use super::apply::{ApplyArgs, ApplySettings, LimitArgs, SimulateArgs, check_report_paths};
 use super::logging::LogSink;
 use super::net::NetworkArgs;
-use super::Environment;
 use crate::error::{Error, Exit};
 use crate::journal::default_journal_path;
 use crate::plan::resolved::short;
