@@ -15,6 +15,10 @@ use super::model::{OperationReport, Outcome, RunReport};
 use crate::cce::model::{Action, ReleaseParameters, UpdateReleaseBody};
 use crate::plan::resolved::{ClusterTarget, ExpandedPlan, Operation, Wave};
 
+/// One rollback of the undo: the run's operation, the revision to go back to, and the one the
+/// release is expected at.
+type Rollback<'r> = (&'r OperationReport, i64, i64);
+
 /// What undo does with one operation of the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UndoDecision {
@@ -123,7 +127,7 @@ pub fn plan_undo(
     ops.sort_by_key(|op| op.index);
 
     // The run's waves in the order it ran them, each with its rollbacks in the run's order.
-    let mut waves: Vec<(String, Vec<(&OperationReport, i64, i64)>)> = Vec::new();
+    let mut waves: Vec<(String, Vec<Rollback<'_>>)> = Vec::new();
     let mut not_undone = Vec::new();
     for op in ops {
         match decide(op) {

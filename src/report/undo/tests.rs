@@ -188,7 +188,8 @@ fn waves_are_reversed_prod_first_unless_the_order_is_kept() {
     let undo = plan_undo(&run, &plan, WaveOrder::Reversed).unwrap();
     let waves: Vec<&str> = undo.plan.waves.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(waves, ["prod", "canary"]);
-    let ops: Vec<(usize, usize, &str, Option<i64>, Option<i64>)> = undo
+    type Shown<'p> = (usize, usize, &'p str, Option<i64>, Option<i64>);
+    let ops: Vec<Shown<'_>> = undo
         .plan
         .operations()
         .map(|o| {
