@@ -249,10 +249,19 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     already_applied = Some(release.version);
                 }
                 Ok(Reconciled::Unchanged(release)) => {
-                    if release.status().is_pending()
-                        && let Err(stop) = self.settle_before_put(&mut version_before).await
-                    {
+                    let waited = release.status().is_pending();
+                    if waited && let Err(stop) = self.settle_before_put(&mut version_before).await {
                         return stop.into();
+                    }
+                    // The change is still to be sent: a relative revision is resolved afresh.
+                    if let Some(relative) = self.op.relative_version {
+                        let current = match (waited, &self.last_seen) {
+                            (true, Some(settled)) => (**settled).clone(),
+                            _ => release,
+                        };
+                        if let Err(end) = self.resolve_relative(relative, &current).await {
+                            return end;
+                        }
                     }
                 }
                 Ok(Reconciled::Unknown) => {

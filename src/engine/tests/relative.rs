@@ -167,3 +167,37 @@ async fn an_operation_expected_at_another_revision_is_skipped_unless_forced() {
             .all(|r| r.outcome == Outcome::Succeeded)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_relative_rollback_that_never_landed_resolves_before_its_put() {
+    let (a, b, mut p, api) = two_clusters_at_3_and_5(rollout());
+    rolling_back(&mut p, RelativeRevision::Previous);
+    // The killed run journaled both intents at the revisions it read; neither PUT landed.
+    let options = EngineOptions {
+        resume: HashMap::from([
+            (
+                0,
+                PriorState::InFlight {
+                    version_before: Some(3),
+                },
+            ),
+            (
+                1,
+                PriorState::InFlight {
+                    version_before: Some(5),
+                },
+            ),
+        ]),
+        ..EngineOptions::default()
+    };
+    let (report, _) = run_plan(&p, api.clone(), options).await;
+    let mut sent = put_revisions(&api);
+    sent.sort();
+    assert_eq!(sent, vec![(a.id.clone(), Some(2)), (b.id.clone(), Some(4))]);
+    assert!(
+        report
+            .results
+            .iter()
+            .all(|r| r.outcome == Outcome::Succeeded)
+    );
+}
