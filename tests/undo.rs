@@ -265,10 +265,20 @@ async fn a_release_changed_since_the_run_is_refused_unless_forced() {
     let reason = c2_op["skip_reason"].as_str().unwrap();
     assert!(reason.contains("at revision 3, not the 2"), "{reason}");
 
+    // The run's journal serves as well as its report.
+    let journal = std::fs::read_dir(dir.path().join(".flotilla/journal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("changed-"))
+        })
+        .expect("the run's journal");
     let forced = run(
         dir.path(),
         &sim,
-        &["undo", "run.json", "--plan", plan, "--force"],
+        &["undo", journal.to_str().unwrap(), "--plan", plan, "--force"],
     )
     .await;
     assert_exit(&forced, 0);
