@@ -181,16 +181,20 @@ pub struct SimulateArgs {
     /// Write the simulator's request log (JSON lines) here.
     #[arg(long, requires = "simulate", value_name = "PATH")]
     pub sim_request_log: Option<PathBuf>,
+    /// Load the simulator's releases from this file (`flotilla sim --state`; missing: none)
+    /// and write them back at the end, so that a rehearsal can go on (e.g. with `undo`).
+    #[arg(long, requires = "simulate", value_name = "PATH")]
+    pub sim_state: Option<PathBuf>,
 }
 
-/// The validated settings of one `apply`.
-struct ApplySettings {
-    plan: ExpandedPlan,
+/// The validated settings of one `apply` (or of an `undo`, which runs as one).
+pub(super) struct ApplySettings {
+    pub(super) plan: ExpandedPlan,
     /// With `--simulate`: the simulator's checked settings and the credentials it expects.
-    simulator: Option<(SimConfig, Credentials)>,
-    journal_path: PathBuf,
-    shard: Option<Shard>,
-    progress: ProgressMode,
+    pub(super) simulator: Option<(SimConfig, Credentials)>,
+    pub(super) journal_path: PathBuf,
+    pub(super) shard: Option<Shard>,
+    pub(super) progress: ProgressMode,
 }
 
 impl ApplySettings {
@@ -246,7 +250,7 @@ fn report_paths(args: &ApplyArgs) -> impl Iterator<Item = (&'static str, ReportF
 
 /// A report that cannot be written is found before anything is sent, not after the run; so is
 /// one that would overwrite the journal or another report.
-fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
+pub(super) fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
     use crate::atomic_file::{check, destination};
     let mut taken = vec![("--journal", destination(journal))];
     for (flag, _, path) in report_paths(args) {
@@ -269,6 +273,16 @@ fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
 
 pub fn run(args: ApplyArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Error> {
     let settings = ApplySettings::from_args(&args, env)?;
+    run_with(args, settings, env, logs)
+}
+
+/// Runs an expanded plan whose settings are validated: `apply`'s, or an `undo`'s.
+pub(super) fn run_with(
+    args: ApplyArgs,
+    settings: ApplySettings,
+    env: &Environment,
+    logs: &LogSink,
+) -> Result<Exit, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -309,7 +323,7 @@ async fn connect(
 }
 
 /// The simulator's settings and the throwaway credentials that its signature checks expect.
-fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
+pub(super) fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
     let mut rng = rand::rng();
     let (auth, credentials) = crate::sim::auth::throwaway_credentials(&mut rng);
     let mut config = SimConfig::default().with_auth(auth);
@@ -325,6 +339,7 @@ fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
     config.reset_rate = flags.sim_reset_rate.unwrap_or(0.0);
     config.rng_seed = flags.sim_rng_seed.unwrap_or_else(|| rng.random());
     config.request_log = flags.sim_request_log.clone();
+    config.state_file = flags.sim_state.clone();
     if let Some(factor) = flags.time_scale {
         config.speed_up(factor);
     }

@@ -52,6 +52,9 @@ pub enum Command {
     },
     /// Run a local CCE Autopilot release API simulator, with gateway throttling and faults.
     Sim(Box<sim::SimArgs>),
+    /// Roll back what a run changed (from its report or journal), each release to its revision
+    /// before the run, the run's last wave first.
+    Undo(Box<undo::UndoArgs>),
 }
 
 /// The one place a run's verdict becomes the process's exit code (errors: [`Error::exit`]).
@@ -120,6 +123,7 @@ pub mod net;
 pub mod plan;
 pub mod report;
 pub mod sim;
+pub mod undo;
 pub mod validate;
 pub mod values;
 
@@ -180,6 +184,7 @@ pub fn run(cli: Cli, env: &Environment, logs: &logging::LogSink) -> Result<Exit,
             Ok(Exit::Success)
         }
         Command::Sim(args) => sim::run(*args, env),
+        Command::Undo(args) => undo::run(*args, env, logs),
         Command::Schema => {
             print!("{}", crate::plan::schema::SCHEMA_TEXT);
             Ok(Exit::Success)

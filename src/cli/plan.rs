@@ -41,8 +41,9 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// GET every targeted release and show what apply would do: `change`, `unchanged` or
-    /// `unknown` per operation, why, and the values keys it would add, change or remove
-    /// (secrets redacted). Needs credentials; sends only GETs.
+    /// `unknown` per operation, why, the values keys it would add, change or remove (secrets
+    /// redacted), and the revision a rollback to `previous` or `-N` resolves to on each release.
+    /// Needs credentials; sends only GETs.
     #[arg(long)]
     pub diff: bool,
     #[command(flatten)]

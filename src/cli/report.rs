@@ -39,7 +39,7 @@ pub enum ReportCommand {
 }
 
 /// A JSON report is one JSON object; a journal is JSON lines.
-fn load(path: &Path) -> Result<RunReport, Error> {
+pub(super) fn load(path: &Path) -> Result<RunReport, Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Input {
         path: path.to_owned(),
         source,

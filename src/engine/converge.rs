@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::cce::diff::{ChangeKind, KeyChange, values_diff};
 use crate::cce::model::{Action, Chart, Release, ReleaseStatus, UpdateReleaseBody};
+use crate::plan::resolved::RelativeRevision;
 use crate::secret::MASK;
 
 /// The label `plan --diff` and the report give an operation.
@@ -301,6 +302,31 @@ fn runs_other_chart(current: &Release, name: &str, version: &str) -> bool {
 /// The revision a rollback body names, if any.
 pub fn rollback_version(body: &UpdateReleaseBody) -> Option<i64> {
     body.parameters.as_ref().and_then(|p| p.release_version)
+}
+
+/// The revision `relative` (`previous`, `-N`) names on a release now at revision `current`
+/// whose history holds `history` (in any order; the service may have pruned old ones): the
+/// N-th revision before `current` that the history still has. A revision counts once however
+/// often the history lists it.
+pub fn resolve_relative(
+    relative: RelativeRevision,
+    current: i64,
+    history: &[i64],
+) -> Result<i64, String> {
+    let mut earlier: Vec<i64> = history.iter().copied().filter(|&v| v < current).collect();
+    earlier.sort_unstable_by(|a, b| b.cmp(a));
+    earlier.dedup();
+    let back = relative.back() as usize;
+    match back.checked_sub(1).and_then(|i| earlier.get(i)) {
+        Some(&target) => Ok(target),
+        None if earlier.is_empty() => Err(format!(
+            "release_version: {relative}: no revision before {current} in the release's history"
+        )),
+        None => Err(format!(
+            "release_version: {relative}: the release's history has only {} revision(s) before {current}",
+            earlier.len()
+        )),
+    }
 }
 
 fn change(reason: String) -> Assessment {

@@ -480,6 +480,8 @@ pub fn plan(rollout: Rollout, waves: Vec<Vec<(Arc<ClusterTarget>, String, &str)>
                         action: Action::Upgrade,
                         body,
                         rollback_on_failure: false,
+                        relative_version: None,
+                        expected_revision: None,
                     };
                     index += 1;
                     op

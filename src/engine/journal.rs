@@ -12,6 +12,9 @@ pub struct PutIntent<'a> {
     pub operation: &'a Operation,
     /// The revision before the change, when known (preflight on, or from a resumed journal).
     pub version_before: Option<i64>,
+    /// The revision the PUT names, for a rollback (resolved when the plan wrote `previous` or
+    /// `-N`).
+    pub release_version: Option<i64>,
     /// The rollback PUT of a failed upgrade, not the change itself.
     pub rollback: bool,
     pub dry_run: bool,

@@ -59,12 +59,14 @@ impl<'a, A> Context<'a, A> {
     pub(crate) fn journal_change(
         &self,
         op: &'a Operation,
+        body: &UpdateReleaseBody,
         version_before: Option<i64>,
     ) -> Option<Announced<'a>> {
         self.journal.map(|journal| {
             journal.before_put(PutIntent {
                 operation: op,
                 version_before,
+                release_version: converge::rollback_version(body),
                 rollback: false,
                 dry_run: self.dry_run,
             })
@@ -80,6 +82,8 @@ enum End {
     Succeeded,
     /// Already as planned: nothing sent.
     Unchanged,
+    /// Not at the revision it was expected at: nothing sent; why.
+    Skipped(String),
     Failed(OperationError),
     Cancelled,
 }
@@ -132,6 +136,10 @@ pub(crate) struct OperationRun<'c, 'a, A> {
     ctx: &'c Context<'a, A>,
     op: &'a Operation,
     body: &'c UpdateReleaseBody,
+    /// The body with the revision `previous` or `-N` resolved to on this release.
+    resolved: Option<Arc<UpdateReleaseBody>>,
+    /// The release's history as read to resolve that revision, kept for the judgement.
+    history: Option<Vec<Release>>,
     pacer: &'c Pacer,
     /// The endpoint's credential gate: every request passes it, and its `stop` token (the run's
     /// cancel, or a refusal of the credentials) ends every wait of this operation.
@@ -162,6 +170,8 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             ctx,
             op,
             body,
+            resolved: None,
+            history: None,
             pacer,
             gate,
             pass: None,
@@ -194,6 +204,10 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         match end {
             End::Succeeded => result.outcome = Outcome::Succeeded,
             End::Unchanged => result.outcome = Outcome::Unchanged,
+            End::Skipped(reason) => {
+                result.outcome = Outcome::Skipped;
+                result.skip_reason = Some(reason);
+            }
             End::Failed(error) => {
                 result.outcome = Outcome::Failed;
                 result.error = Some(error);
@@ -268,10 +282,19 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     already_applied = Some(release.version);
                 }
                 Ok(Reconciled::Unchanged(release)) => {
-                    if release.status().is_pending()
-                        && let Err(stop) = self.settle_before_put(&mut version_before).await
-                    {
+                    let waited = release.status().is_pending();
+                    if waited && let Err(stop) = self.settle_before_put(&mut version_before).await {
                         return stop.into();
+                    }
+                    // The change is still to be sent: a relative revision is resolved afresh.
+                    if let Some(relative) = self.op.relative_version {
+                        let current = match (waited, &self.last_seen) {
+                            (true, Some(settled)) => (**settled).clone(),
+                            _ => release,
+                        };
+                        if let Err(end) = self.resolve_relative(relative, &current).await {
+                            return end;
+                        }
                     }
                 }
                 Ok(Reconciled::Unknown) => {
@@ -281,7 +304,8 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 }
                 Err(stop) => return stop.into(),
             }
-        } else if rollout.preflight {
+        } else if rollout.preflight || self.op.reads_before_put() {
+            // With preflight off, a relative revision or an expected one is still read for.
             match self.get(Phase::Preflight).await {
                 Ok(release) => {
                     version_before = Some(release.version);
@@ -290,12 +314,26 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     if waited && let Err(stop) = self.settle_before_put(&mut version_before).await {
                         return stop.into();
                     }
-                    if !self.ctx.force {
-                        // After waiting, the release is the one it settled as.
-                        let current = match (waited, &self.last_seen) {
-                            (true, Some(settled)) => (**settled).clone(),
-                            _ => release,
-                        };
+                    // After waiting, the release is the one it settled as.
+                    let current = match (waited, &self.last_seen) {
+                        (true, Some(settled)) => (**settled).clone(),
+                        _ => release,
+                    };
+                    if let Some(expected) = self.op.expected_revision
+                        && current.version != expected
+                        && !self.ctx.force
+                    {
+                        return End::Skipped(format!(
+                            "changed since the run being undone: at revision {}, not the {expected} that run left; not rolled back (--force rolls it back anyway)",
+                            current.version
+                        ));
+                    }
+                    if let Some(relative) = self.op.relative_version
+                        && let Err(end) = self.resolve_relative(relative, &current).await
+                    {
+                        return end;
+                    }
+                    if rollout.preflight && !self.ctx.force {
                         let decision = match self.converge(&current).await {
                             Ok(decision) => decision,
                             Err(stop) => return stop.into(),
@@ -326,15 +364,17 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         let applied = match already_applied {
             Some(version) => Some(version),
             None => {
+                let resolved = self.resolved.clone();
+                let body = resolved.as_deref().unwrap_or(self.body);
                 let durable = announced
                     .take()
-                    .or_else(|| self.ctx.journal_change(self.op, version_before));
+                    .or_else(|| self.ctx.journal_change(self.op, body, version_before));
                 if let Some(durable) = durable
                     && let Err(error) = durable.await
                 {
                     return End::Failed(OperationError::message(format!("{error}; nothing sent")));
                 }
-                match self.put(self.body, version_before, Phase::Put).await {
+                match self.put(body, version_before, Phase::Put).await {
                     PutEnd::Applied(release) => release,
                     PutEnd::Failed(error) => return End::Failed(error),
                     PutEnd::Cancelled => return End::Cancelled,
@@ -367,6 +407,39 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         End::Failed(error)
     }
 
+    /// Resolves `previous` or `-N` against `current` and the release's history: the body the
+    /// PUT sends names the revision it resolved to. Nothing is sent when it cannot be resolved.
+    async fn resolve_relative(
+        &mut self,
+        relative: crate::plan::resolved::RelativeRevision,
+        current: &Release,
+    ) -> Result<(), End> {
+        let history = match self
+            .read(Phase::Preflight, |api, at| api.release_history(at))
+            .await
+        {
+            Ok(history) => history,
+            Err(ReadError::Cancelled) => return Err(End::Cancelled),
+            Err(ReadError::Api(error)) => {
+                return Err(End::Failed(OperationError::from_api(
+                    &format!("release_version: {relative}: reading the release's history"),
+                    &error,
+                )));
+            }
+        };
+        let revisions: Vec<i64> = history.iter().map(|r| r.version).collect();
+        let target = converge::resolve_relative(relative, current.version, &revisions)
+            .map_err(|why| End::Failed(OperationError::message(format!("{why}; nothing sent"))))?;
+        let mut body = self.body.clone();
+        body.parameters
+            .get_or_insert_with(ReleaseParameters::default)
+            .release_version = Some(target);
+        self.resolved = Some(Arc::new(body));
+        self.result.release_version = Some(target);
+        self.history = Some(history);
+        Ok(())
+    }
+
     /// Compares the plan with `current` (the settled preflight answer).
     async fn converge(&mut self, current: &Release) -> Result<converge::Decision, Stop> {
         Ok(self.assess(current).await?.decision)
@@ -391,10 +464,21 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             Err(ReadError::Api(error)) => return Preview::Unreadable(error),
             Err(ReadError::Cancelled) => return Preview::Cancelled,
         };
+        if let Some(relative) = self.op.relative_version {
+            match self.resolve_relative(relative, &current).await {
+                Ok(()) => {}
+                Err(End::Failed(error)) => return Preview::Unresolved(error.message),
+                Err(_) => return Preview::Cancelled,
+            }
+        }
         match self.assess(&current).await {
             Ok(assessment) => Preview::Judged {
                 current: Box::new(current),
                 assessment,
+                resolved_version: self
+                    .resolved
+                    .as_ref()
+                    .and_then(|b| converge::rollback_version(b)),
             },
             // Judging stops only when cancelled: a failed lookup is handed to the judgement.
             Err(_) => Preview::Cancelled,
@@ -410,7 +494,8 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         current: &Release,
         judge: impl FnOnce(&UpdateReleaseBody, DesiredChart<'_>, RollbackTarget<'_>, &Release) -> T,
     ) -> Result<T, Stop> {
-        let body = self.body;
+        let resolved = self.resolved.clone();
+        let body: &UpdateReleaseBody = resolved.as_deref().unwrap_or(self.body);
         let no_target = RollbackTarget::NotGiven;
         match body.action {
             Action::Upgrade => {
@@ -450,7 +535,11 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                         Ok(judge(body, kept, RollbackTarget::Found(current), current))
                     }
                     Some(version) => {
-                        match self.read(phase, |api, at| api.release_history(at)).await {
+                        let history = match self.history.take() {
+                            Some(history) => Ok(history),
+                            None => self.read(phase, |api, at| api.release_history(at)).await,
+                        };
+                        match history {
                             Ok(history) => {
                                 let target = match history.iter().find(|r| r.version == version) {
                                     Some(revision) => RollbackTarget::Found(revision),
@@ -624,6 +713,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             let intent = PutIntent {
                 operation: self.op,
                 version_before: current,
+                release_version: Some(to_version),
                 rollback: true,
                 dry_run: false,
             };

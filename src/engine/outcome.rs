@@ -245,6 +245,10 @@ pub struct OperationResult {
     pub final_status: Option<ReleaseStatus>,
     pub version_before: Option<i64>,
     pub version_after: Option<i64>,
+    /// The revision a rollback goes to: the plan's number, or the one `previous` or `-N`
+    /// resolved to on this release.
+    #[serde(default)]
+    pub release_version: Option<i64>,
     /// True once a PUT of the change was sent (it may have reached the service). A resume must
     /// treat a cancelled operation with `put_sent` as in flight: reconcile, never resend blindly.
     pub put_sent: bool,
@@ -294,6 +298,7 @@ impl OperationResult {
             final_status: None,
             version_before: None,
             version_after: None,
+            release_version: op.body.parameters.as_ref().and_then(|p| p.release_version),
             put_sent: false,
             put_applied: false,
             put_attempts: 0,

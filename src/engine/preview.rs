@@ -28,7 +28,11 @@ pub enum Preview {
     Judged {
         current: Box<Release>,
         assessment: Assessment,
+        /// The revision `release_version: previous` or `-N` resolved to on this release.
+        resolved_version: Option<i64>,
     },
+    /// `release_version: previous` or `-N` names no revision this release has; why.
+    Unresolved(String),
     /// The release does not exist (404): `apply` would fail this operation.
     Missing(ApiError),
     /// The release could not be read, retries included.

@@ -368,11 +368,12 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
                 break;
             }
             let op = &self.wave.operations[position];
-            // A resumed operation reconciles before anything is journaled.
-            if announced.contains(position) || self.prior(op).is_some() {
+            // A resumed operation reconciles before anything is journaled; one that reads its
+            // release first (a relative or an expected revision) knows its intent only then.
+            if announced.contains(position) || self.prior(op).is_some() || op.reads_before_put() {
                 continue;
             }
-            if let Some(intent) = self.ctx.journal_change(op, None) {
+            if let Some(intent) = self.ctx.journal_change(op, &op.body, None) {
                 announced.insert(position, intent);
             }
         }

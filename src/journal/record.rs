@@ -117,6 +117,9 @@ pub enum Record {
         action: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version_before: Option<i64>,
+        /// The revision a rollback PUT names, resolved when the plan wrote `previous` or `-N`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release_version: Option<i64>,
         at: String,
     },
     /// An operation ended, however it ended.
@@ -160,6 +163,7 @@ impl Record {
             name: op.release.clone(),
             action: op.action.as_str().to_owned(),
             version_before: intent.version_before,
+            release_version: intent.release_version,
             at: at.to_string(),
         }
     }
@@ -480,6 +484,9 @@ pub struct FinishedOperation {
     pub final_status: Option<String>,
     pub version_before: Option<i64>,
     pub version_after: Option<i64>,
+    /// The revision a rollback goes to (resolved when the plan wrote `previous` or `-N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_version: Option<i64>,
     /// A PUT of the change was sent: a cancelled operation with one is in flight for a resume.
     pub put_sent: bool,
     pub put_applied: bool,
@@ -517,6 +524,7 @@ impl From<OperationResult> for FinishedOperation {
             final_status: result.final_status.map(status_text),
             version_before: result.version_before,
             version_after: result.version_after,
+            release_version: result.release_version,
             put_sent: result.put_sent,
             put_applied: result.put_applied,
             put_attempts: result.put_attempts,
@@ -550,6 +558,7 @@ impl From<FinishedOperation> for OperationResult {
             final_status: recorded.final_status.as_deref().map(ReleaseStatus::from),
             version_before: recorded.version_before,
             version_after: recorded.version_after,
+            release_version: recorded.release_version,
             put_sent: recorded.put_sent,
             put_applied: recorded.put_applied,
             put_attempts: recorded.put_attempts,

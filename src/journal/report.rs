@@ -26,6 +26,7 @@ impl JournalState {
                     name,
                     action,
                     version_before,
+                    release_version,
                     ..
                 } => operations.push(OperationReport {
                     index: *index,
@@ -41,6 +42,7 @@ impl JournalState {
                     final_status: None,
                     version_before: *version_before,
                     version_after: None,
+                    release_version: *release_version,
                     attempts: Vec::new(),
                     reconciled: false,
                     rollback: None,

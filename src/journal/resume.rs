@@ -224,6 +224,8 @@ mod tests {
                 values: None,
             }),
             rollback_on_failure: false,
+            relative_version: None,
+            expected_revision: None,
         };
         let mut result = engine::OperationResult::new(&op, outcome, false);
         result.put_sent = put_sent;
@@ -240,6 +242,7 @@ mod tests {
             name: "r".into(),
             action: "upgrade".into(),
             version_before: Some(7),
+            release_version: None,
             at: "2026-11-26T00:00:00Z".into(),
         }
     }
@@ -377,6 +380,7 @@ mod tests {
             name,
             action,
             version_before,
+            release_version: None,
             at: when.into(),
         }
     }

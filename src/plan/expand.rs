@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use super::diagnostic::{Diagnostic, SourceLines, suggestion_suffix};
 use super::raw::{RawBudget, RawPlan, RawRate, RawSelector};
 use super::resolved::{
-    ClusterTarget, ExpandedPlan, FailureBudget, Operation, Rate, RetryPolicy, Rollout, WaitPolicy,
-    Wave,
+    ClusterTarget, ExpandedPlan, FailureBudget, Operation, Rate, RelativeRevision, RetryPolicy,
+    Rollout, WaitPolicy, Wave,
 };
 use super::source::{Positions, push_pointer};
 use crate::cce::model::{Action, ReleaseParameters, UpdateReleaseBody};
@@ -132,12 +132,15 @@ pub fn expand(
     let mut bodies: Vec<Arc<UpdateReleaseBody>> = Vec::with_capacity(raw.releases.len());
     let mut rollback_flags: Vec<bool> = Vec::with_capacity(raw.releases.len());
     let mut actions: Vec<Action> = Vec::with_capacity(raw.releases.len());
+    let mut relative: Vec<Option<RelativeRevision>> = Vec::with_capacity(raw.releases.len());
     let mut seen: HashMap<(usize, &str, &str), usize> = HashMap::new();
     for (r, release) in raw.releases.iter().enumerate() {
         let pointer = format!("/releases/{r}");
         let targets = release_targets(release, &pointer, raw, &index_of, &names, ctx);
-        let (body, action, rollback_on_failure) = release_body(raw, r, &pointer, ctx);
+        let (body, action, rollback_on_failure, relative_version) =
+            release_body(raw, r, &pointer, ctx);
         bodies.push(Arc::new(body));
+        relative.push(relative_version);
         actions.push(action);
         rollback_flags.push(rollback_on_failure);
         for c in targets {
@@ -205,6 +208,8 @@ pub fn expand(
                     action: actions[r],
                     body: Arc::clone(&bodies[r]),
                     rollback_on_failure: rollback_flags[r],
+                    relative_version: relative[r],
+                    expected_revision: None,
                 });
                 index += 1;
             }
@@ -532,13 +537,14 @@ fn refuse_dry_run(parameters: Option<&Map<String, Value>>, pointer: &str, ctx: &
     }
 }
 
-/// The merged body of release `r`, its action and its rollback_on_failure.
+/// The merged body of release `r`, its action, its rollback_on_failure, and its rollback
+/// target when the plan gives it relative to the current revision (then not in the body).
 fn release_body(
     raw: &RawPlan,
     r: usize,
     pointer: &str,
     ctx: &mut Context<'_>,
-) -> (UpdateReleaseBody, Action, bool) {
+) -> (UpdateReleaseBody, Action, bool, Option<RelativeRevision>) {
     let release = &raw.releases[r];
     let defaults = &raw.defaults;
     let action = release
@@ -557,6 +563,13 @@ fn release_body(
         }
     }
     let had_parameters = defaults.parameters.is_some() || release.parameters.is_some();
+    // `previous` and `-N` are resolved per cluster at run time; the API takes only a number.
+    let relative_version = parameters
+        .get("release_version")
+        .and_then(RelativeRevision::parse);
+    if relative_version.is_some() {
+        parameters.remove("release_version");
+    }
     let (parameters, parameters_read): (ReleaseParameters, bool) =
         match serde_json::from_value(Value::Object(parameters)) {
             Ok(p) => (p, true),
@@ -588,13 +601,27 @@ fn release_body(
     };
     match action {
         // A `release_version` that did not parse was reported as such already.
-        Action::Rollback if parameters_read && parameters.release_version.is_none() => ctx.at_value(
-            &action_pointer,
+        Action::Upgrade if relative_version.is_some() => ctx.at_value(
+            &release_version_pointer(release, pointer),
             format!(
-                "release `{}` rolls back but has no `parameters.release_version` (the revision to roll back to)",
-                release.name
+                "release `{}` upgrades, but `release_version: {}` only means something to `action: rollback`",
+                release.name,
+                relative_version.map(|v| v.to_string()).unwrap_or_default()
             ),
         ),
+        Action::Rollback
+            if parameters_read
+                && parameters.release_version.is_none()
+                && relative_version.is_none() =>
+        {
+            ctx.at_value(
+            &action_pointer,
+            format!(
+                "release `{}` rolls back but has no `parameters.release_version` (the revision to roll back to: a number, `previous` or `-N`)",
+                release.name
+            ),
+            );
+        }
         Action::Upgrade if chart_id.is_none() => ctx.at_value(
             &action_pointer,
             format!(
@@ -615,7 +642,20 @@ fn release_body(
         .rollback_on_failure
         .or(defaults.rollback_on_failure)
         .unwrap_or(false);
-    (body, action, rollback_on_failure)
+    (body, action, rollback_on_failure, relative_version)
+}
+
+/// Where a release's `release_version` is written: its own parameters, or the defaults'.
+fn release_version_pointer(release: &super::raw::RawRelease, pointer: &str) -> String {
+    if release
+        .parameters
+        .as_ref()
+        .is_some_and(|p| p.contains_key("release_version"))
+    {
+        format!("{pointer}/parameters/release_version")
+    } else {
+        "/defaults/parameters/release_version".to_owned()
+    }
 }
 
 #[cfg(test)]

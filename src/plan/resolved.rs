@@ -114,6 +114,62 @@ pub struct Operation {
     /// The exact body of the PUT (shared by every cluster of one release).
     pub body: Arc<UpdateReleaseBody>,
     pub rollback_on_failure: bool,
+    /// A rollback's target as the plan wrote it relative to the release's current revision
+    /// (`previous`, `-N`); the body's `release_version` is then unset until the engine resolves
+    /// it per operation at run time.
+    pub relative_version: Option<RelativeRevision>,
+    /// The revision the release must be at for the PUT to be sent (`flotilla undo`: the
+    /// revision the undone run left); at another one the operation is skipped unless forced.
+    pub expected_revision: Option<i64>,
+}
+
+impl Operation {
+    /// Whether the release must be read before the PUT even with preflight off: to resolve a
+    /// relative revision, or to check the revision it is expected at.
+    pub fn reads_before_put(&self) -> bool {
+        self.relative_version.is_some() || self.expected_revision.is_some()
+    }
+}
+
+/// `release_version: previous` or `-N`: so many revisions back from the current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RelativeRevision {
+    /// The revision before the current one.
+    Previous,
+    /// N revisions back (N >= 1).
+    Back(u32),
+}
+
+impl RelativeRevision {
+    /// How many revisions back, 1 for `previous`.
+    pub fn back(self) -> u32 {
+        match self {
+            RelativeRevision::Previous => 1,
+            RelativeRevision::Back(n) => n,
+        }
+    }
+
+    /// The plan's own words: `previous`, `-N`, a revision number is not one of these. `None`
+    /// when `value` is no relative form.
+    pub fn parse(value: &serde_json::Value) -> Option<Self> {
+        let back = match value {
+            serde_json::Value::String(s) if s == "previous" => return Some(Self::Previous),
+            serde_json::Value::String(s) => s.strip_prefix('-')?.parse::<u32>().ok()?,
+            serde_json::Value::Number(n) => u32::try_from(n.as_i64()?.checked_neg()?).ok()?,
+            _ => return None,
+        };
+        (back >= 1).then_some(Self::Back(back))
+    }
+}
+
+/// As a plan writes it.
+impl std::fmt::Display for RelativeRevision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelativeRevision::Previous => f.write_str("previous"),
+            RelativeRevision::Back(n) => write!(f, "-{n}"),
+        }
+    }
 }
 
 /// A cluster as requests address it.
@@ -324,6 +380,29 @@ mod tests {
             to_value(FailureBudget::Percent(12.5)).unwrap(),
             json!("12.5%")
         );
+    }
+
+    #[test]
+    fn relative_revisions_parse_from_the_words_a_plan_writes() {
+        use serde_json::json;
+        assert_eq!(
+            RelativeRevision::parse(&json!("previous")),
+            Some(RelativeRevision::Previous)
+        );
+        assert_eq!(
+            RelativeRevision::parse(&json!(-2)),
+            Some(RelativeRevision::Back(2))
+        );
+        assert_eq!(
+            RelativeRevision::parse(&json!("-3")),
+            Some(RelativeRevision::Back(3))
+        );
+        for absolute in [json!(3), json!(0), json!("-0"), json!("prev"), json!(1.5)] {
+            assert_eq!(RelativeRevision::parse(&absolute), None, "{absolute}");
+        }
+        assert_eq!(RelativeRevision::Previous.back(), 1);
+        assert_eq!(RelativeRevision::Back(4).to_string(), "-4");
+        assert_eq!(RelativeRevision::Previous.to_string(), "previous");
     }
 
     #[test]

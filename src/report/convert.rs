@@ -32,6 +32,7 @@ pub fn operation(result: &OperationResult, wave: &str) -> OperationReport {
         final_status: result.final_status.as_ref().map(|s| s.as_str().to_owned()),
         version_before: result.version_before,
         version_after: result.version_after,
+        release_version: result.release_version,
         attempts: result
             .attempts
             .iter()

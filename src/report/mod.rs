@@ -6,4 +6,5 @@ pub mod plan;
 pub mod plan_diff;
 pub mod progress;
 pub mod render;
+pub mod undo;
 pub mod write;

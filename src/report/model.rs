@@ -116,6 +116,10 @@ pub struct OperationReport {
     pub version_before: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_after: Option<i64>,
+    /// The revision a rollback goes to; where the plan wrote `previous` or `-N`, the one it
+    /// resolved to on this release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_version: Option<i64>,
     pub attempts: Vec<AttemptReport>,
     /// An ambiguous answer was settled by reading the release back.
     #[serde(default)]

@@ -33,8 +33,21 @@ pub fn operation_line(op: &Operation) -> String {
 }
 
 /// The body as JSON with secret-looking values masked.
+/// A relative `release_version` shows as the plan wrote it: it is resolved per release only at
+/// run time (`plan --diff` shows what it resolves to).
 fn redacted_body(op: &Operation) -> Value {
-    let body = serde_json::to_value(&*op.body).unwrap_or(Value::Null);
+    let mut body = serde_json::to_value(&*op.body).unwrap_or(Value::Null);
+    if let (Some(relative), Some(object)) = (op.relative_version, body.as_object_mut()) {
+        let parameters = object
+            .entry("parameters")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(parameters) = parameters.as_object_mut() {
+            parameters.insert(
+                "release_version".to_owned(),
+                Value::String(relative.to_string()),
+            );
+        }
+    }
     secret::redact(&body)
 }
 

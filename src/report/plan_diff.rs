@@ -44,6 +44,7 @@ impl From<Preview> for OperationDiff {
             Preview::Judged {
                 current,
                 assessment,
+                resolved_version,
             } => {
                 let masked_keys = match &assessment.decision {
                     Decision::Change { masked_keys, .. } | Decision::Unknown { masked_keys } => {
@@ -54,6 +55,7 @@ impl From<Preview> for OperationDiff {
                 OperationDiff::Compared(Compared {
                     label: assessment.decision.label(),
                     why: why(&assessment.decision),
+                    release_version: resolved_version,
                     current: current_of(&current),
                     masked_keys,
                     values: assessment.changes,
@@ -62,6 +64,7 @@ impl From<Preview> for OperationDiff {
             Preview::Missing(error) => OperationDiff::Missing {
                 error: OperationError::from_api("release not found", &error).message,
             },
+            Preview::Unresolved(error) => OperationDiff::Error { error },
             Preview::Unreadable(error) => OperationDiff::Error {
                 error: OperationError::from_api("reading the release", &error).message,
             },
@@ -80,6 +83,9 @@ pub struct Compared {
     pub label: Convergence,
     /// Why, in one line (key names only).
     pub why: String,
+    /// The revision a relative `release_version` (`previous`, `-N`) resolved to here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_version: Option<i64>,
     pub current: Current,
     /// Keys masked by the API, not compared.
     pub masked_keys: Vec<String>,
@@ -162,6 +168,12 @@ pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
                         or_none(&c.current.chart_name),
                         or_none(&c.current.chart_version)
                     );
+                    if let (Some(to), Some(relative)) = (c.release_version, op.relative_version) {
+                        let _ = writeln!(
+                            out,
+                            "         rolls back to: revision {to} (release_version: {relative})"
+                        );
+                    }
                     let _ = writeln!(out, "         why: {}", c.why);
                     for change in &c.values {
                         let _ = writeln!(out, "         {}", key_line(change));
@@ -245,13 +257,19 @@ pub fn add_to_json(doc: &mut Value, plan: &ExpandedPlan, diffs: &[OperationDiff]
 
 fn diff_json(diff: &OperationDiff) -> Value {
     match diff {
-        OperationDiff::Compared(c) => json!({
-            "label": c.label,
-            "why": c.why,
-            "current": c.current,
-            "masked_keys": c.masked_keys,
-            "values": c.values,
-        }),
+        OperationDiff::Compared(c) => {
+            let mut shown = json!({
+                "label": c.label,
+                "why": c.why,
+                "current": c.current,
+                "masked_keys": c.masked_keys,
+                "values": c.values,
+            });
+            if let (Some(to), Some(object)) = (c.release_version, shown.as_object_mut()) {
+                object.insert("release_version".to_owned(), json!(to));
+            }
+            shown
+        }
         OperationDiff::Missing { error } => json!({"label": "missing", "error": error}),
         OperationDiff::Error { error } => json!({"label": "error", "error": error}),
     }

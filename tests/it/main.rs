@@ -30,3 +30,4 @@ mod sim_cli;
 mod sim_faults;
 mod sim_store;
 mod sim_support;
+mod undo;

@@ -480,3 +480,57 @@ fn big_integers_are_sent_exactly_or_refused() {
         "{err}"
     );
 }
+
+/// `release_version: previous`, `-N` or `"-N"`: resolved per cluster at run time, so the body
+/// carries no revision yet; anything else that is not a revision number is refused where it
+/// is written.
+#[test]
+fn relative_release_versions_load_and_bad_ones_are_refused_in_place() {
+    use flotilla::plan::resolved::RelativeRevision;
+    for (written, expected) in [
+        ("previous", RelativeRevision::Previous),
+        ("-2", RelativeRevision::Back(2)),
+        ("\"-3\"", RelativeRevision::Back(3)),
+    ] {
+        let plan = load(&FLEET.replacen(
+            "release_version: 3",
+            &format!("release_version: {written}"),
+            1,
+        ))
+        .unwrap_or_else(|e| panic!("{written}: {e}"));
+        let db = plan.operations().find(|o| o.release == "db").unwrap();
+        assert_eq!(db.relative_version, Some(expected), "{written}");
+        assert_eq!(
+            db.body.parameters.as_ref().unwrap().release_version,
+            None,
+            "{written}"
+        );
+    }
+    let absolute = load(FLEET).unwrap();
+    let db = absolute.operations().find(|o| o.release == "db").unwrap();
+    assert_eq!(db.relative_version, None);
+
+    // FLEET's `release_version: 3` is on line 27, column 36.
+    for bad in ["0", "prev", "\"-0\"", "-x", "1.5"] {
+        let err =
+            load(&FLEET.replacen("release_version: 3", &format!("release_version: {bad}"), 1))
+                .unwrap_err();
+        assert_eq!(err.diagnostics().len(), 1, "{bad}: {err}");
+        let text = err.to_string();
+        assert!(text.contains("test.yaml:27:36"), "{bad}: {text}");
+        assert!(text.contains("release_version"), "{bad}: {text}");
+    }
+
+    // Only a rollback goes back: an upgrade with a relative revision is a mistake.
+    let upgrade = FLEET.replacen(
+        "releases:",
+        "releases:\n  - { name: up, namespace: ns, cluster: c1, parameters: { release_version: previous } }",
+        1,
+    );
+    let err = load(&upgrade).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("only means something to `action: rollback`"),
+        "{err}"
+    );
+}

@@ -19,6 +19,7 @@ fn op(index: usize, cluster: &str, name: &str, wave: &str, outcome: Outcome) -> 
         final_status: None,
         version_before: None,
         version_after: None,
+        release_version: None,
         attempts: vec![],
         reconciled: false,
         rollback: None,

@@ -37,6 +37,8 @@ pub fn plan(targets: &[(&str, &str, &str, &str)]) -> ExpandedPlan {
                     values: Some(values.clone()),
                 }),
                 rollback_on_failure: false,
+                relative_version: None,
+                expected_revision: None,
             },
         )
         .collect();

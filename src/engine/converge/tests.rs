@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::cce::model::ReleaseParameters;
+use crate::plan::resolved::RelativeRevision;
 use serde_json::json;
 
 fn chart(name: &str, version: &str) -> Chart {
@@ -533,4 +534,60 @@ fn rollback_masked_on_one_side_is_unknown_not_changed() {
             masked_keys: vec!["dbPassword".into()]
         }
     );
+}
+
+#[test]
+fn previous_is_the_revision_before_the_current_one() {
+    let history = [1, 2, 3, 4, 5];
+    assert_eq!(
+        resolve_relative(RelativeRevision::Previous, 5, &history),
+        Ok(4)
+    );
+    assert_eq!(
+        resolve_relative(RelativeRevision::Back(1), 5, &history),
+        Ok(4)
+    );
+    assert_eq!(
+        resolve_relative(RelativeRevision::Back(3), 5, &history),
+        Ok(2)
+    );
+    // Per release: the same words name different revisions on different clusters.
+    assert_eq!(
+        resolve_relative(RelativeRevision::Previous, 2, &[1, 2]),
+        Ok(1)
+    );
+}
+
+#[test]
+fn relative_revisions_skip_what_the_history_no_longer_has() {
+    // Revisions 2 and 3 were pruned; the history order does not matter.
+    let history = [6, 1, 4, 5];
+    assert_eq!(
+        resolve_relative(RelativeRevision::Previous, 6, &history),
+        Ok(5)
+    );
+    assert_eq!(
+        resolve_relative(RelativeRevision::Back(3), 6, &history),
+        Ok(1)
+    );
+    // A current revision missing from the history (or later ones listed) changes nothing.
+    assert_eq!(
+        resolve_relative(RelativeRevision::Previous, 6, &[7, 5, 5]),
+        Ok(5)
+    );
+}
+
+#[test]
+fn a_relative_revision_past_the_history_is_a_clear_error() {
+    assert_eq!(
+        resolve_relative(RelativeRevision::Previous, 1, &[1]),
+        Err("release_version: previous: no revision before 1 in the release's history".to_owned())
+    );
+    assert_eq!(
+        resolve_relative(RelativeRevision::Back(3), 3, &[1, 2, 3]),
+        Err(
+            "release_version: -3: the release's history has only 2 revision(s) before 3".to_owned()
+        )
+    );
+    assert!(resolve_relative(RelativeRevision::Back(0), 3, &[1, 2, 3]).is_err());
 }

@@ -7,6 +7,7 @@ mod operation;
 mod pacing;
 mod preview;
 mod reconcile;
+mod relative;
 mod resume;
 mod scheduling;
 mod settling;

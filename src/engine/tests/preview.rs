@@ -10,6 +10,7 @@ fn label(preview: &Preview) -> &'static str {
     match preview {
         Preview::Judged { assessment, .. } => assessment.decision.label().as_str(),
         Preview::Missing(_) => "missing",
+        Preview::Unresolved(_) => "unresolved",
         Preview::Unreadable(_) => "unreadable",
         Preview::Cancelled => "cancelled",
         Preview::NotRead => "not read",
