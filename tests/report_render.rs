@@ -100,6 +100,8 @@ fn sample() -> RunReport {
             name: "magento-v2".into(),
             hash: "a".repeat(64),
             shard: Some("1/2".into()),
+            waves: Vec::new(),
+            max_failures: None,
         },
         started_at: "2026-11-26T10:00:00Z".into(),
         finished_at: "2026-11-26T10:00:12.3Z".into(),

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::dispatch::{Interrupts, watch_run};
 use super::logging::LogSink;
 use super::net::NetworkArgs;
+use super::plan::SelectionArgs;
 use super::{Environment, values};
 use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
@@ -19,7 +20,8 @@ use crate::engine::{self, EngineOptions};
 use crate::error::{Error, Exit};
 use crate::journal::{FileJournal, JournalFile, JournalState, Record, default_journal_path};
 use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, RolloutOverrides};
-use crate::plan::select::{self, Selector, Shard};
+use crate::plan::select::Shard;
+use crate::report::model::WaveGate;
 use crate::report::progress::{Progress, ProgressMode};
 use crate::report::render::{self, ReportFormat};
 use crate::report::{convert, write};
@@ -28,7 +30,7 @@ use crate::sim::{RunningSim, SimConfig, Simulator};
 pub const APPLY_EXAMPLES: &str = "\
 Examples:
   flotilla apply plans/demo.yaml --simulate
-  flotilla apply plans/fleet-upgrade.yaml --shard 2/4 --rate 2.5 --junit junit.xml --report-json report.json
+  flotilla apply plans/fleet-upgrade.yaml --wave gold --shard 2/4 --rate 5 --report-json gold-2.json
   flotilla apply plans/fleet-upgrade.yaml --select env=prod --dry-run
   flotilla apply plans/fleet-upgrade.yaml --resume";
 
@@ -44,13 +46,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
 
-    /// Keep only operations matching EXPR: `cluster=NAME`, `namespace=NS`, `release=NAME`, or a
-    /// label `KEY=VALUE` (repeatable; all must match).
-    #[arg(long, value_name = "EXPR")]
-    pub select: Vec<Selector>,
-    /// Keep the K-th of N shards (whole clusters per shard), so N CI jobs can split a fleet.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
     /// Send every PUT with `parameters.dry_run: true`: the service validates, nothing changes.
     #[arg(long)]
     pub dry_run: bool,
@@ -185,6 +182,8 @@ struct ApplySettings {
     simulator: Option<(SimConfig, Credentials)>,
     journal_path: PathBuf,
     shard: Option<Shard>,
+    /// The waves selected, with what their gate (`report merge`) needs; the report carries them.
+    gate_waves: Vec<WaveGate>,
     progress: ProgressMode,
 }
 
@@ -192,16 +191,17 @@ impl ApplySettings {
     /// Everything that can be wrong with the plan and the flags is found here. What the journal
     /// holds is read once this run has locked it, still before anything is sent.
     fn from_args(args: &ApplyArgs, env: &Environment) -> Result<Self, Error> {
-        let mut plan = super::load_plan(&args.plan)?;
-        plan.rollout.override_with(&args.limits.overrides());
-        if !args.select.is_empty() || args.shard.is_some() {
-            plan = select::filter(&plan, &args.select, args.shard)
-                .map_err(|e| Error::Usage(e.to_string()))?;
-        }
+        let mut whole = super::load_plan(&args.plan)?;
+        whole.rollout.override_with(&args.limits.overrides());
+        let plan = args
+            .selection
+            .apply_to(&whole, "flotilla apply", &args.plan)?;
+        let gate_waves = gate_waves(&whole, &args.selection.waves, &plan);
+        let shard = args.selection.shard;
         let journal_path = args
             .journal
             .clone()
-            .unwrap_or_else(|| default_journal_path(&plan, args.shard));
+            .unwrap_or_else(|| default_journal(&plan, &args.selection.waves, shard));
         check_report_paths(args, &journal_path)?;
         let simulator = if args.simulate.simulate {
             let (config, credentials) = simulator_config(&args.simulate);
@@ -220,10 +220,60 @@ impl ApplySettings {
             plan,
             simulator,
             journal_path,
-            shard: args.shard,
+            shard,
+            gate_waves,
             progress: args.progress.resolve(env.stderr_is_terminal, env.ci),
         })
     }
+}
+
+/// The waves this run was given, with their gate settings: those named by `--wave`, or every
+/// wave the selection reaches (`selected`, a shard of which may be empty), each with the plan's
+/// next wave, the one its soak is for.
+fn gate_waves(whole: &ExpandedPlan, named: &[String], selected: &ExpandedPlan) -> Vec<WaveGate> {
+    let kept = |name: &str| {
+        if named.is_empty() {
+            selected.waves.iter().any(|w| w.name == name)
+        } else {
+            named.iter().any(|n| n == name)
+        }
+    };
+    whole
+        .waves
+        .iter()
+        .enumerate()
+        .filter(|(_, wave)| kept(&wave.name))
+        .map(|(i, wave)| WaveGate {
+            name: wave.name.clone(),
+            max_failures: wave.max_failures,
+            soak_ms: u64::try_from(wave.soak.as_millis()).unwrap_or(u64::MAX),
+            next_wave: whole.waves.get(i + 1).map(|next| next.name.clone()),
+        })
+        .collect()
+}
+
+/// The default journal, one per wave selection as well as per shard: the jobs of two waves
+/// must not share one when they run on one machine.
+fn default_journal(plan: &ExpandedPlan, waves: &[String], shard: Option<Shard>) -> PathBuf {
+    let path = default_journal_path(plan, shard);
+    if waves.is_empty() {
+        return path;
+    }
+    let label: String = format!("-wave-{}", waves.join("+"))
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}{label}.jsonl"))
 }
 
 /// The report files asked for: the flag that names each, its format, its path.
@@ -320,8 +370,10 @@ fn settings_json(args: &ApplyArgs, plan: &ExpandedPlan) -> serde_json::Value {
         "dry_run": args.dry_run,
         "force": args.force,
         "resume": args.resume,
-        "select": args.select.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "shard": args.shard.map(|s| s.to_string()),
+        "wave": args.selection.waves,
+        "select": args.selection.select.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "shard": args.selection.shard.map(|s| s.to_string()),
+        "shard_across_waves": args.selection.shard_across_waves,
         "simulate": args.simulate.simulate,
     })
 }
@@ -337,6 +389,7 @@ async fn apply(
         simulator,
         journal_path,
         shard,
+        gate_waves,
         progress: progress_mode,
     } = settings;
     // Installed before anything else, so that even an early signal ends in a report and 130.
@@ -378,6 +431,22 @@ async fn apply(
             sim.base_url(),
             sim.rng_seed()
         ));
+    }
+    if args.selection.shard_across_waves && plan.waves.len() > 1 {
+        // Loud whatever the progress mode: this run may break the plan's wave order.
+        let names: Vec<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
+        let warning = format!(
+            "warning: --shard-across-waves: this shard runs part of {} waves ({}) at its own pace; \
+             other shards do not wait for it, nor it for them, so a later wave may start before \
+             an earlier one has passed, and each wave's soak and max_failures hold only within \
+             this shard",
+            names.len(),
+            names.join(", ")
+        );
+        progress.note(&warning);
+        if progress_mode == ProgressMode::Never {
+            eprintln!("{warning}");
+        }
     }
     if progress_mode != ProgressMode::Never {
         progress.note(&format!(
@@ -425,12 +494,13 @@ async fn apply(
     progress.finish();
     logs.detach();
 
-    let report = convert::run_report(
+    let mut report = convert::run_report(
         &outcome,
         &plan,
         shard.map(|s| s.to_string()),
         settings_value,
     );
+    report.plan.waves = gate_waves;
     print!("{}", render::terminal_table(&report, env.terminal_width));
     let files: Vec<_> = report_paths(&args).collect();
     let written = write::write_reports(
