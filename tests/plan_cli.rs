@@ -281,7 +281,7 @@ fn a_shard_across_waves_is_refused_with_the_wave_form_unless_asked_for() {
         );
         assert!(
             stderr.contains(&format!(
-                "flotilla {command} {} --wave canary --shard 2/3",
+                "flotilla apply {} --wave canary --shard 2/3",
                 demo.display()
             )),
             "{stderr}"

@@ -193,9 +193,7 @@ impl ApplySettings {
     fn from_args(args: &ApplyArgs, env: &Environment) -> Result<Self, Error> {
         let mut whole = super::load_plan(&args.plan)?;
         whole.rollout.override_with(&args.limits.overrides());
-        let plan = args
-            .selection
-            .apply_to(&whole, "flotilla apply", &args.plan)?;
+        let plan = args.selection.apply_to(&whole, &args.plan)?;
         let gate_waves = gate_waves(&whole, &args.selection.waves, &plan);
         let shard = args.selection.shard;
         let journal_path = args

@@ -76,22 +76,19 @@ impl SelectionArgs {
         }
     }
 
-    /// What `selection` keeps of `plan`; a refusal is a usage error that `command` explains.
+    /// What the selection keeps of `plan`, read from `path`; a refusal is a usage error.
     pub fn apply_to(
         &self,
         plan: &ExpandedPlan,
-        command: &str,
         path: &std::path::Path,
     ) -> Result<ExpandedPlan, Error> {
-        select::select(plan, &self.selection()).map_err(|e| Error::Usage(e.explain(command, path)))
+        select::select(plan, &self.selection()).map_err(|e| Error::Usage(e.explain(path)))
     }
 }
 
 pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
     let plan = super::load_plan(&args.plan)?;
-    let filtered = args
-        .selection
-        .apply_to(&plan, "flotilla plan", &args.plan)?;
+    let filtered = args.selection.apply_to(&plan, &args.plan)?;
     if args.diff {
         return run_diff(&args, filtered);
     }

@@ -62,17 +62,17 @@ pub enum SelectError {
     #[error("{0}: no operation of the wave(s) matches the selection")]
     NothingInWaves(String),
     /// `--shard` over operations of more than one wave, without the opt-out.
-    #[error("{}", explain_shard_across_waves("flotilla apply", Path::new("PLAN"), *shard, waves))]
+    #[error("{}", explain_shard_across_waves(Path::new("PLAN"), *shard, waves))]
     ShardAcrossWaves { shard: Shard, waves: Vec<String> },
 }
 
 impl SelectError {
-    /// The error as `command` (`flotilla plan`, `flotilla apply`) on the plan at `plan` says it:
-    /// a refused shard shows the command lines to run instead.
-    pub fn explain(&self, command: &str, plan: &Path) -> String {
+    /// The error about the plan at `plan`: a refused shard shows the command lines to run
+    /// instead, with the plan's path.
+    pub fn explain(&self, plan: &Path) -> String {
         match self {
             SelectError::ShardAcrossWaves { shard, waves } => {
-                explain_shard_across_waves(command, plan, *shard, waves)
+                explain_shard_across_waves(plan, *shard, waves)
             }
             other => other.to_string(),
         }
@@ -80,12 +80,7 @@ impl SelectError {
 }
 
 /// Why `--shard` is refused over several waves, and the `--wave` form that does what was meant.
-fn explain_shard_across_waves(
-    command: &str,
-    plan: &Path,
-    shard: Shard,
-    waves: &[String],
-) -> String {
+fn explain_shard_across_waves(plan: &Path, shard: Shard, waves: &[String]) -> String {
     let first = waves.first().map_or("FIRST", String::as_str);
     let second = waves.get(1).map_or("NEXT", String::as_str);
     let quoted: Vec<String> = waves.iter().map(|w| format!("`{w}`")).collect();
@@ -94,9 +89,9 @@ fn explain_shard_across_waves(
          each at its own pace, so one shard could start wave `{second}` while another is still \
          on wave `{first}`, and each wave's soak and max_failures would hold only inside one \
          shard. Shard one wave at a time, each wave's jobs after the previous wave's gate:\n\
-         \x20 {command} {plan} --wave {first} --shard {shard} --report-json {first}-{k}.json\n\
+         \x20 flotilla apply {plan} --wave {first} --shard {shard} --report-json {first}-{k}.json\n\
          \x20 flotilla report merge {first}-*.json -o {first}.json   # the gate of wave `{first}`: its failure budget over all its shards, then its soak\n\
-         \x20 {command} {plan} --wave {second} --shard {shard} ...\n\
+         \x20 flotilla apply {plan} --wave {second} --shard {shard} ...\n\
          (--shard-across-waves shards the whole plan anyway, without waiting between waves)",
         waves.len(),
         quoted.join(", "),
@@ -544,7 +539,7 @@ releases:
                 matches!(error, SelectError::ShardAcrossWaves { .. }),
                 "{error}"
             );
-            let message = error.explain("flotilla apply", Path::new("plans/fleet.yaml"));
+            let message = error.explain(Path::new("plans/fleet.yaml"));
             assert!(
                 message.starts_with("--shard 2/4: the operations selected are in"),
                 "{message}"
