@@ -169,6 +169,20 @@ async fn a_wave_per_job_graph_starts_no_wave_before_the_previous_one_passed_its_
     assert!(first_arrival[2] >= last_finish[1]);
     assert_eq!(puts(&log).count(), 12);
 
+    // Each job of each wave had a journal of its own, as two jobs on one machine need.
+    let mut journals: Vec<String> = std::fs::read_dir(dir.path().join(".flotilla/journal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    journals.sort();
+    assert_eq!(journals.len(), 6, "{journals:?}");
+    assert!(
+        journals
+            .iter()
+            .any(|j| j.starts_with("gated-") && j.ends_with("-shard-2-of-2-wave-early.jsonl")),
+        "{journals:?}"
+    );
+
     // The gates merge on into one report of the whole run; a wave merged twice is refused.
     let mut command = flotilla(dir.path());
     command.args([
@@ -245,4 +259,35 @@ async fn the_gate_applies_the_waves_budget_over_all_its_shards_and_does_not_soak
         "{}",
         text(&output.stderr)
     );
+}
+
+/// The opt-out is loud: a warning at the start and a record in the report's settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharding_across_waves_is_warned_about_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = spec("across", "0s", "0").write(dir.path());
+    let mut command = flotilla(dir.path());
+    command.arg("apply").arg(&plan).args([
+        "--simulate",
+        "--sim-settle",
+        "20ms",
+        "--shard",
+        "1/2",
+        "--shard-across-waves",
+        "--progress",
+        "never",
+        "--report-json",
+        "across.json",
+    ]);
+    let output = output_within(LIMIT, command).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(exit_code(&output), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: --shard-across-waves: this shard runs part of 3 waves"),
+        "{stderr}"
+    );
+    let report = read_json(&dir.path().join("across.json"));
+    assert_valid_report(&report);
+    assert_eq!(report["settings"]["shard_across_waves"], true);
+    assert_eq!(report["plan"]["waves"].as_array().unwrap().len(), 3);
 }
