@@ -13,6 +13,7 @@ use super::dispatch::{Interrupts, watch_run};
 use super::error::Error;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
+use super::plan::SelectionArgs;
 use super::{Environment, values};
 use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
@@ -20,7 +21,8 @@ use crate::engine::{self, EngineOptions};
 use crate::error::Exit;
 use crate::journal::{FileJournal, JournalFile, JournalState, Record, default_journal_path};
 use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, RolloutOverrides};
-use crate::plan::select::{self, Selector, Shard};
+use crate::plan::select::Shard;
+use crate::report::model::WaveGate;
 use crate::report::progress::{Progress, ProgressMode};
 use crate::report::render::{self, ReportFormat};
 use crate::report::{convert, write};
@@ -29,7 +31,7 @@ use crate::sim::{RunningSim, SimConfig, Simulator};
 pub const APPLY_EXAMPLES: &str = "\
 Examples:
   flotilla apply plans/demo.yaml --simulate
-  flotilla apply plans/fleet-upgrade.yaml --shard 2/4 --rate 2.5 --junit junit.xml --report-json report.json
+  flotilla apply plans/fleet-upgrade.yaml --wave gold --shard 2/4 --rate 5 --report-json gold-2.json
   flotilla apply plans/fleet-upgrade.yaml --select env=prod --dry-run
   flotilla apply plans/fleet-upgrade.yaml --resume";
 
@@ -45,13 +47,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
 
-    /// Keep only operations matching EXPR: `cluster=NAME`, `namespace=NS`, `release=NAME`, or a
-    /// label `KEY=VALUE` (repeatable; all must match).
-    #[arg(long, value_name = "EXPR")]
-    pub select: Vec<Selector>,
-    /// Keep the K-th of N shards (whole clusters per shard), so N CI jobs can split a fleet.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
     /// Send every PUT with `parameters.dry_run: true`: the service validates, nothing changes.
     #[arg(long)]
     pub dry_run: bool,
@@ -194,6 +191,8 @@ pub(super) struct ApplySettings {
     pub(super) simulator: Option<(SimConfig, Credentials)>,
     pub(super) journal_path: PathBuf,
     pub(super) shard: Option<Shard>,
+    /// The waves selected, with what their gate (`report merge`) needs; the report carries them.
+    pub(super) gate_waves: Vec<WaveGate>,
     pub(super) progress: ProgressMode,
 }
 
@@ -201,40 +200,102 @@ impl ApplySettings {
     /// Everything that can be wrong with the plan and the flags is found here. What the journal
     /// holds is read once this run has locked it, still before anything is sent.
     fn from_args(args: &ApplyArgs, env: &Environment) -> Result<Self, Error> {
-        let mut plan = super::load_plan(&args.plan)?;
-        plan.rollout.override_with(&args.limits.overrides());
-        if !args.select.is_empty() || args.shard.is_some() {
-            plan = select::filter(&plan, &args.select, args.shard)?;
+        let mut whole = super::load_plan(&args.plan)?;
+        whole.rollout.override_with(&args.limits.overrides());
+        if let Some(factor) = args.simulate.time_scale {
+            whole.speed_up(factor);
         }
+        let plan = args.selection.apply_to(&whole, &args.plan)?;
+        let gate_waves = gate_waves(&whole, &args.selection.waves, &plan);
+        let shard = args.selection.shard;
         let journal_path = args
             .journal
             .clone()
-            .unwrap_or_else(|| default_journal_path(&plan, args.shard));
+            .unwrap_or_else(|| default_journal(&plan, &args.selection.waves, shard));
         check_report_paths(args, &journal_path)?;
-        if let Some(factor) = args.simulate.time_scale {
-            plan.speed_up(factor);
-        }
-        let simulator = if args.simulate.simulate {
-            let (config, credentials) = simulator_config(&args.simulate);
-            config.check().map_err(Error::SimulatorConfig)?;
-            Some((config, credentials))
-        } else {
-            None
-        };
-        if args.resume && !journal_path.exists() {
-            return Err(Error::Usage(format!(
-                "--resume: no journal at {} (pass --journal PATH to name it)",
-                journal_path.display()
-            )));
-        }
+        let simulator = simulator_settings(&args.simulate)?;
+        check_journal_to_resume(args.resume, &journal_path)?;
         Ok(ApplySettings {
             plan,
             simulator,
             journal_path,
-            shard: args.shard,
+            shard,
+            gate_waves,
             progress: args.progress.resolve(env.stderr_is_terminal, env.ci),
         })
     }
+}
+
+/// With `--simulate`: the simulator's checked settings and the credentials it expects.
+pub(super) fn simulator_settings(
+    flags: &SimulateArgs,
+) -> Result<Option<(SimConfig, Credentials)>, Error> {
+    if !flags.simulate {
+        return Ok(None);
+    }
+    let (config, credentials) = simulator_config(flags);
+    config.check().map_err(Error::SimulatorConfig)?;
+    Ok(Some((config, credentials)))
+}
+
+/// `--resume` needs a journal to continue from.
+pub(super) fn check_journal_to_resume(resume: bool, journal: &Path) -> Result<(), Error> {
+    if resume && !journal.exists() {
+        return Err(Error::Usage(format!(
+            "--resume: no journal at {} (pass --journal PATH to name it)",
+            journal.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The waves this run was given, with their gate settings: those named by `--wave`, or every
+/// wave the selection reaches (`selected`, a shard of which may be empty), each with the plan's
+/// next wave, the one its soak is for.
+fn gate_waves(whole: &ExpandedPlan, named: &[String], selected: &ExpandedPlan) -> Vec<WaveGate> {
+    let kept = |name: &str| {
+        if named.is_empty() {
+            selected.waves.iter().any(|w| w.name == name)
+        } else {
+            named.iter().any(|n| n == name)
+        }
+    };
+    whole
+        .waves
+        .iter()
+        .enumerate()
+        .filter(|(_, wave)| kept(&wave.name))
+        .map(|(i, wave)| WaveGate {
+            name: wave.name.clone(),
+            max_failures: wave.max_failures,
+            soak_ms: u64::try_from(wave.soak.as_millis()).unwrap_or(u64::MAX),
+            next_wave: whole.waves.get(i + 1).map(|next| next.name.clone()),
+        })
+        .collect()
+}
+
+/// The default journal, one per wave selection as well as per shard: the jobs of two waves
+/// must not share one when they run on one machine.
+fn default_journal(plan: &ExpandedPlan, waves: &[String], shard: Option<Shard>) -> PathBuf {
+    let path = default_journal_path(plan, shard);
+    if waves.is_empty() {
+        return path;
+    }
+    let label: String = format!("-wave-{}", waves.join("+"))
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}{label}.jsonl"))
 }
 
 /// The report files asked for: the flag that names each, its format, its path.
@@ -323,7 +384,7 @@ async fn connect(
 }
 
 /// The simulator's settings and the throwaway credentials that its signature checks expect.
-pub(super) fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
+fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
     let mut rng = rand::rng();
     let (auth, credentials) = crate::sim::auth::throwaway_credentials(&mut rng);
     let mut config = SimConfig::default().with_auth(auth);
@@ -352,8 +413,10 @@ fn settings_json(args: &ApplyArgs, plan: &ExpandedPlan) -> serde_json::Value {
         "dry_run": args.dry_run,
         "force": args.force,
         "resume": args.resume,
-        "select": args.select.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "shard": args.shard.map(|s| s.to_string()),
+        "wave": args.selection.waves,
+        "select": args.selection.select.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "shard": args.selection.shard.map(|s| s.to_string()),
+        "shard_across_waves": args.selection.shard_across_waves,
         "simulate": args.simulate.simulate,
         "time_scale": args.simulate.time_scale,
     })
@@ -370,6 +433,7 @@ async fn apply(
         simulator,
         journal_path,
         shard,
+        gate_waves,
         progress: progress_mode,
     } = settings;
     // Installed before anything else, so that even an early signal ends in a report and 130.
@@ -418,6 +482,22 @@ async fn apply(
             ));
         }
     }
+    if args.selection.shard_across_waves && plan.waves.len() > 1 {
+        // Loud whatever the progress mode: this run may break the plan's wave order.
+        let names: Vec<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
+        let warning = format!(
+            "warning: --shard-across-waves: this shard runs part of {} waves ({}) at its own pace; \
+             other shards do not wait for it, nor it for them, so a later wave may start before \
+             an earlier one has passed, and each wave's soak and max_failures hold only within \
+             this shard",
+            names.len(),
+            names.join(", ")
+        );
+        progress.note(&warning);
+        if progress_mode == ProgressMode::Never {
+            eprintln!("{warning}");
+        }
+    }
     if progress_mode != ProgressMode::Never {
         progress.note(&format!(
             "plan {}: {} operation(s) in {} wave(s); journal {}",
@@ -462,12 +542,13 @@ async fn apply(
     progress.finish();
     logs.detach();
 
-    let report = convert::run_report(
+    let mut report = convert::run_report(
         &outcome,
         &plan,
         shard.map(|s| s.to_string()),
         settings_value,
     );
+    report.plan.waves = gate_waves;
     print!("{}", render::terminal_table(&report, env.terminal_width));
     if let Some(refusal) = &outcome.credentials_refused {
         eprintln!(

@@ -13,7 +13,7 @@ use crate::cce::credentials;
 use crate::engine::preview::preview;
 use crate::error::Exit;
 use crate::plan::resolved::ExpandedPlan;
-use crate::plan::select::{self, Selector, Shard};
+use crate::plan::select::{self, Selection, Selector, Shard};
 use crate::report::plan::{render_json, render_text};
 use crate::report::plan_diff::{self, OperationDiff};
 
@@ -25,18 +25,13 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  flotilla plan plans/demo.yaml\n  flotilla plan plans/demo.yaml --select env=prod --shard 1/4 --format json\n  flotilla plan plans/fleet-upgrade.yaml --diff        # GETs every release: needs credentials"
+    after_help = "Examples:\n  flotilla plan plans/demo.yaml\n  flotilla plan plans/demo.yaml --wave prod --shard 1/4 --format json\n  flotilla plan plans/fleet-upgrade.yaml --diff        # GETs every release: needs credentials"
 )]
 pub struct PlanArgs {
     /// The plan file.
     pub plan: PathBuf,
-    /// Keep only operations matching KEY=VALUE: cluster=NAME, namespace=NS, release=NAME, or a
-    /// cluster label such as env=prod. Repeatable; all must match.
-    #[arg(long = "select", value_name = "EXPR")]
-    pub select: Vec<Selector>,
-    /// Keep the K-th of N shards (whole clusters, deterministic), so that N jobs split a fleet.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -50,9 +45,52 @@ pub struct PlanArgs {
     pub net: NetworkArgs,
 }
 
+/// `--wave`, `--select` and `--shard`, shared by `plan` and `apply` so that `plan` shows exactly
+/// what an `apply` with the same flags would run.
+#[derive(Debug, Default, clap::Args)]
+pub struct SelectionArgs {
+    /// Keep only the operations of wave NAME (repeatable). One CI job (or one matrix of shard
+    /// jobs) per wave, each after the previous wave's `report merge`, keeps waves in order.
+    #[arg(long = "wave", value_name = "NAME")]
+    pub waves: Vec<String>,
+    /// Keep only operations matching KEY=VALUE: cluster=NAME, namespace=NS, release=NAME, or a
+    /// cluster label such as env=prod. Repeatable; all must match.
+    #[arg(long = "select", value_name = "EXPR")]
+    pub select: Vec<Selector>,
+    /// Keep the K-th of N shards: whole clusters, dealt deterministically within the wave kept,
+    /// so that N jobs split it. Refused over more than one wave: add --wave NAME.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Shard operations of several waves anyway. Shards then do not wait for each other: one
+    /// may start a later wave while another is on an earlier one, and each wave's soak and
+    /// max_failures hold only within a shard.
+    #[arg(long, requires = "shard")]
+    pub shard_across_waves: bool,
+}
+
+impl SelectionArgs {
+    pub fn selection(&self) -> Selection {
+        Selection {
+            waves: self.waves.clone(),
+            selectors: self.select.clone(),
+            shard: self.shard,
+            shard_across_waves: self.shard_across_waves,
+        }
+    }
+
+    /// What the selection keeps of `plan`, read from `path`; a refusal is a usage error.
+    pub fn apply_to(
+        &self,
+        plan: &ExpandedPlan,
+        path: &std::path::Path,
+    ) -> Result<ExpandedPlan, Error> {
+        select::select(plan, &self.selection()).map_err(|e| Error::Usage(e.explain(path)))
+    }
+}
+
 pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
     let plan = super::load_plan(&args.plan)?;
-    let filtered = select::filter(&plan, &args.select, args.shard)?;
+    let filtered = args.selection.apply_to(&plan, &args.plan)?;
     if args.diff {
         return run_diff(&args, filtered);
     }
@@ -63,9 +101,9 @@ pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
         ));
     }
     let out = match args.format {
-        Format::Text => render_text(&args.plan, &filtered, &args.select, args.shard),
+        Format::Text => render_text(&args.plan, &filtered, &args.selection.selection()),
         Format::Json => {
-            let doc = render_json(&args.plan, &filtered, &args.select, args.shard);
+            let doc = render_json(&args.plan, &filtered, &args.selection.selection());
             let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
                 what: "plan",
                 source,
@@ -99,7 +137,7 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     let out = match args.format {
         Format::Text => plan_diff::render_text(&plan, &diffs),
         Format::Json => {
-            let mut doc = render_json(&args.plan, &plan, &args.select, args.shard);
+            let mut doc = render_json(&args.plan, &plan, &args.selection.selection());
             plan_diff::add_to_json(&mut doc, &plan, &diffs);
             let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
                 what: "diff",

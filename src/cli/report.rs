@@ -1,4 +1,5 @@
-//! `flotilla report`: render a journal or a JSON report after the fact, and merge shards' reports.
+//! `flotilla report`: render a journal or a JSON report after the fact, and merge shards' reports
+//! as their waves' gate.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use crate::report::write;
 #[derive(Debug, clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  flotilla report .flotilla/journal/magento-v2-3f9a1c2b4d5e.jsonl\n  flotilla report report.json --format md >> \"$GITHUB_STEP_SUMMARY\"\n  flotilla report merge report-*.json -o report.json"
+    after_help = "Examples:\n  flotilla report .flotilla/journal/magento-v2-3f9a1c2b4d5e.jsonl\n  flotilla report report.json --format md >> \"$GITHUB_STEP_SUMMARY\"\n  flotilla report merge canary-*.json -o canary.json   # the gate of wave canary"
 )]
 pub struct ReportArgs {
     #[command(subcommand)]
@@ -27,7 +28,11 @@ pub struct ReportArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ReportCommand {
-    /// Merge the JSON reports of `--shard` jobs of one plan into one report.
+    /// Merge the JSON reports of `--shard` jobs into one report, as the gate of their wave(s):
+    /// each wave's failure budget over all its shards, then the wave's soak when it passed.
+    #[command(
+        after_help = "Exit codes: 0 every wave merged passed its gate (its soak waited out); 1 a wave failed it (over its max_failures or the run's, an operation not run, a shard's report missing); 2 the reports cannot be merged; 130 a shard was interrupted."
+    )]
     Merge {
         /// JSON reports written by `apply --report-json`.
         #[arg(required = true)]
@@ -35,6 +40,9 @@ pub enum ReportCommand {
         /// Where to write the merged report (stdout when absent).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Do not wait out the last wave's soak after it passed (e.g. for a final summary).
+        #[arg(long)]
+        no_soak: bool,
     },
 }
 
@@ -59,7 +67,14 @@ pub(super) fn load(path: &Path) -> Result<RunReport, Error> {
 
 pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
     match (args.merge, args.input) {
-        (Some(ReportCommand::Merge { reports, output }), _) => {
+        (
+            Some(ReportCommand::Merge {
+                reports,
+                output,
+                no_soak,
+            }),
+            _,
+        ) => {
             let mut loaded = Vec::with_capacity(reports.len());
             for path in &reports {
                 let report = write::read_json(path).map_err(Error::ReportInput)?;
@@ -67,13 +82,14 @@ pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
             }
             let merged = write::merge(loaded).map_err(Error::ReportInput)?;
             let text = render::render(&merged, ReportFormat::Json, env.terminal_width);
+            // Written before the gate waits, so that a cancelled soak still leaves the report.
             match output {
                 Some(path) => {
                     write::write_atomically(&path, text.as_bytes()).map_err(Error::ReportOutput)?
                 }
                 None => print!("{text}"),
             }
-            Ok(merged.verdict().into())
+            Ok(judge(&merged, no_soak))
         }
         (None, Some(input)) => {
             let report = load(&input)?;
@@ -87,4 +103,40 @@ pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
             "report needs a journal or a JSON report, or `report merge`".into(),
         )),
     }
+}
+
+/// The gate of a merged report: says on stderr how each wave fared, waits out the soak of a
+/// wave that passed (unless `no_soak`), and gives the exit code. A report without waves (older
+/// than the gate) exits with its verdict, as before.
+fn judge(merged: &RunReport, no_soak: bool) -> Exit {
+    let Some(gate) = write::gate(merged) else {
+        return merged.verdict().into();
+    };
+    for wave in &gate.waves {
+        eprintln!("gate: {wave}");
+    }
+    for problem in &gate.problems {
+        eprintln!("gate: failed: {problem}");
+    }
+    if merged.interrupted {
+        return Exit::Interrupted;
+    }
+    if !gate.passed() {
+        eprintln!("gate: failed: the next wave must not start");
+        return Exit::Failed;
+    }
+    if let Some(soak) = &gate.soak {
+        if no_soak {
+            eprintln!(
+                "gate: --no-soak: the soak of {} after wave `{}` is not waited out",
+                crate::plan::resolved::duration_text::format(soak.duration),
+                soak.after_wave
+            );
+        } else {
+            eprintln!("gate: {soak}");
+            std::thread::sleep(soak.duration);
+            eprintln!("gate: soak over: wave `{}` may start", soak.next_wave);
+        }
+    }
+    Exit::Success
 }

@@ -15,8 +15,8 @@ use crate::sim::{SimAuth, SimConfig, Simulator};
 
 const EXAMPLES: &str = "\
 Examples:
-  flotilla sim --seed plans/fleet-upgrade.yaml
-  flotilla sim --seed plans/fleet-upgrade.yaml --throttle 20 --error-rate 0.05 --ambiguous-rate 0.02 --rng-seed 7
+  flotilla sim --seed plans/demo.yaml
+  flotilla sim --seed plans/demo.yaml --throttle 20 --error-rate 0.05 --ambiguous-rate 0.02 --rng-seed 7
   FLOTILLA_SIM_AK=AK... FLOTILLA_SIM_SK=SK... flotilla sim --listen 127.0.0.1:8443 --state sim-state.json";
 
 #[derive(Debug, clap::Args)]

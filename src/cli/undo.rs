@@ -1,6 +1,7 @@
 //! `flotilla undo`: rolls back what a run changed, each release to its revision before the run,
 //! through the same engine and dispatcher as `apply` (journaled, resumable, rate-limited).
 
+use super::plan::SelectionArgs;
 use std::path::PathBuf;
 
 use super::Environment;
@@ -123,26 +124,14 @@ pub fn run(args: UndoArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Er
         .journal
         .clone()
         .unwrap_or_else(|| default_journal_path(&undo_plan, None));
-    let simulator = if args.simulate.simulate {
-        let (config, credentials) = super::apply::simulator_config(&args.simulate);
-        config.check().map_err(Error::SimulatorConfig)?;
-        Some((config, credentials))
-    } else {
-        None
-    };
-    if args.resume && !journal_path.exists() {
-        return Err(Error::Usage(format!(
-            "--resume: no journal at {} (pass --journal PATH to name it)",
-            journal_path.display()
-        )));
-    }
+    let simulator = super::apply::simulator_settings(&args.simulate)?;
+    super::apply::check_journal_to_resume(args.resume, &journal_path)?;
     let progress = args.progress.resolve(env.stderr_is_terminal, env.ci);
     let apply_args = ApplyArgs {
         plan: args.plan,
         net: args.net,
         limits: args.limits,
-        select: Vec::new(),
-        shard: None,
+        selection: SelectionArgs::default(),
         dry_run: false,
         force: args.force,
         progress: args.progress,
@@ -160,6 +149,7 @@ pub fn run(args: UndoArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Er
         simulator,
         journal_path,
         shard: None,
+        gate_waves: Vec::new(),
         progress,
     };
     let exit = super::apply::run_with(apply_args, settings, env, logs)?;

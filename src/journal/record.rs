@@ -194,6 +194,8 @@ impl From<RecordedPlan> for PlanInfo {
             name: plan.name,
             hash: plan.hash,
             shard: plan.shard,
+            waves: Vec::new(),
+            max_failures: None,
         }
     }
 }

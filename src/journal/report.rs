@@ -61,6 +61,8 @@ impl JournalState {
                 name: String::new(),
                 hash: String::new(),
                 shard: None,
+                waves: Vec::new(),
+                max_failures: None,
             },
             PlanInfo::from,
         );

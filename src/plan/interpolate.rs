@@ -1,4 +1,5 @@
-//! `${VAR}` and `${VAR:-default}` in plan strings, taken from a variable lookup (the environment).
+//! `${VAR}`, `${VAR:-default}` and `${VAR:?message}` in plan strings, taken from a variable lookup
+//! (the environment).
 
 use serde_json::Value;
 
@@ -70,7 +71,8 @@ fn walk(
 }
 
 /// Expands one string. `$${` is a literal `${`; a `$` not followed by `{` stays as it is.
-/// `${VAR:-default}` takes the default when VAR is unset or empty.
+/// `${VAR:-default}` takes the default when VAR is unset or empty; `${VAR:?message}` is an error
+/// carrying `message` when VAR is unset or empty, so that a plan can insist on being given it.
 pub fn interpolate(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     expand(text, vars, false, &mut |_, _| {})
 }
@@ -106,9 +108,10 @@ fn expand(
             });
         };
         let body = &body_start[..end];
-        let (name, default) = match body.split_once(":-") {
-            Some((name, default)) => (name, Some(default)),
-            None => (body, None),
+        let (name, fallback) = split_reference(body);
+        let default = match fallback {
+            Fallback::Default(default) => Some(default),
+            Fallback::Required(_) | Fallback::None => None,
         };
         // How a message names this reference: not at all inside a secret value.
         let reference = |shown: &str| {
@@ -130,15 +133,20 @@ fn expand(
                 reference(&format!("${{{body}}}"))
             ));
         }
+        // `:-` and `:?` treat an empty value as unset, as POSIX shells do; plain `${VAR}` does not.
+        let treats_empty_as_unset = !matches!(fallback, Fallback::None);
         let value = match (
-            vars(name).filter(|v| default.is_none() || !v.is_empty()),
+            vars(name).filter(|v| !treats_empty_as_unset || !v.is_empty()),
             default,
         ) {
             (Some(v), _) => v,
             (None, Some(d)) => d.to_owned(),
             (None, None) => {
+                if let Fallback::Required(message) = fallback {
+                    return Err(required_message(name, message));
+                }
                 return Err(format!(
-                    "environment variable `{name}` is not set (write `${{{name}:-default}}` for a default)"
+                    "environment variable `{name}` is not set (write `${{{name}:-default}}` for a default, or `${{{name}:?why it is needed}}` to say it is required)"
                 ));
             }
         };
@@ -148,6 +156,41 @@ fn expand(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// What a reference does when its variable is unset (or, for the two forms, empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fallback<'a> {
+    /// `${VAR}`: unset is an error; empty is taken as it is.
+    None,
+    /// `${VAR:-default}`: the default.
+    Default(&'a str),
+    /// `${VAR:?message}`: an error that carries the plan author's message.
+    Required(&'a str),
+}
+
+/// Splits the body of `${...}` at its first `:-` or `:?`, whichever comes first.
+fn split_reference(body: &str) -> (&str, Fallback<'_>) {
+    let operator = [":-", ":?"]
+        .into_iter()
+        .filter_map(|op| body.find(op).map(|at| (at, op)))
+        .min();
+    match operator {
+        Some((at, ":-")) => (&body[..at], Fallback::Default(&body[at + 2..])),
+        Some((at, _)) => (&body[..at], Fallback::Required(&body[at + 2..])),
+        None => (body, Fallback::None),
+    }
+}
+
+/// The error of a `${VAR:?message}` whose variable is unset or empty: the author's message, or
+/// the shell's own words when there is none.
+fn required_message(name: &str, message: &str) -> String {
+    let message = message.trim();
+    if message.is_empty() {
+        format!("environment variable `{name}` is required and is not set (or empty)")
+    } else {
+        format!("environment variable `{name}` is required and is not set (or empty): {message}")
+    }
 }
 
 fn is_variable_name(name: &str) -> bool {
@@ -181,6 +224,44 @@ mod tests {
             interpolate("cost $5 $${TAG}", &vars).unwrap(),
             "cost $5 ${TAG}"
         );
+    }
+
+    #[test]
+    fn a_required_variable_is_an_error_when_unset_or_empty_with_the_plans_message() {
+        assert_eq!(
+            interpolate("app:${TAG:?set IMAGE_TAG}", &vars).unwrap(),
+            "app:v2"
+        );
+        let unset = interpolate("${MISSING:?the image tag CI built}", &vars).unwrap_err();
+        assert_eq!(
+            unset,
+            "environment variable `MISSING` is required and is not set (or empty): the image tag CI built"
+        );
+        let empty = interpolate("${EMPTY:?needed}", &vars).unwrap_err();
+        assert!(empty.contains("`EMPTY` is required"), "{empty}");
+        let bare = interpolate("${MISSING:?}", &vars).unwrap_err();
+        assert_eq!(
+            bare,
+            "environment variable `MISSING` is required and is not set (or empty)"
+        );
+        // The message may hold `:-`, and a default may hold `:?`: the first operator counts.
+        assert!(
+            interpolate("${MISSING:?a:-b}", &vars)
+                .unwrap_err()
+                .ends_with(": a:-b")
+        );
+        assert_eq!(interpolate("${MISSING:-a:?b}", &vars).unwrap(), "a:?b");
+    }
+
+    #[test]
+    fn a_required_variable_is_reported_at_its_pointer_and_recorded_when_set() {
+        let mut tree =
+            json!({"tag": "${TAG:?tag}", "pw": {"password": "${NOPE:?the db password}"}});
+        let done = interpolate_tree(&mut tree, &vars);
+        assert_eq!(done.substituted, ["/tag:TAG=v2"]);
+        assert_eq!(done.problems.len(), 1);
+        assert_eq!(done.problems[0].pointer, "/pw/password");
+        assert!(done.problems[0].message.ends_with(": the db password"));
     }
 
     #[test]

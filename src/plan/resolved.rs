@@ -332,6 +332,31 @@ impl Serialize for FailureBudget {
     }
 }
 
+/// As [`Serialize`] writes it, for the reports that carry a budget to `report merge`.
+impl<'de> serde::Deserialize<'de> for FailureBudget {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Count(u32),
+            Share(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Count(n) => Ok(FailureBudget::Count(n)),
+            Written::Share(text) => text
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<f64>().ok())
+                .filter(|p| (0.0..=100.0).contains(p))
+                .map(FailureBudget::Percent)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "{text:?} is not a failure budget (a count, or a percentage such as \"10%\")"
+                    ))
+                }),
+        }
+    }
+}
+
 impl FailureBudget {
     /// True when `failures` out of `total` operations exceed the budget.
     pub fn exceeded(&self, failures: usize, total: usize) -> bool {
@@ -380,6 +405,15 @@ mod tests {
             to_value(FailureBudget::Percent(12.5)).unwrap(),
             json!("12.5%")
         );
+        // Reports carry budgets to `report merge`, which reads them back.
+        for budget in [FailureBudget::Count(3), FailureBudget::Percent(12.5)] {
+            let written = to_value(budget).unwrap();
+            assert_eq!(
+                serde_json::from_value::<FailureBudget>(written).unwrap(),
+                budget
+            );
+        }
+        assert!(serde_json::from_value::<FailureBudget>(json!("120%")).is_err());
     }
 
     #[test]

@@ -1,12 +1,18 @@
-//! Narrowing an expanded plan: `--select` expressions and `--shard K/N`.
+//! Narrowing an expanded plan: `--wave` names, `--select` expressions and `--shard K/N`.
 //!
-//! Shards split whole clusters: the clusters left after the selectors are sorted by name and
-//! dealt round-robin, the first to shard 1, the second to shard 2, and so on. The same plan and
-//! selectors give every CI job the same split, and the N shards together hold every operation
-//! exactly once.
+//! Shards split whole clusters: the clusters left after the waves and selectors are sorted by
+//! name and dealt round-robin, the first to shard 1, the second to shard 2, and so on. The same
+//! plan and selection give every CI job the same split, and the N shards together hold every
+//! operation exactly once.
+//!
+//! Shards run side by side, each at its own pace, so a shard that held part of several waves
+//! could start a later wave while another shard is still on an earlier one. A shard is
+//! therefore taken within one wave (`--wave NAME --shard K/N`), and the CI job graph orders the
+//! waves, with `report merge` as each wave's gate; sharding across waves must be asked for.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use super::resolved::{ExpandedPlan, Operation, Wave};
@@ -46,6 +52,83 @@ pub enum SelectError {
     /// A selection that keeps nothing is a typo far more often than a wish to do nothing.
     #[error("--select {0}")]
     NoMatch(String),
+    #[error("--wave {name}: the plan has no wave `{name}` (its waves: {known}){suggestion}")]
+    UnknownWave {
+        name: String,
+        known: String,
+        suggestion: String,
+    },
+    /// `--wave` and `--select` each keep something, but no operation is kept by both.
+    #[error("{0}: no operation of the wave(s) matches the selection")]
+    NothingInWaves(String),
+    /// `--shard` over operations of more than one wave, without the opt-out.
+    #[error("{}", explain_shard_across_waves(Path::new("PLAN"), *shard, waves))]
+    ShardAcrossWaves { shard: Shard, waves: Vec<String> },
+}
+
+impl SelectError {
+    /// The error about the plan at `plan`: a refused shard shows the command lines to run
+    /// instead, with the plan's path.
+    pub fn explain(&self, plan: &Path) -> String {
+        match self {
+            SelectError::ShardAcrossWaves { shard, waves } => {
+                explain_shard_across_waves(plan, *shard, waves)
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Why `--shard` is refused over several waves, and the `--wave` form that does what was meant.
+fn explain_shard_across_waves(plan: &Path, shard: Shard, waves: &[String]) -> String {
+    let first = waves.first().map_or("FIRST", String::as_str);
+    let second = waves.get(1).map_or("NEXT", String::as_str);
+    let quoted: Vec<String> = waves.iter().map(|w| format!("`{w}`")).collect();
+    format!(
+        "--shard {shard}: the operations selected are in {} waves ({}). Shards run side by side, \
+         each at its own pace, so one shard could start wave `{second}` while another is still \
+         on wave `{first}`, and each wave's soak and max_failures would hold only inside one \
+         shard. Shard one wave at a time, each wave's jobs after the previous wave's gate:\n\
+         \x20 flotilla apply {plan} --wave {first} --shard {shard} --report-json {first}-{k}.json\n\
+         \x20 flotilla report merge {first}-*.json -o {first}.json   # the gate of wave `{first}`: its failure budget over all its shards, then its soak\n\
+         \x20 flotilla apply {plan} --wave {second} --shard {shard} ...\n\
+         (--shard-across-waves shards the whole plan anyway, without waiting between waves)",
+        waves.len(),
+        quoted.join(", "),
+        plan = plan.display(),
+        k = shard.index,
+    )
+}
+
+/// What a command keeps of a plan: `--wave`, `--select` and `--shard`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Wave names (`--wave`, repeatable); empty keeps every wave.
+    pub waves: Vec<String>,
+    pub selectors: Vec<Selector>,
+    pub shard: Option<Shard>,
+    /// `--shard-across-waves`: shard operations of several waves anyway.
+    pub shard_across_waves: bool,
+}
+
+impl Selection {
+    /// Nothing to narrow: the whole plan.
+    pub fn is_everything(&self) -> bool {
+        self.waves.is_empty() && self.selectors.is_empty() && self.shard.is_none()
+    }
+
+    /// The flags as written, e.g. `--wave gold --select env=prod --shard 1/4`.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags: Vec<String> = self.waves.iter().map(|w| format!("--wave {w}")).collect();
+        flags.extend(self.selectors.iter().map(|s| format!("--select {s}")));
+        if let Some(shard) = self.shard {
+            flags.push(format!("--shard {shard}"));
+        }
+        if self.shard_across_waves {
+            flags.push("--shard-across-waves".to_owned());
+        }
+        flags
+    }
 }
 
 impl FromStr for Selector {
@@ -190,10 +273,51 @@ pub fn filter(
     selectors: &[Selector],
     shard: Option<Shard>,
 ) -> Result<ExpandedPlan, SelectError> {
+    filter_waves(plan, &|_| true, selectors, shard)
+}
+
+/// What `selection` keeps of `plan`, as [`filter`] does within the waves it names. A shard must
+/// lie within one wave unless `shard_across_waves` says otherwise: see the module's comment.
+pub fn select(plan: &ExpandedPlan, selection: &Selection) -> Result<ExpandedPlan, SelectError> {
+    for name in &selection.waves {
+        if !plan.waves.iter().any(|w| w.name == *name) {
+            let known: Vec<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
+            return Err(SelectError::UnknownWave {
+                name: name.clone(),
+                known: known.join(", "),
+                suggestion: super::diagnostic::suggestion_suffix(name, known.iter().copied()),
+            });
+        }
+    }
+    let in_waves = |wave: &Wave| selection.waves.is_empty() || selection.waves.contains(&wave.name);
+    let whole = filter_waves(plan, &in_waves, &selection.selectors, None)?;
+    if whole.waves.is_empty() && !selection.waves.is_empty() {
+        return Err(SelectError::NothingInWaves(selection.flags().join(" ")));
+    }
+    let Some(shard) = selection.shard else {
+        return Ok(whole);
+    };
+    if whole.waves.len() > 1 && !selection.shard_across_waves {
+        return Err(SelectError::ShardAcrossWaves {
+            shard,
+            waves: whole.waves.iter().map(|w| w.name.clone()).collect(),
+        });
+    }
+    filter_waves(plan, &in_waves, &selection.selectors, Some(shard))
+}
+
+/// [`filter`] over the waves `in_waves` keeps.
+fn filter_waves(
+    plan: &ExpandedPlan,
+    in_waves: &dyn Fn(&Wave) -> bool,
+    selectors: &[Selector],
+    shard: Option<Shard>,
+) -> Result<ExpandedPlan, SelectError> {
     if let Some(error) = no_match(plan, selectors) {
         return Err(error);
     }
-    let keep_selected = |op: &Operation| selectors.iter().all(|s| s.matches(op));
+    let keep_selected =
+        |op: &Operation| in_waves(&plan.waves[op.wave]) && selectors.iter().all(|s| s.matches(op));
     let shard_of: Option<HashMap<&str, u32>> = shard.map(|shard| {
         let mut names: Vec<&str> = plan
             .operations()
@@ -214,7 +338,7 @@ pub fn filter(
     };
 
     let mut waves = Vec::new();
-    for wave in &plan.waves {
+    for wave in plan.waves.iter().filter(|w| in_waves(w)) {
         let operations: Vec<Operation> = wave
             .operations
             .iter()
@@ -320,6 +444,139 @@ releases:
                 .operations()
                 .count(),
             0
+        );
+    }
+
+    /// The module's [`select`](super::select), beside this module's own `select` helper.
+    fn keep(plan: &ExpandedPlan, selection: &Selection) -> Result<ExpandedPlan, SelectError> {
+        super::select(plan, selection)
+    }
+
+    /// Three waves: a canary and two prod waves, two clusters each.
+    fn waved_plan() -> ExpandedPlan {
+        crate::plan::load_source(
+            std::path::Path::new("t.yaml"),
+            br#"version: 1
+target: { region: cn-north-4 }
+clusters:
+  stage-1: { id: 00000001-0000-4000-8000-000000000000, labels: { env: staging } }
+  stage-2: { id: 00000002-0000-4000-8000-000000000000, labels: { env: staging } }
+  gold-1: { id: 00000003-0000-4000-8000-000000000000, labels: { env: prod, tier: gold } }
+  gold-2: { id: 00000004-0000-4000-8000-000000000000, labels: { env: prod, tier: gold } }
+  silver-1: { id: 00000005-0000-4000-8000-000000000000, labels: { env: prod, tier: silver } }
+  silver-2: { id: 00000006-0000-4000-8000-000000000000, labels: { env: prod, tier: silver } }
+defaults: { chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05 }
+rollout:
+  waves:
+    - { name: staging, select: { labels: { env: staging } }, soak: 5m }
+    - { name: gold, select: { labels: { tier: gold } }, max_failures: 0 }
+    - { name: silver, select: { labels: { tier: silver } } }
+releases:
+  - { name: web, namespace: shop, selector: { labels: {} } }
+"#,
+            &|_| None,
+        )
+        .unwrap()
+    }
+
+    fn selection(waves: &[&str], shard: Option<&str>) -> Selection {
+        Selection {
+            waves: waves.iter().map(|w| (*w).to_owned()).collect(),
+            shard: shard.map(|s| s.parse().unwrap()),
+            ..Selection::default()
+        }
+    }
+
+    fn clusters(plan: &ExpandedPlan) -> Vec<&str> {
+        plan.operations()
+            .map(|op| op.cluster.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_wave_keeps_its_operations_settings_and_indexes() {
+        let plan = waved_plan();
+        let gold = keep(&plan, &selection(&["gold"], None)).unwrap();
+        assert_eq!(gold.waves.len(), 1);
+        assert_eq!(gold.waves[0].name, "gold");
+        assert_eq!(gold.waves[0].max_failures, plan.waves[1].max_failures);
+        assert_eq!(clusters(&gold), ["gold-1", "gold-2"]);
+        let indexes: Vec<usize> = gold.operations().map(|op| op.index).collect();
+        assert_eq!(indexes, [2, 3]);
+        let two = keep(&plan, &selection(&["silver", "staging"], None)).unwrap();
+        let names: Vec<&str> = two.waves.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["staging", "silver"],
+            "plan order, whatever the flags' order"
+        );
+    }
+
+    #[test]
+    fn shards_of_a_wave_deal_only_that_waves_clusters() {
+        let plan = waved_plan();
+        let first = keep(&plan, &selection(&["gold"], Some("1/2"))).unwrap();
+        let second = keep(&plan, &selection(&["gold"], Some("2/2"))).unwrap();
+        assert_eq!(clusters(&first), ["gold-1"]);
+        assert_eq!(clusters(&second), ["gold-2"]);
+        // Sharding the whole plan would have dealt gold-2 and stage-1 together.
+        let across = Selection {
+            shard_across_waves: true,
+            ..selection(&[], Some("2/2"))
+        };
+        assert_eq!(keep(&plan, &across).unwrap().waves.len(), 3);
+    }
+
+    #[test]
+    fn a_shard_over_several_waves_is_refused_with_the_wave_form() {
+        let plan = waved_plan();
+        for flags in [
+            selection(&[], Some("2/4")),
+            selection(&["staging", "gold"], Some("2/4")),
+        ] {
+            let error = keep(&plan, &flags).unwrap_err();
+            assert!(
+                matches!(error, SelectError::ShardAcrossWaves { .. }),
+                "{error}"
+            );
+            let message = error.explain(Path::new("plans/fleet.yaml"));
+            assert!(
+                message.starts_with("--shard 2/4: the operations selected are in"),
+                "{message}"
+            );
+            assert!(
+                message.contains("flotilla apply plans/fleet.yaml --wave staging --shard 2/4"),
+                "{message}"
+            );
+            assert!(
+                message.contains("flotilla report merge staging-*.json"),
+                "{message}"
+            );
+            assert!(message.contains("--shard-across-waves"), "{message}");
+        }
+        // One wave left by --select is one wave: nothing to order.
+        let prod_gold = Selection {
+            selectors: vec!["tier=gold".parse().unwrap()],
+            ..selection(&[], Some("1/2"))
+        };
+        assert_eq!(clusters(&keep(&plan, &prod_gold).unwrap()), ["gold-1"]);
+    }
+
+    #[test]
+    fn an_unknown_wave_or_an_empty_combination_is_refused() {
+        let plan = waved_plan();
+        let error = keep(&plan, &selection(&["gloD"], None)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--wave gloD: the plan has no wave `gloD` (its waves: staging, gold, silver); did you mean `gold`?"
+        );
+        let nothing = Selection {
+            selectors: vec!["env=staging".parse().unwrap()],
+            ..selection(&["gold"], None)
+        };
+        assert_eq!(
+            keep(&plan, &nothing).unwrap_err().to_string(),
+            "--wave gold --select env=staging: no operation of the wave(s) matches the selection"
         );
     }
 

@@ -106,6 +106,9 @@ pub fn run_report(
             name: run.plan_name.clone(),
             hash: run.plan_hash.clone(),
             shard,
+            // The waves' gate settings are the dispatcher's to add: it knows the whole plan.
+            waves: Vec::new(),
+            max_failures: Some(plan.rollout.max_failures),
         },
         started_at: run.started_at.to_string(),
         finished_at: run.finished_at.to_string(),

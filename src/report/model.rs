@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{CredentialRefusal, Verdict};
+use crate::plan::resolved::FailureBudget;
 
 /// What became of an operation: the engine's own outcome, so that the two cannot drift.
 pub use crate::engine::Outcome;
@@ -64,6 +65,28 @@ pub struct PlanInfo {
     /// `K/N` when the run was one shard of the plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// The waves the run was given (`--wave`, or all of them), in plan order, with the settings
+    /// `report merge` judges them by as their gate. Empty in reports written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<WaveGate>,
+    /// The run's own failure budget (`rollout.max_failures`), which a gate applies as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<FailureBudget>,
+}
+
+/// One wave as its gate (`report merge`) needs it: the plan's settings, carried by every shard's
+/// report so that the merge needs neither the plan nor its variables.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WaveGate {
+    pub name: String,
+    /// The wave's own failure budget, over all its shards together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<FailureBudget>,
+    /// How long to wait after the wave passed, before its next wave may start.
+    pub soak_ms: u64,
+    /// The wave after it in the plan; none for the last, whose soak nothing waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_wave: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cce::address::{ClusterAddress, release_path};
 use crate::plan::resolved::{ExpandedPlan, Operation, Rate, Wave, duration_text};
-use crate::plan::select::{Selector, Shard};
+use crate::plan::select::Selection;
 use crate::secret;
 
 /// Version of the `--format json` document; bumped only on incompatible changes.
@@ -85,12 +85,7 @@ fn operation_json(op: &Operation) -> Value {
 }
 
 /// The `--format json` document (shape documented in `docs/src/commands.md`).
-pub fn render_json(
-    path: &Path,
-    plan: &ExpandedPlan,
-    selectors: &[Selector],
-    shard: Option<Shard>,
-) -> Value {
+pub fn render_json(path: &Path, plan: &ExpandedPlan, selection: &Selection) -> Value {
     json!({
         "format_version": FORMAT_VERSION,
         "plan": {
@@ -99,8 +94,10 @@ pub fn render_json(
             "sha256": plan.hash,
         },
         "selection": {
-            "select": selectors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "shard": shard.map(|s| s.to_string()),
+            "wave": selection.waves,
+            "select": selection.selectors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "shard": selection.shard.map(|s| s.to_string()),
+            "shard_across_waves": selection.shard_across_waves,
         },
         "rollout": plan.rollout,
         "operation_count": plan.operation_count(),
@@ -109,12 +106,7 @@ pub fn render_json(
 }
 
 /// The human-readable listing.
-pub fn render_text(
-    path: &Path,
-    plan: &ExpandedPlan,
-    selectors: &[Selector],
-    shard: Option<Shard>,
-) -> String {
+pub fn render_text(path: &Path, plan: &ExpandedPlan, selection: &Selection) -> String {
     let mut out = String::new();
     let r = &plan.rollout;
     let _ = writeln!(
@@ -126,12 +118,8 @@ pub fn render_text(
         plan.operation_count(),
         plan.waves.len()
     );
-    if !selectors.is_empty() || shard.is_some() {
-        let mut parts: Vec<String> = selectors.iter().map(|s| format!("--select {s}")).collect();
-        if let Some(shard) = shard {
-            parts.push(format!("--shard {shard}"));
-        }
-        let _ = writeln!(out, "selection: {}", parts.join(" "));
+    if !selection.is_everything() {
+        let _ = writeln!(out, "selection: {}", selection.flags().join(" "));
     }
     let rate = match r.rate {
         Rate::PerSecond(n) => format!("{n}/s"),

@@ -1,10 +1,13 @@
-//! Writing report files atomically, and merging the JSON reports of shards.
+//! Writing report files atomically, merging the JSON reports of shards, and judging a merged
+//! report as its waves' gate.
 
 use std::io::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
-use super::model::{RunReport, Summary};
+use super::model::{Outcome, RunReport, Summary, WaveGate};
 use super::render::{self, ReportFormat};
+use crate::plan::resolved::{FailureBudget, duration_text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -94,10 +97,12 @@ pub fn read_json(path: &Path) -> Result<RunReport, ReportError> {
 }
 
 /// Merges the reports of the shards of one plan: operations in plan order, summary recounted,
-/// times spanning all of them. Each shard may come once; shards not given are listed as
-/// missing, so that a merged report never passes for the whole plan without all of it.
+/// times spanning all of them. Reports of one wave selection (`--wave`) form one split, each
+/// shard once; shards not given are listed as missing, so that a merged report never passes for
+/// the whole of what it covers without all of it. Reports of other waves may be merged along
+/// (a merged canary gate with the shards of the next wave, say), never two covering one wave.
 pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError> {
-    let missing_shards = check_split(&reports)?;
+    let (missing_shards, waves) = check_split(&reports)?;
     let mut reports = reports.into_iter();
     let (_, mut merged) = reports.next().ok_or(ReportError::Empty)?;
     for (path, report) in reports {
@@ -120,23 +125,114 @@ pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError
         merged.halted = merged.halted.or(report.halted);
         merged.interrupted |= report.interrupted;
         merged.credentials_refused = merged.credentials_refused.or(report.credentials_refused);
+        merged.plan.max_failures = merged.plan.max_failures.or(report.plan.max_failures);
         merged.operations.extend(report.operations);
     }
     merged.operations.sort_by_key(|op| op.index);
     merged.plan.shard = None;
+    merged.plan.waves = waves;
     merged.missing_shards = missing_shards;
     merged.summary = Summary::of(&merged.operations);
     Ok(merged)
 }
 
-/// The shards of `reports` form at most one split `1/N … N/N` of the plan, each shard once;
-/// returns the shards of that split that are not there. A single unsharded report is the whole
-/// plan; with others it would count their operations twice.
-fn check_split(reports: &[(String, RunReport)]) -> Result<Vec<String>, ReportError> {
+/// The reports of one wave selection: its waves (empty: the whole plan, or a report older than
+/// the waves it carries) and its reports.
+struct Group<'a> {
+    waves: &'a [WaveGate],
+    reports: Vec<&'a (String, RunReport)>,
+}
+
+impl Group<'_> {
+    fn names(&self) -> Vec<&str> {
+        self.waves.iter().map(|w| w.name.as_str()).collect()
+    }
+
+    /// Where the group starts in the plan: its first operation's index.
+    fn first_index(&self) -> usize {
+        self.reports
+            .iter()
+            .flat_map(|(_, r)| r.operations.iter().map(|op| op.index))
+            .min()
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// Groups `reports` by the waves they cover, and checks that each group is at most one split
+/// `1/N … N/N`, each shard once, and that no two groups cover one wave. Returns the shards
+/// missing from each split (`K/N`, with the wave names in brackets for a wave selection), and the
+/// waves of all groups in plan order.
+fn check_split(
+    reports: &[(String, RunReport)],
+) -> Result<(Vec<String>, Vec<WaveGate>), ReportError> {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for entry in reports {
+        let waves = entry.1.plan.waves.as_slice();
+        let same = |g: &Group<'_>| {
+            g.waves
+                .iter()
+                .map(|w| &w.name)
+                .eq(waves.iter().map(|w| &w.name))
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(group) => group.reports.push(entry),
+            None => groups.push(Group {
+                waves,
+                reports: vec![entry],
+            }),
+        }
+    }
+    for (i, a) in groups.iter().enumerate() {
+        for b in &groups[i + 1..] {
+            let (names_a, names_b) = (a.names(), b.names());
+            if names_a.is_empty()
+                || names_b.is_empty()
+                || names_a.iter().any(|n| names_b.contains(n))
+            {
+                let covers = |names: &[&str]| {
+                    if names.is_empty() {
+                        "the whole plan".to_owned()
+                    } else {
+                        format!("wave(s) {}", names.join(", "))
+                    }
+                };
+                return Err(ReportError::NotOneSplit(format!(
+                    "{} covers {} and {} covers {}: merged, they would count operations twice",
+                    a.reports[0].0,
+                    covers(&names_a),
+                    b.reports[0].0,
+                    covers(&names_b)
+                )));
+            }
+        }
+    }
+    groups.sort_by_key(Group::first_index);
+    let mut missing = Vec::new();
+    let mut waves = Vec::new();
+    for group in &groups {
+        let label = if group.waves.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", group.names().join(", "))
+        };
+        missing.extend(
+            missing_in_split(&group.reports)?
+                .into_iter()
+                .map(|shard| format!("{shard}{label}")),
+        );
+        waves.extend(group.waves.iter().cloned());
+    }
+    Ok((missing, waves))
+}
+
+/// One group's reports form at most one split `1/N … N/N`, each shard once; returns the shards
+/// of that split that are not there. A single unsharded report is the whole group; with others
+/// it would count their operations twice.
+fn missing_in_split(reports: &[&(String, RunReport)]) -> Result<Vec<String>, ReportError> {
     use crate::plan::select::Shard;
     let mut seen: std::collections::BTreeMap<u32, &str> = std::collections::BTreeMap::new();
     let mut split: Option<(u32, &str)> = None;
-    for (path, report) in reports {
+    for (path, report) in reports.iter().copied() {
         let Some(text) = &report.plan.shard else {
             if reports.len() > 1 {
                 return Err(ReportError::NotOneSplit(format!(
@@ -169,4 +265,154 @@ fn check_split(reports: &[(String, RunReport)]) -> Result<Vec<String>, ReportErr
         .filter(|k| !seen.contains_key(k))
         .map(|k| format!("{k}/{count}"))
         .collect())
+}
+
+/// What the gate of a merged report decided: each wave judged over all its shards together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gate {
+    pub waves: Vec<WaveVerdict>,
+    /// What failed the gate beyond one wave: missing shards, an interruption, the run's budget.
+    pub problems: Vec<String>,
+    /// The soak to wait out before the next wave may start: only when the gate passed.
+    pub soak: Option<Soak>,
+}
+
+impl Gate {
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty() && self.waves.iter().all(|w| w.failure.is_none())
+    }
+}
+
+/// One wave at its gate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaveVerdict {
+    pub name: String,
+    pub total: usize,
+    pub failed: usize,
+    /// Skipped by a halt or cancelled: never run.
+    pub not_run: usize,
+    pub max_failures: Option<FailureBudget>,
+    /// Why the wave failed its gate; none when it passed.
+    pub failure: Option<String>,
+}
+
+impl std::fmt::Display for WaveVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let budget = self
+            .max_failures
+            .map(|b| format!(" (max {b})"))
+            .unwrap_or_default();
+        match &self.failure {
+            None => write!(
+                f,
+                "wave `{}` passed: {} of {} failed{budget}",
+                self.name, self.failed, self.total
+            ),
+            Some(why) => write!(f, "wave `{}` failed: {why}", self.name),
+        }
+    }
+}
+
+/// A wave's soak, waited out by its gate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Soak {
+    pub after_wave: String,
+    pub next_wave: String,
+    pub duration: Duration,
+}
+
+impl std::fmt::Display for Soak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "soaking {} after wave `{}` before wave `{}` may start (the plan's soak)",
+            duration_text::format(self.duration),
+            self.after_wave,
+            self.next_wave
+        )
+    }
+}
+
+/// Judges a merged report as the gate of the waves it covers: each wave's failure budget over
+/// all its shards together (not per shard), the run's budget over every operation merged, no
+/// operation left unrun, no shard missing, nothing interrupted. `None` for a report that carries
+/// no waves (written before reports did): its verdict is all there is to judge.
+pub fn gate(report: &RunReport) -> Option<Gate> {
+    if report.plan.waves.is_empty() {
+        return None;
+    }
+    let mut problems = Vec::new();
+    if !report.missing_shards.is_empty() {
+        problems.push(format!(
+            "shard(s) {} missing: their operations are not in the reports merged",
+            report.missing_shards.join(", ")
+        ));
+    }
+    if report.interrupted {
+        problems.push("a shard was interrupted".to_owned());
+    }
+    let waves: Vec<WaveVerdict> = report
+        .plan
+        .waves
+        .iter()
+        .map(|wave| judge_wave(report, wave))
+        .collect();
+    let failed = report.summary.failed;
+    if let Some(budget) = report.plan.max_failures
+        && budget.exceeded(failed, report.summary.total)
+    {
+        problems.push(format!(
+            "the run's max_failures {budget}: {failed} of {} failed",
+            report.summary.total
+        ));
+    }
+    let mut gate = Gate {
+        waves,
+        problems,
+        soak: None,
+    };
+    if gate.passed()
+        && let Some(last) = report.plan.waves.last()
+        && let Some(next) = &last.next_wave
+        && last.soak_ms > 0
+    {
+        gate.soak = Some(Soak {
+            after_wave: last.name.clone(),
+            next_wave: next.clone(),
+            duration: Duration::from_millis(last.soak_ms),
+        });
+    }
+    Some(gate)
+}
+
+fn judge_wave(report: &RunReport, wave: &WaveGate) -> WaveVerdict {
+    let operations = || report.operations.iter().filter(|op| op.wave == wave.name);
+    let total = operations().count();
+    let failed = operations()
+        .filter(|op| op.outcome == Outcome::Failed)
+        .count();
+    let not_run = operations()
+        .filter(|op| matches!(op.outcome, Outcome::Skipped | Outcome::Cancelled))
+        .count();
+    let failure = if not_run > 0 {
+        Some(format!(
+            "{not_run} of {total} operation(s) not run (skipped by a halt, or cancelled)"
+        ))
+    } else if let Some(budget) = wave.max_failures
+        && budget.exceeded(failed, total)
+    {
+        Some(format!(
+            "{failed} of {total} failed, over its max_failures {budget}"
+        ))
+    } else {
+        None
+    };
+    WaveVerdict {
+        name: wave.name.clone(),
+        total,
+        failed,
+        not_run,
+        max_failures: wave.max_failures,
+        failure,
+    }
 }

@@ -31,3 +31,4 @@ mod sim_faults;
 mod sim_store;
 mod sim_support;
 mod undo;
+mod wave_gates;

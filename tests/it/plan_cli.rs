@@ -6,6 +6,14 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
+/// What `plans/fleet-upgrade.yaml` requires (`${VAR:?...}`), as CI would set it.
+const FLEET_VARIABLES: [(&str, &str); 4] = [
+    ("IMAGE_TAG", "3.1.0"),
+    ("PAYMENTS_DB_PASSWORD", "from-a-ci-secret"),
+    ("CN_NORTH_4_PROJECT_ID", "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"),
+    ("CN_EAST_3_PROJECT_ID", "1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f"),
+];
+
 fn flotilla() -> Command {
     let mut cmd = Command::cargo_bin("flotilla").unwrap();
     cmd.env_remove("IMAGE_TAG").timeout(Duration::from_secs(10));
@@ -164,6 +172,7 @@ fn empty_missing_and_oversized_files_exit_2_with_a_clear_message() {
 fn validate_reports_each_valid_plan_and_exits_0() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = flotilla()
+        .envs(FLEET_VARIABLES)
         .arg("validate")
         .arg(root.join("plans/demo.yaml"))
         .arg(root.join("plans/rollback.yaml"))
@@ -224,18 +233,72 @@ fn plan_json_is_versioned_filtered_sharded_and_redacted() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("demo-not-a-real-key"));
 
-    let mut clusters_per_shard = Vec::new();
-    for k in 1..=3 {
+    // Shards are taken within one wave: each wave's shards hold all of it, and only it.
+    let mut operations_per_shard = Vec::new();
+    for wave in ["canary", "prod"] {
+        for k in 1..=3 {
+            let out = flotilla()
+                .arg("plan")
+                .arg(&demo)
+                .args([
+                    "--format",
+                    "json",
+                    "--wave",
+                    wave,
+                    "--shard",
+                    &format!("{k}/3"),
+                ])
+                .output()
+                .unwrap();
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(doc["selection"]["wave"], serde_json::json!([wave]));
+            let waves = doc["waves"].as_array().unwrap();
+            assert!(waves.iter().all(|w| w["name"] == wave), "{doc}");
+            operations_per_shard.push(doc["operation_count"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(operations_per_shard.iter().sum::<u64>(), 21);
+}
+
+/// `plan --shard` shows what `apply --shard` would run, so it refuses what apply refuses.
+#[test]
+fn a_shard_across_waves_is_refused_with_the_wave_form_unless_asked_for() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo.yaml");
+    for command in ["plan", "apply"] {
         let out = flotilla()
-            .arg("plan")
+            .arg(command)
             .arg(&demo)
-            .args(["--format", "json", "--shard", &format!("{k}/3")])
+            .args(["--shard", "2/3"])
             .output()
             .unwrap();
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        clusters_per_shard.push(doc["operation_count"].as_u64().unwrap());
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(out.stdout.is_empty(), "{command}: nothing is run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr
+                .contains("--shard 2/3: the operations selected are in 2 waves (`canary`, `prod`)"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "flotilla apply {} --wave canary --shard 2/3",
+                demo.display()
+            )),
+            "{stderr}"
+        );
     }
-    assert_eq!(clusters_per_shard.iter().sum::<u64>(), 21);
+    let out = flotilla()
+        .arg("plan")
+        .arg(&demo)
+        .args(["--shard", "2/3", "--shard-across-waves"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("selection: --shard 2/3 --shard-across-waves"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -281,6 +344,7 @@ fn plan_text_shows_waves_bodies_and_the_implicit_wave() {
 fn interpolated_variables_come_from_the_environment() {
     let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/fleet-upgrade.yaml");
     let out = flotilla()
+        .envs(FLEET_VARIABLES)
         .env("IMAGE_TAG", "3.1.0")
         .arg("plan")
         .arg(&fleet)
@@ -292,21 +356,43 @@ fn interpolated_variables_come_from_the_environment() {
         doc["waves"][0]["operations"][0]["request"]["body"]["values"]["imageTag"],
         "3.1.0"
     );
-    let out = flotilla()
-        .arg("plan")
-        .arg(&fleet)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        doc["waves"][0]["operations"][0]["request"]["body"]["values"]["imageTag"],
-        "3.0.7"
-    );
     assert_eq!(
         doc["waves"][0]["operations"][0]["request"]["body"]["values"]["database"]["password"],
         "******"
     );
+}
+
+/// The fleet plan is for unattended runs: a required variable left unset (or empty) stops it at
+/// validation with the variable's position and the plan's reason, instead of sending a default.
+#[test]
+fn a_required_variable_left_unset_is_exit_2_at_its_position() {
+    let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/fleet-upgrade.yaml");
+    for unset in [None, Some("")] {
+        let mut command = flotilla();
+        command.envs(FLEET_VARIABLES).arg("plan").arg(&fleet);
+        match unset {
+            None => command.env_remove("PAYMENTS_DB_PASSWORD"),
+            Some(empty) => command.env("PAYMENTS_DB_PASSWORD", empty),
+        };
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = fleet_line_of(&fleet, "PAYMENTS_DB_PASSWORD:?");
+        assert!(
+            stderr.contains(&format!("fleet-upgrade.yaml:{line}:"))
+                && stderr.contains(
+                    "`PAYMENTS_DB_PASSWORD` is required and is not set (or empty): the payments database password"
+                ),
+            "{stderr}"
+        );
+    }
+}
+
+/// The 1-based line of `plan` that holds `needle`.
+fn fleet_line_of(plan: &Path, needle: &str) -> usize {
+    let text = std::fs::read_to_string(plan).unwrap();
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
 }
 
 #[test]

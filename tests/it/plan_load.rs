@@ -356,6 +356,17 @@ fn a_hundred_thousand_operation_plan_loads() {
     assert_eq!(plan.waves.len(), 3);
 }
 
+/// The variables `plans/fleet-upgrade.yaml` requires (`${VAR:?...}`), as CI would set them.
+fn fleet_variables(name: &str) -> Option<String> {
+    match name {
+        "IMAGE_TAG" => Some("3.1.0".into()),
+        "PAYMENTS_DB_PASSWORD" => Some("from-a-ci-secret".into()),
+        "CN_NORTH_4_PROJECT_ID" => Some("0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e".into()),
+        "CN_EAST_3_PROJECT_ID" => Some("1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f".into()),
+        _ => None,
+    }
+}
+
 #[test]
 fn every_example_plan_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans");
@@ -363,12 +374,45 @@ fn every_example_plan_validates() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let plan = load_path(&path).unwrap_or_else(|e| panic!("{e}"));
+            let bytes = std::fs::read(&path).unwrap();
+            let plan =
+                load_source(&path, &bytes, &fleet_variables).unwrap_or_else(|e| panic!("{e}"));
             assert!(plan.operation_count() > 0, "{}", path.display());
             count += 1;
         }
     }
     assert!(count >= 3);
+}
+
+#[test]
+fn the_fleet_plan_refuses_to_run_without_the_variables_it_requires() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/fleet-upgrade.yaml");
+    let bytes = std::fs::read(&path).unwrap();
+    let without_tag = |name: &str| match name {
+        "IMAGE_TAG" => Some(String::new()),
+        other => fleet_variables(other),
+    };
+    let error = load_source(&path, &bytes, &without_tag)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("fleet-upgrade.yaml:")
+            && error.contains(
+                "`IMAGE_TAG` is required and is not set (or empty): the image tag CI built"
+            ),
+        "{error}"
+    );
+    let error = load_source(&path, &bytes, &no_vars)
+        .unwrap_err()
+        .to_string();
+    for name in [
+        "IMAGE_TAG",
+        "PAYMENTS_DB_PASSWORD",
+        "CN_NORTH_4_PROJECT_ID",
+        "CN_EAST_3_PROJECT_ID",
+    ] {
+        assert!(error.contains(&format!("`{name}` is required")), "{error}");
+    }
 }
 
 #[test]

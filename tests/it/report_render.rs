@@ -101,6 +101,8 @@ fn sample() -> RunReport {
             name: "magento-v2".into(),
             hash: "a".repeat(64),
             shard: Some("1/2".into()),
+            waves: Vec::new(),
+            max_failures: None,
         },
         started_at: "2026-11-26T10:00:00Z".into(),
         finished_at: "2026-11-26T10:00:12.3Z".into(),
@@ -351,4 +353,142 @@ fn a_refused_credential_in_any_shard_is_the_merged_reports_verdict() {
     let mut interrupted = merged.clone();
     interrupted.interrupted = true;
     assert_eq!(interrupted.verdict(), Verdict::Interrupted);
+}
+
+// ---------------------------------------------------------------- the gate of `report merge`
+
+/// Shard `k` of 2 of wave `gold` (`max_failures` given), holding `outcomes` in turn, indexes
+/// interleaved with the other shard's; the plan's next wave is `silver`, after a 2m soak.
+fn gold_shard(k: usize, budget: Option<FailureBudget>, outcomes: &[Outcome]) -> RunReport {
+    let mut report = sample();
+    report.operations = outcomes
+        .iter()
+        .enumerate()
+        .map(|(i, outcome)| op(i * 2 + k - 1, &format!("gold-{k}"), "web", "gold", *outcome))
+        .collect();
+    report.summary = Summary::of(&report.operations);
+    report.halted = None;
+    report.plan.shard = Some(format!("{k}/2"));
+    report.plan.max_failures = Some(FailureBudget::Count(100));
+    report.plan.waves = vec![WaveGate {
+        name: "gold".into(),
+        max_failures: budget,
+        soak_ms: 120_000,
+        next_wave: Some("silver".into()),
+    }];
+    report
+}
+
+fn gate_of(shards: Vec<RunReport>) -> write::Gate {
+    let named = shards
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| (format!("gold-{}.json", i + 1), r))
+        .collect();
+    write::gate(&write::merge(named).unwrap()).expect("the reports carry their waves")
+}
+
+use Outcome::{Failed, Skipped, Succeeded};
+use flotilla::plan::resolved::FailureBudget;
+
+#[test]
+fn a_waves_budget_holds_over_all_its_shards_not_per_shard() {
+    // One failure in each shard: within a budget of 1 in each, not in the wave's.
+    let budget = Some(FailureBudget::Count(1));
+    let gate = gate_of(vec![
+        gold_shard(1, budget, &[Succeeded, Failed]),
+        gold_shard(2, budget, &[Failed, Succeeded]),
+    ]);
+    assert!(!gate.passed());
+    assert_eq!(
+        gate.waves[0].to_string(),
+        "wave `gold` failed: 2 of 4 failed, over its max_failures 1"
+    );
+    assert_eq!(gate.soak, None, "a failed wave is not soaked");
+
+    let budget = Some(FailureBudget::Percent(50.0));
+    let gate = gate_of(vec![
+        gold_shard(1, budget, &[Succeeded, Failed]),
+        gold_shard(2, budget, &[Failed, Succeeded]),
+    ]);
+    assert!(gate.passed(), "{gate:?}");
+    assert_eq!(
+        gate.waves[0].to_string(),
+        "wave `gold` passed: 2 of 4 failed (max 50%)"
+    );
+    assert_eq!(
+        gate.soak.expect("a passed wave soaks").to_string(),
+        "soaking 2m after wave `gold` before wave `silver` may start (the plan's soak)"
+    );
+}
+
+#[test]
+fn a_gate_fails_on_the_runs_budget_an_operation_not_run_or_a_missing_shard() {
+    let mut shard_one = gold_shard(1, None, &[Failed, Succeeded]);
+    shard_one.plan.max_failures = Some(FailureBudget::Count(0));
+    let gate = gate_of(vec![shard_one, gold_shard(2, None, &[Succeeded])]);
+    assert!(gate.waves[0].failure.is_none());
+    assert_eq!(gate.problems, ["the run's max_failures 0: 1 of 3 failed"]);
+
+    let gate = gate_of(vec![
+        gold_shard(1, None, &[Succeeded, Skipped]),
+        gold_shard(2, None, &[Succeeded]),
+    ]);
+    assert_eq!(
+        gate.waves[0].failure.as_deref(),
+        Some("1 of 3 operation(s) not run (skipped by a halt, or cancelled)")
+    );
+
+    let gate = gate_of(vec![gold_shard(1, None, &[Succeeded])]);
+    assert_eq!(
+        gate.problems,
+        ["shard(s) 2/2 (gold) missing: their operations are not in the reports merged"]
+    );
+}
+
+#[test]
+fn the_last_wave_is_not_soaked_and_a_report_without_waves_has_no_gate() {
+    let mut last = gold_shard(1, None, &[Succeeded]);
+    last.plan.shard = None;
+    last.plan.waves[0].next_wave = None;
+    let gate = write::gate(&write::merge(vec![("last.json".into(), last)]).unwrap()).unwrap();
+    assert!(gate.passed());
+    assert_eq!(gate.soak, None);
+    assert!(write::gate(&sample()).is_none());
+}
+
+#[test]
+fn gates_of_different_waves_merge_and_one_wave_twice_is_refused() {
+    let gold = write::merge(vec![
+        ("gold-1.json".into(), gold_shard(1, None, &[Succeeded])),
+        ("gold-2.json".into(), gold_shard(2, None, &[Succeeded])),
+    ])
+    .unwrap();
+    let mut silver = gold_shard(1, None, &[Succeeded]);
+    silver.plan.shard = Some("1/1".into());
+    silver.plan.waves[0].name = "silver".into();
+    silver.plan.waves[0].next_wave = None;
+    for op in &mut silver.operations {
+        op.index += 10;
+        op.wave = "silver".into();
+    }
+    let both = write::merge(vec![
+        ("silver-1.json".into(), silver),
+        ("gold.json".into(), gold.clone()),
+    ])
+    .unwrap();
+    let names: Vec<&str> = both.plan.waves.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["gold", "silver"], "in plan order");
+    assert!(write::gate(&both).unwrap().passed());
+
+    let twice = write::merge(vec![
+        ("gold.json".into(), gold),
+        ("gold-1.json".into(), gold_shard(1, None, &[Succeeded])),
+    ]);
+    assert!(
+        twice
+            .unwrap_err()
+            .to_string()
+            .contains("count their operations twice"),
+    );
 }

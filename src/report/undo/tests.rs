@@ -56,6 +56,8 @@ fn run_of(plan: &ExpandedPlan, operations: Vec<OperationReport>) -> RunReport {
             name: plan.name.clone(),
             hash: plan.hash.clone(),
             shard: None,
+            max_failures: None,
+            waves: Vec::new(),
         },
         started_at: "2026-12-04T10:00:00Z".to_owned(),
         finished_at: "2026-12-04T10:05:00Z".to_owned(),
