@@ -197,6 +197,7 @@ pub struct Redactor {
     key_patterns: Vec<regex::Regex>,
     text_patterns: Vec<regex::Regex>,
     literals: Vec<String>,
+    exact: Vec<String>,
 }
 
 /// Secret variable values shorter than this are masked only where a whole string equals them:
@@ -222,6 +223,14 @@ impl Redactor {
         }
     }
 
+    /// A string known to hold a secret (one a secret variable went into): masked where it is
+    /// shown whole.
+    pub fn add_exact(&mut self, text: &str) {
+        if !text.is_empty() && !self.exact.iter().any(|known| known == text) {
+            self.exact.push(text.to_owned());
+        }
+    }
+
     pub fn is_secret_key(&self, key: &str) -> bool {
         is_secret_key(key) || self.key_patterns.iter().any(|p| p.is_match(key))
     }
@@ -230,6 +239,7 @@ impl Redactor {
     pub fn is_secret_text(&self, text: &str) -> bool {
         looks_secret_value(text)
             || self.text_patterns.iter().any(|p| p.is_match(text))
+            || self.exact.iter().any(|known| known == text)
             || self.literals.iter().any(|literal| {
                 if literal.chars().count() < MIN_LITERAL_CHARS {
                     text == literal

@@ -241,6 +241,7 @@ pub fn filter(
         file_hash: plan.file_hash.clone(),
         rollout: plan.rollout.clone(),
         waves,
+        redactor: plan.redactor.clone(),
     })
 }
 
