@@ -17,6 +17,13 @@ pub fn escape_control_keeping_tabs(text: &str) -> Cow<'_, str> {
     escape(text, true)
 }
 
+/// Appends `line` to `out`, escaped, and ends it: for renderings built line by line, so that no
+/// value on a line can end it early, forge the next, or drive the terminal.
+pub fn push_line(out: &mut String, line: &str) {
+    out.push_str(&escape_control(line));
+    out.push('\n');
+}
+
 fn escape(text: &str, keep_tabs: bool) -> Cow<'_, str> {
     let needs = |c: char| is_unsafe(c) && !(keep_tabs && c == '\t');
     if !text.chars().any(needs) {

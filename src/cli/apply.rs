@@ -51,6 +51,11 @@ pub struct ApplyArgs {
     /// Keep the K-th of N shards (whole clusters per shard), so N CI jobs can split a fleet.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// Mask every values key whose name, and every value whose text, this regular expression
+    /// finds, in everything shown or written, besides the built-in rules and the plan's
+    /// `secrets` (repeatable).
+    #[arg(long = "redact", value_name = "REGEX", value_parser = values::redact_pattern)]
+    pub redact: Vec<regex::Regex>,
     /// Send every PUT with `parameters.dry_run: true`: the service validates, nothing changes.
     #[arg(long)]
     pub dry_run: bool,
@@ -192,7 +197,7 @@ impl ApplySettings {
     /// Everything that can be wrong with the plan and the flags is found here. What the journal
     /// holds is read once this run has locked it, still before anything is sent.
     fn from_args(args: &ApplyArgs, env: &Environment) -> Result<Self, Error> {
-        let mut plan = super::load_plan(&args.plan)?;
+        let mut plan = super::load_plan_redacting(&args.plan, &args.redact)?;
         plan.rollout.override_with(&args.limits.overrides());
         if !args.select.is_empty() || args.shard.is_some() {
             plan = select::filter(&plan, &args.select, args.shard)

@@ -1,11 +1,16 @@
-//! Logging through `tracing` to stderr, routed around the progress bars so they never tear.
+//! Logging through `tracing` to stderr, routed around the progress bars so they never tear, every
+//! field's control characters escaped.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
 use indicatif::MultiProgress;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{Writer, debug_fn};
+
+use crate::terminal::escape_control;
 
 /// Where log lines go: straight to stderr, or through the bars while they are drawn.
 #[derive(Clone, Default)]
@@ -76,7 +81,22 @@ pub fn init(verbosity: u8, stderr_is_terminal: bool) -> LogSink {
         _ => "flotilla=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Fields are escaped one by one, so that a value cannot drive the terminal or forge a line
+    // while the subscriber's own colours still work.
+    let fields = debug_fn(
+        |writer: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+            let text = format!("{value:?}");
+            let text = escape_control(&text);
+            if field.name() == "message" {
+                write!(writer, "{text}")
+            } else {
+                write!(writer, "{}={text}", field.name())
+            }
+        },
+    )
+    .delimited(" ");
     let _ = tracing_subscriber::fmt()
+        .fmt_fields(fields)
         .with_env_filter(filter)
         .with_writer(sink.clone())
         .with_ansi(stderr_is_terminal)

@@ -134,7 +134,11 @@ pub fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(err) => {
             if !matches!(err, Error::InvalidPlan { .. }) {
-                eprintln!("error: {err}");
+                // An error may quote input: it must not drive the terminal.
+                eprintln!(
+                    "error: {}",
+                    crate::terminal::escape_control(&err.to_string())
+                );
             }
             err.exit().into()
         }
@@ -150,6 +154,18 @@ fn load_plan(path: &std::path::Path) -> Result<crate::plan::resolved::ExpandedPl
             count: err.diagnostics().len(),
         }
     })
+}
+
+/// [`load_plan`], then `--redact`'s patterns added to the plan's secret rules.
+fn load_plan_redacting(
+    path: &std::path::Path,
+    redact: &[regex::Regex],
+) -> Result<crate::plan::resolved::ExpandedPlan, Error> {
+    let mut plan = load_plan(path)?;
+    for pattern in redact {
+        plan.redactor.add_pattern(pattern.clone());
+    }
+    Ok(plan)
 }
 
 pub fn run(cli: Cli, env: &Environment, logs: &logging::LogSink) -> Result<Exit, Error> {

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Environment;
 use super::net::NetworkArgs;
+use super::values;
 use crate::cce::client::Client;
 use crate::cce::credentials;
 use crate::engine::preview::preview;
@@ -36,6 +37,11 @@ pub struct PlanArgs {
     /// Keep the K-th of N shards (whole clusters, deterministic), so that N jobs split a fleet.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// Mask every values key whose name, and every value whose text, this regular expression
+    /// finds, in everything shown or written, besides the built-in rules and the plan's
+    /// `secrets` (repeatable).
+    #[arg(long = "redact", value_name = "REGEX", value_parser = values::redact_pattern)]
+    pub redact: Vec<regex::Regex>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -49,7 +55,7 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
-    let plan = super::load_plan(&args.plan)?;
+    let plan = super::load_plan_redacting(&args.plan, &args.redact)?;
     let filtered =
         select::filter(&plan, &args.select, args.shard).map_err(|e| Error::Usage(e.to_string()))?;
     if args.diff {

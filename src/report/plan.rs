@@ -1,7 +1,6 @@
 //! The plan as `flotilla plan` shows it: the operations a plan expands to, wave by wave, with the
 //! exact request bodies (secrets redacted), as text or as a stable JSON document.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -9,7 +8,8 @@ use serde_json::{Value, json};
 use crate::cce::address::{ClusterAddress, release_path};
 use crate::plan::resolved::{ExpandedPlan, Operation, Rate, Wave, duration_text};
 use crate::plan::select::{Selector, Shard};
-use crate::secret;
+use crate::secret::Redactor;
+use crate::terminal::push_line;
 
 /// Version of the `--format json` document; bumped only on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -24,23 +24,23 @@ pub fn request_path(op: &Operation) -> String {
     )
 }
 
-/// The body as JSON with secret-looking values masked.
-fn redacted_body(op: &Operation) -> Value {
+/// The body as JSON with every secret masked, by the plan's rules.
+fn redacted_body(op: &Operation, redactor: &Redactor) -> Value {
     let body = serde_json::to_value(&*op.body).unwrap_or(Value::Null);
-    secret::redact(&body)
+    redactor.redact(&body)
 }
 
-fn wave_json(w: &Wave) -> Value {
+fn wave_json(w: &Wave, redactor: &Redactor) -> Value {
     json!({
         "name": w.name,
         "implicit": w.implicit,
         "soak": duration_text::format(w.soak),
         "max_failures": w.max_failures,
-        "operations": w.operations.iter().map(operation_json).collect::<Vec<_>>(),
+        "operations": w.operations.iter().map(|op| operation_json(op, redactor)).collect::<Vec<_>>(),
     })
 }
 
-fn operation_json(op: &Operation) -> Value {
+fn operation_json(op: &Operation, redactor: &Redactor) -> Value {
     json!({
         "index": op.index,
         "cluster": {
@@ -58,7 +58,7 @@ fn operation_json(op: &Operation) -> Value {
         "request": {
             "method": "PUT",
             "url": format!("{}{}", op.cluster.endpoint, request_path(op)),
-            "body": redacted_body(op),
+            "body": redacted_body(op, redactor),
         },
     })
 }
@@ -83,7 +83,7 @@ pub fn render_json(
         },
         "rollout": plan.rollout,
         "operation_count": plan.operation_count(),
-        "waves": plan.waves.iter().map(wave_json).collect::<Vec<_>>(),
+        "waves": plan.waves.iter().map(|w| wave_json(w, &plan.redactor)).collect::<Vec<_>>(),
     })
 }
 
@@ -96,50 +96,55 @@ pub fn render_text(
 ) -> String {
     let mut out = String::new();
     let r = &plan.rollout;
-    let _ = writeln!(
-        out,
-        "plan {} ({}, sha256 {}): {} operation(s) in {} wave(s)",
-        plan.name,
-        path.display(),
-        plan.short_hash(),
-        plan.operation_count(),
-        plan.waves.len()
+    push_line(
+        &mut out,
+        &format!(
+            "plan {} ({}, sha256 {}): {} operation(s) in {} wave(s)",
+            plan.name,
+            path.display(),
+            plan.short_hash(),
+            plan.operation_count(),
+            plan.waves.len()
+        ),
     );
     if !selectors.is_empty() || shard.is_some() {
         let mut parts: Vec<String> = selectors.iter().map(|s| format!("--select {s}")).collect();
         if let Some(shard) = shard {
             parts.push(format!("--shard {shard}"));
         }
-        let _ = writeln!(out, "selection: {}", parts.join(" "));
+        push_line(&mut out, &format!("selection: {}", parts.join(" ")));
     }
     let rate = match r.rate {
         Rate::PerSecond(n) => format!("{n}/s"),
         Rate::Unlimited => "unlimited".to_owned(),
     };
-    let _ = writeln!(
-        out,
-        "rollout: concurrency {}, per cluster {}, rate {rate} (burst {}), retry {} attempt(s) backoff {}..{}, request timeout {}, preflight {}, wait {}, max failures {}",
-        r.concurrency,
-        r.per_cluster,
-        r.burst,
-        r.retry.attempts,
-        duration_text::format(r.retry.backoff),
-        duration_text::format(r.retry.max_backoff),
-        duration_text::format(r.request_timeout),
-        if r.preflight { "on" } else { "off" },
-        if r.wait.enabled {
-            format!(
-                "until DEPLOYED (timeout {}, poll {})",
-                duration_text::format(r.wait.timeout),
-                duration_text::format(r.wait.poll)
-            )
-        } else {
-            "off".to_owned()
-        },
-        r.max_failures,
+    push_line(
+        &mut out,
+        &format!(
+            "rollout: concurrency {}, per cluster {}, rate {rate} (burst {}), retry {} attempt(s) backoff {}..{}, request timeout {}, preflight {}, wait {}, max failures {}",
+            r.concurrency,
+            r.per_cluster,
+            r.burst,
+            r.retry.attempts,
+            duration_text::format(r.retry.backoff),
+            duration_text::format(r.retry.max_backoff),
+            duration_text::format(r.request_timeout),
+            if r.preflight { "on" } else { "off" },
+            if r.wait.enabled {
+                format!(
+                    "until DEPLOYED (timeout {}, poll {})",
+                    duration_text::format(r.wait.timeout),
+                    duration_text::format(r.wait.poll)
+                )
+            } else {
+                "off".to_owned()
+            },
+            r.max_failures
+        ),
     );
     if plan.waves.is_empty() {
-        let _ = writeln!(out, "\nnothing selected");
+        push_line(&mut out, "");
+        push_line(&mut out, "nothing selected");
     }
     for (w, wave) in plan.waves.iter().enumerate() {
         let mut settings = vec![format!("{} operation(s)", wave.operations.len())];
@@ -154,38 +159,42 @@ pub fn render_text(
         } else {
             ""
         };
-        let _ = writeln!(
-            out,
-            "\nwave {}/{}: {}{kind}, {}",
-            w + 1,
-            plan.waves.len(),
-            wave.name,
-            settings.join(", ")
+        push_line(&mut out, "");
+        push_line(
+            &mut out,
+            &format!(
+                "wave {}/{}: {}{kind}, {}",
+                w + 1,
+                plan.waves.len(),
+                wave.name,
+                settings.join(", ")
+            ),
         );
         for op in &wave.operations {
-            let _ = writeln!(
-                out,
-                "  #{:<4} {} ({})  {}/{}  {}{}",
-                op.index,
-                op.cluster.name,
-                op.cluster.id,
-                op.namespace,
-                op.release,
-                op.action,
-                if op.rollback_on_failure {
-                    ", rollback on failure"
-                } else {
-                    ""
-                }
+            push_line(
+                &mut out,
+                &format!(
+                    "  #{:<4} {} ({})  {}/{}  {}{}",
+                    op.index,
+                    op.cluster.name,
+                    op.cluster.id,
+                    op.namespace,
+                    op.release,
+                    op.action,
+                    if op.rollback_on_failure {
+                        ", rollback on failure"
+                    } else {
+                        ""
+                    }
+                ),
             );
-            let _ = writeln!(
-                out,
-                "         PUT {}{}",
-                op.cluster.endpoint,
-                request_path(op)
+            push_line(
+                &mut out,
+                &format!("         PUT {}{}", op.cluster.endpoint, request_path(op)),
             );
-            let body = serde_json::to_string(&redacted_body(op)).unwrap_or_default();
-            let _ = writeln!(out, "         {body}");
+            let body =
+                serde_json::to_string(&redacted_body(op, &plan.redactor)).unwrap_or_default();
+            push_line(&mut out, &format!("         {body}"));
         }
     }
     out

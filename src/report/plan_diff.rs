@@ -3,7 +3,6 @@
 //! secrets redacted; as text, or added to the plan's JSON document.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,6 +13,8 @@ use crate::engine::converge::{Convergence, Decision};
 use crate::engine::outcome::OperationError;
 use crate::engine::preview::Preview;
 use crate::plan::resolved::ExpandedPlan;
+use crate::secret::Redactor;
+use crate::terminal::push_line;
 
 /// What `plan --diff` found for one operation.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,53 +135,78 @@ pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
         .map(|(op, d)| (op.index, d))
         .collect();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "plan {} (sha256 {}): {} operation(s) compared with the live releases",
-        plan.name,
-        plan.short_hash(),
-        plan.operation_count()
+    push_line(
+        &mut out,
+        &format!(
+            "plan {} (sha256 {}): {} operation(s) compared with the live releases",
+            plan.name,
+            plan.short_hash(),
+            plan.operation_count()
+        ),
     );
     for (w, wave) in plan.waves.iter().enumerate() {
-        let _ = writeln!(out, "\nwave {}/{}: {}", w + 1, plan.waves.len(), wave.name);
+        push_line(&mut out, "");
+        push_line(
+            &mut out,
+            &format!("wave {}/{}: {}", w + 1, plan.waves.len(), wave.name),
+        );
         for op in &wave.operations {
             let Some(diff) = by_index.get(&op.index) else {
                 continue;
             };
-            let _ = writeln!(
-                out,
-                "  #{:<4} {} ({})  {}/{}  {}: {}",
-                op.index,
-                op.cluster.name,
-                op.cluster.id,
-                op.namespace,
-                op.release,
-                op.action,
-                diff.label()
+            push_line(
+                &mut out,
+                &format!(
+                    "  #{:<4} {} ({})  {}/{}  {}: {}",
+                    op.index,
+                    op.cluster.name,
+                    op.cluster.id,
+                    op.namespace,
+                    op.release,
+                    op.action,
+                    diff.label()
+                ),
             );
             match diff {
                 OperationDiff::Compared(c) => {
-                    let _ = writeln!(
-                        out,
-                        "         now: revision {} {}, chart {} {}",
-                        c.current.revision,
-                        c.current.status,
-                        or_none(&c.current.chart_name),
-                        or_none(&c.current.chart_version)
+                    push_line(
+                        &mut out,
+                        &format!(
+                            "         now: revision {} {}, chart {} {}",
+                            c.current.revision,
+                            c.current.status,
+                            or_none(&c.current.chart_name),
+                            or_none(&c.current.chart_version)
+                        ),
                     );
-                    let _ = writeln!(out, "         why: {}", c.why);
+                    push_line(
+                        &mut out,
+                        &format!("         why: {}", plan.redactor.mask_text(&c.why)),
+                    );
                     for change in &c.values {
-                        let _ = writeln!(out, "         {}", key_line(change));
+                        push_line(
+                            &mut out,
+                            &format!(
+                                "         {}",
+                                key_line(&redacted_change(change, &plan.redactor))
+                            ),
+                        );
                     }
                 }
                 OperationDiff::Missing { error } => {
-                    let _ = writeln!(
-                        out,
-                        "         the release does not exist: apply would fail ({error})"
+                    push_line(
+                        &mut out,
+                        &format!(
+                            "         the release does not exist: apply would fail ({})",
+                            plan.redactor.mask_text(error)
+                        ),
                     );
                 }
                 OperationDiff::Error { error } => {
-                    let _ = writeln!(out, "         {error}");
+                    push_line(
+                        &mut out,
+                        &format!("         {}", plan.redactor.mask_text(error)),
+                    );
                 }
             }
         }
@@ -189,7 +215,8 @@ pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
         .into_iter()
         .map(|(label, n)| format!("{n} {label}"))
         .collect();
-    let _ = writeln!(out, "\n{}", counts.join(", "));
+    push_line(&mut out, "");
+    push_line(&mut out, &format!("{}", counts.join(", ")));
     out
 }
 
@@ -235,7 +262,7 @@ pub fn add_to_json(doc: &mut Value, plan: &ExpandedPlan, diffs: &[OperationDiff]
                 let index = op.get("index").and_then(Value::as_u64);
                 let diff = index.and_then(|i| by_index.get(&(i as usize)));
                 if let (Some(object), Some(diff)) = (op.as_object_mut(), diff) {
-                    object.insert("diff".to_owned(), diff_json(diff));
+                    object.insert("diff".to_owned(), diff_json(diff, &plan.redactor));
                 }
             }
         }
@@ -249,16 +276,43 @@ pub fn add_to_json(doc: &mut Value, plan: &ExpandedPlan, diffs: &[OperationDiff]
     }
 }
 
-fn diff_json(diff: &OperationDiff) -> Value {
+fn diff_json(diff: &OperationDiff, redactor: &Redactor) -> Value {
     match diff {
         OperationDiff::Compared(c) => json!({
             "label": c.label,
-            "why": c.why,
+            "why": redactor.mask_text(&c.why),
             "current": c.current,
             "masked_keys": c.masked_keys,
-            "values": c.values,
+            "values": c.values.iter().map(|change| redacted_change(change, redactor)).collect::<Vec<_>>(),
         }),
-        OperationDiff::Missing { error } => json!({"label": "missing", "error": error}),
-        OperationDiff::Error { error } => json!({"label": "error", "error": error}),
+        OperationDiff::Missing { error } => {
+            json!({"label": "missing", "error": redactor.mask_text(error)})
+        }
+        OperationDiff::Error { error } => {
+            json!({"label": "error", "error": redactor.mask_text(error)})
+        }
+    }
+}
+
+/// A change as the plan's own rules allow it to be shown: both sides masked when any key on
+/// its path is secret by them, or when the new value is a secret (then the old one, say the
+/// password it replaces, is one too), else each side redacted. The built-in rules were applied
+/// where the change was found.
+fn redacted_change(change: &KeyChange, redactor: &Redactor) -> KeyChange {
+    let new_is_secret = match &change.new {
+        Some(Value::String(text)) => text == crate::secret::MASK || redactor.is_secret_text(text),
+        _ => false,
+    };
+    let secret = new_is_secret
+        || change
+            .key
+            .split('.')
+            .any(|segment| redactor.is_secret_key(segment));
+    let side = |value: &Option<Value>| value.as_ref().map(|v| redactor.shown(v, secret));
+    KeyChange {
+        key: change.key.clone(),
+        kind: change.kind,
+        old: side(&change.old),
+        new: side(&change.new),
     }
 }
