@@ -24,6 +24,24 @@ pub fn push_line(out: &mut String, line: &str) {
     out.push('\n');
 }
 
+/// JSON text (as serde_json writes it, compact or pretty) with the control characters it leaves
+/// raw inside strings (DEL, C1, the bidirectional controls) written as `\uXXXX`: the same
+/// document, safe to print. serde_json already escapes C0; line breaks between tokens stay.
+pub fn escape_control_in_json(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(|c| is_unsafe(c) && c != '\n') {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if is_unsafe(c) && c != '\n' {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn escape(text: &str, keep_tabs: bool) -> Cow<'_, str> {
     let needs = |c: char| is_unsafe(c) && !(keep_tabs && c == '\t');
     if !text.chars().any(needs) {
@@ -74,5 +92,17 @@ mod tests {
             );
         }
         assert_eq!(escape_control_keeping_tabs("\ta\u{1b}"), "\ta\\e");
+    }
+
+    #[test]
+    fn json_keeps_its_meaning_without_raw_control_characters() {
+        let value = serde_json::json!({"color": "\u{1b}[31m\u{7f}\u{9b}x\u{202e}"});
+        let text = serde_json::to_string_pretty(&value).unwrap();
+        let safe = escape_control_in_json(&text);
+        assert!(!safe.chars().any(|c| is_unsafe(c) && c != '\n'), "{safe}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
+            value
+        );
     }
 }

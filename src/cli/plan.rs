@@ -74,7 +74,7 @@ pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
             let mut s = serde_json::to_string_pretty(&doc)
                 .map_err(|e| Error::Other(format!("cannot encode the plan as JSON: {e}")))?;
             s.push('\n');
-            s
+            crate::terminal::escape_control_in_json(&s).into_owned()
         }
     };
     print!("{out}");
@@ -105,7 +105,7 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
             let mut s = serde_json::to_string_pretty(&doc)
                 .map_err(|e| Error::Other(format!("cannot encode the diff as JSON: {e}")))?;
             s.push('\n');
-            s
+            crate::terminal::escape_control_in_json(&s).into_owned()
         }
     };
     print!("{out}");
