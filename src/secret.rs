@@ -231,6 +231,19 @@ impl Redactor {
         }
     }
 
+    /// Adds every rule of `other` (a simulator seeded from several plans masks what each does).
+    pub fn merge(&mut self, other: &Redactor) {
+        self.key_patterns.extend(other.key_patterns.iter().cloned());
+        self.text_patterns
+            .extend(other.text_patterns.iter().cloned());
+        for literal in &other.literals {
+            self.add_literal(literal);
+        }
+        for exact in &other.exact {
+            self.add_exact(exact);
+        }
+    }
+
     pub fn is_secret_key(&self, key: &str) -> bool {
         is_secret_key(key) || self.key_patterns.iter().any(|p| p.is_match(key))
     }

@@ -316,3 +316,59 @@ fn redacted_change(change: &KeyChange, redactor: &Redactor) -> KeyChange {
         new: side(&change.new),
     }
 }
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+    use crate::secret::MASK;
+
+    fn change(key: &str, old: Option<Value>, new: Option<Value>) -> KeyChange {
+        KeyChange {
+            key: key.to_owned(),
+            kind: ChangeKind::Changed,
+            old,
+            new,
+        }
+    }
+
+    #[test]
+    fn the_old_value_of_a_secret_is_masked_with_the_new_one() {
+        let mut redactor = Redactor::default();
+        redactor.add_literal("new-db-password");
+        redactor.add_key_pattern(regex::Regex::new("^internal").unwrap());
+        let shown = redacted_change(
+            &change(
+                "connection",
+                Some(json!("old-db-password")),
+                Some(json!("new-db-password")),
+            ),
+            &redactor,
+        );
+        assert_eq!(
+            (shown.old, shown.new),
+            (Some(json!(MASK)), Some(json!(MASK)))
+        );
+        // Masked already where the change was found (a PEM key under an innocent key).
+        let shown = redacted_change(
+            &change("sslCert", Some(json!("old pem")), Some(json!(MASK))),
+            &redactor,
+        );
+        assert_eq!(shown.old, Some(json!(MASK)));
+        let shown = redacted_change(
+            &change("svc.internalUrl", Some(json!("a")), Some(json!("b"))),
+            &redactor,
+        );
+        assert_eq!(
+            (shown.old, shown.new),
+            (Some(json!(MASK)), Some(json!(MASK)))
+        );
+        let shown = redacted_change(
+            &change("image.tag", Some(json!("v1")), Some(json!("v2"))),
+            &redactor,
+        );
+        assert_eq!(
+            (shown.old, shown.new),
+            (Some(json!("v1")), Some(json!("v2")))
+        );
+    }
+}
