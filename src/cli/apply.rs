@@ -51,9 +51,8 @@ pub struct ApplyArgs {
     /// Keep the K-th of N shards (whole clusters per shard), so N CI jobs can split a fleet.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
-    /// Mask every values key whose name, and every value whose text, this regular expression
-    /// finds, in everything shown or written, besides the built-in rules and the plan's
-    /// `secrets` (repeatable).
+    /// Mask every values key and every value this regular expression finds, in every output
+    /// (repeatable).
     #[arg(long = "redact", value_name = "REGEX", value_parser = values::redact_pattern)]
     pub redact: Vec<regex::Regex>,
     /// Send every PUT with `parameters.dry_run: true`: the service validates, nothing changes.
