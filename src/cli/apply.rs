@@ -262,6 +262,7 @@ fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
 
 pub fn run(args: ApplyArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Error> {
     let settings = ApplySettings::from_args(&args, env)?;
+    logs.mask_with(settings.plan.redactor.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -10,12 +10,15 @@ use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::{Writer, debug_fn};
 
+use crate::secret::Redactor;
 use crate::terminal::escape_control;
 
 /// Where log lines go: straight to stderr, or through the bars while they are drawn.
 #[derive(Clone, Default)]
 pub struct LogSink {
     bars: Arc<Mutex<Option<MultiProgress>>>,
+    /// The plan's secret rules, once a plan is loaded: a logged error may quote a value.
+    redactor: Arc<Mutex<Option<Redactor>>>,
 }
 
 impl LogSink {
@@ -26,6 +29,11 @@ impl LogSink {
 
     pub fn detach(&self) {
         *self.bars.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// From now on, every secret value `redactor` knows is masked in log lines.
+    pub fn mask_with(&self, redactor: Redactor) {
+        *self.redactor.lock().unwrap_or_else(|e| e.into_inner()) = Some(redactor);
     }
 }
 
@@ -44,8 +52,14 @@ impl Write for LogLine {
         if self.buffer.is_empty() {
             return Ok(());
         }
+        let mut line = std::mem::take(&mut self.buffer);
+        if let Some(redactor) = &*self.sink.redactor.lock().unwrap_or_else(|e| e.into_inner()) {
+            let text = String::from_utf8_lossy(&line);
+            if let std::borrow::Cow::Owned(masked) = redactor.mask_text(&text) {
+                line = masked.into_bytes();
+            }
+        }
         let bars = self.sink.bars.lock().unwrap_or_else(|e| e.into_inner());
-        let line = std::mem::take(&mut self.buffer);
         match bars.as_ref() {
             Some(bars) => bars.suspend(|| io::stderr().lock().write_all(&line)),
             None => io::stderr().lock().write_all(&line),

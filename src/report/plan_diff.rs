@@ -216,7 +216,7 @@ pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
         .map(|(label, n)| format!("{n} {label}"))
         .collect();
     push_line(&mut out, "");
-    push_line(&mut out, &format!("{}", counts.join(", ")));
+    push_line(&mut out, &counts.join(", "));
     out
 }
 
