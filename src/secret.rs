@@ -305,10 +305,10 @@ impl Redactor {
         }
     }
 
-    /// Free text (a message, a log line) with every secret variable's value and every
-    /// `--redact` match replaced by [`MASK`].
+    /// Free text (a message, a log line) with every JWT and token-looking word, every secret
+    /// variable's value and every `--redact` match replaced by [`MASK`].
     pub fn mask_text<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
-        let mut out = std::borrow::Cow::Borrowed(text);
+        let mut out = mask_secret_words(text);
         for literal in &self.literals {
             if literal.chars().count() >= MIN_LITERAL_CHARS && out.contains(literal.as_str()) {
                 out = std::borrow::Cow::Owned(out.replace(literal.as_str(), MASK));
@@ -321,6 +321,43 @@ impl Redactor {
         }
         out
     }
+}
+
+/// `text` with every word that is a JWT or looks like a token (see [`looks_like_token`]) replaced
+/// by [`MASK`]; a word is a run of the base64 alphabets and `.`.
+fn mask_secret_words(text: &str) -> std::borrow::Cow<'_, str> {
+    let in_word = |c: char| c.is_ascii_alphanumeric() || "+/=_-.".contains(c);
+    let mut secret_words = Vec::new();
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        match (in_word(c), start) {
+            (true, None) => start = Some(i),
+            (false, Some(from)) => {
+                // A full stop after a word ends the sentence, not the word.
+                let word = text[from..i].trim_end_matches('.');
+                if looks_like_jwt(word) || word.split('.').any(looks_like_token) {
+                    secret_words.push(from..from + word.len());
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if secret_words.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for word in secret_words {
+        out.push_str(&text[last..word.start]);
+        out.push_str(MASK);
+        last = word.end;
+    }
+    out.push_str(&text[last..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A copy of `value` in which every secret (see [`Redactor::redact`], built-in rules) is [`MASK`].
@@ -784,6 +821,10 @@ mod wider_tests {
         assert_eq!(
             redactor.mask_text("failed: hunter2-from-env and sk_live_zz9 rejected"),
             "failed: ****** and ****** rejected"
+        );
+        assert_eq!(
+            Redactor::default().mask_text(&format!("got `{JWT}`; key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY. request 3f1c2a9e8d7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a, APIG.0301")),
+            "got `******`; key ******. request 3f1c2a9e8d7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a, APIG.0301"
         );
     }
 

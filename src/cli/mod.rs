@@ -172,7 +172,7 @@ pub fn run(cli: Cli, env: &Environment, logs: &logging::LogSink) -> Result<Exit,
     match cli.command {
         Command::Apply(args) => apply::run(*args, env, logs),
         Command::Validate(args) => validate::run(args, env),
-        Command::Plan(args) => plan::run(args, env),
+        Command::Plan(args) => plan::run(args, env, logs),
         Command::Report(args) => report::run(args, env),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use super::Environment;
+use super::logging::LogSink;
 use super::net::NetworkArgs;
 use super::values;
 use crate::cce::client::Client;
@@ -53,8 +54,9 @@ pub struct PlanArgs {
     pub net: NetworkArgs,
 }
 
-pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
+pub fn run(args: PlanArgs, _env: &Environment, logs: &LogSink) -> Result<Exit, Error> {
     let plan = super::load_plan_redacting(&args.plan, &args.redact)?;
+    logs.mask_with(plan.redactor.clone());
     let filtered =
         select::filter(&plan, &args.select, args.shard).map_err(|e| Error::Usage(e.to_string()))?;
     if args.diff {

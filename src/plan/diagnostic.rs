@@ -69,7 +69,8 @@ impl Diagnostic {
         Diagnostic {
             path: path.to_path_buf(),
             pos: Some(pos),
-            message: message.into(),
+            // A message may quote the value it is about.
+            message: lines.redactor.mask_text(&message.into()).into_owned(),
             // The line is shown to whoever reads the error: a secret written on it is not.
             source_line: index.map(|index| lines.shown(index)),
         }

@@ -152,7 +152,8 @@ impl Progress {
 
     pub fn set_activity(&mut self, sample: ActivitySample) {
         self.counts.activity = sample;
-        self.overall.set_message(self.counts.describe());
+        self.overall
+            .set_message(escape_control(&self.counts.describe()).into_owned());
     }
 
     /// `describe` is called only when the display prints the operation, so that a quiet run
