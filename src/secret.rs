@@ -192,12 +192,23 @@ fn shannon_entropy(chars: &[char]) -> f64 {
 /// [`looks_secret_value`], a `value` beside a secret-looking `name`), and those a plan or the
 /// command line adds: key patterns (`secrets.keys`), patterns for keys and values both
 /// (`--redact`), and the values of secret variables, masked wherever they appear.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Redactor {
     key_patterns: Vec<regex::Regex>,
     text_patterns: Vec<regex::Regex>,
     literals: Vec<String>,
     exact: Vec<String>,
+}
+
+/// Patterns are shown; the secret values it knows are only counted.
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("key_patterns", &self.key_patterns)
+            .field("text_patterns", &self.text_patterns)
+            .field("secret_values", &(self.literals.len() + self.exact.len()))
+            .finish()
+    }
 }
 
 /// Secret variable values shorter than this are masked only where a whole string equals them:
@@ -818,6 +829,7 @@ mod wider_tests {
                 "plain": "v1"
             })
         );
+        assert!(!format!("{redactor:?}").contains("hunter2"));
         assert_eq!(
             redactor.mask_text("failed: hunter2-from-env and sk_live_zz9 rejected"),
             "failed: ****** and ****** rejected"
