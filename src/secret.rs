@@ -212,8 +212,8 @@ impl fmt::Debug for Redactor {
 }
 
 /// Secret variable values shorter than this are masked only where a whole string equals them:
-/// `1` or `on` cannot be searched for inside other text without masking everything.
-const MIN_LITERAL_CHARS: usize = 4;
+/// `1`, `on` or `true` cannot be searched for inside other text without masking everything.
+const MIN_LITERAL_CHARS: usize = 6;
 
 impl Redactor {
     /// A key whose name this pattern finds (anywhere in it) is secret.
