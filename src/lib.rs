@@ -12,3 +12,4 @@ pub mod plan;
 pub mod report;
 pub mod secret;
 pub mod sim;
+pub mod terminal;

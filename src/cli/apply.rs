@@ -49,6 +49,10 @@ pub struct ApplyArgs {
 
     #[command(flatten)]
     pub selection: SelectionArgs,
+    /// Mask every values key and every value this regular expression finds, in every output
+    /// (repeatable).
+    #[arg(long = "redact", value_name = "REGEX", value_parser = values::redact_pattern)]
+    pub redact: Vec<regex::Regex>,
     /// Send every PUT with `parameters.dry_run: true`: the service validates, nothing changes.
     #[arg(long)]
     pub dry_run: bool,
@@ -200,7 +204,7 @@ impl ApplySettings {
     /// Everything that can be wrong with the plan and the flags is found here. What the journal
     /// holds is read once this run has locked it, still before anything is sent.
     fn from_args(args: &ApplyArgs, env: &Environment) -> Result<Self, Error> {
-        let mut whole = super::load_plan(&args.plan)?;
+        let mut whole = super::load_plan_redacting(&args.plan, &args.redact)?;
         whole.rollout.override_with(&args.limits.overrides());
         if let Some(factor) = args.simulate.time_scale {
             whole.speed_up(factor);
@@ -344,6 +348,7 @@ pub(super) fn run_with(
     env: &Environment,
     logs: &LogSink,
 ) -> Result<Exit, Error> {
+    logs.mask_with(settings.plan.redactor.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

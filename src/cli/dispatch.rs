@@ -59,7 +59,7 @@ pub async fn watch_run(
                     }
                     Event::OperationFinished(result) => {
                         let wave = plan.wave_name(result.wave);
-                        progress.operation_finished(result.outcome, || convert::operation(&result, wave));
+                        progress.operation_finished(result.outcome, || convert::operation(&result, wave, &plan.redactor));
                     }
                     Event::Soaking { after_wave, duration } => {
                         let wave = plan.wave_name(after_wave);

@@ -22,6 +22,9 @@ pub enum Error {
     /// Flags that cannot go together, or a value no lower layer judges.
     #[error("{0}")]
     Usage(String),
+    /// Like [`Error::Usage`], with the lines that show what to do instead.
+    #[error("{}", .0.join("\n"))]
+    Explained(Vec<String>),
     /// A flag whose value the client refuses (`--endpoint`), or a cluster's endpoint.
     #[error("{context}: {source}")]
     Endpoint {
@@ -121,6 +124,7 @@ impl Error {
         match self {
             Error::InvalidPlan { .. }
             | Error::Usage(_)
+            | Error::Explained(_)
             | Error::Endpoint { .. }
             | Error::Client(_)
             | Error::ReportPath { .. }
@@ -144,6 +148,15 @@ impl Error {
                 ..
             } => Exit::Interrupted,
             Error::Reports { .. } => Exit::Failed,
+        }
+    }
+
+    /// The message as it is shown, line by line: each line is escaped on its own, so that only
+    /// flotilla's own line breaks break it.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Error::Explained(lines) => lines.clone(),
+            other => vec![other.to_string()],
         }
     }
 

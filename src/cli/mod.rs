@@ -146,7 +146,13 @@ pub fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(err) => {
             if !matches!(err, Error::InvalidPlan { .. }) {
-                eprintln!("error: {err}");
+                // An error may quote input: it must not drive the terminal, nor forge a line.
+                let lines = err.lines();
+                let mut lines = lines.iter().map(|l| crate::terminal::escape_control(l));
+                eprintln!("error: {}", lines.next().unwrap_or_default());
+                for line in lines {
+                    eprintln!("{line}");
+                }
             }
             for cause in err.causes() {
                 tracing::debug!("caused by: {cause}");
@@ -167,11 +173,23 @@ fn load_plan(path: &std::path::Path) -> Result<crate::plan::resolved::ExpandedPl
     })
 }
 
+/// [`load_plan`], then `--redact`'s patterns added to the plan's secret rules.
+fn load_plan_redacting(
+    path: &std::path::Path,
+    redact: &[regex::Regex],
+) -> Result<crate::plan::resolved::ExpandedPlan, Error> {
+    let mut plan = load_plan(path)?;
+    for pattern in redact {
+        plan.redactor.add_pattern(pattern.clone());
+    }
+    Ok(plan)
+}
+
 pub fn run(cli: Cli, env: &Environment, logs: &logging::LogSink) -> Result<Exit, Error> {
     match cli.command {
         Command::Apply(args) => apply::run(*args, env, logs),
         Command::Validate(args) => validate::run(args, env),
-        Command::Plan(args) => plan::run(args, env),
+        Command::Plan(args) => plan::run(args, env, logs),
         Command::Report(args) => report::run(args, env),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -7,7 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Environment;
 use super::error::Error;
+use super::logging::LogSink;
 use super::net::NetworkArgs;
+use super::values;
 use crate::cce::client::Client;
 use crate::cce::credentials;
 use crate::engine::preview::preview;
@@ -32,6 +34,10 @@ pub struct PlanArgs {
     pub plan: PathBuf,
     #[command(flatten)]
     pub selection: SelectionArgs,
+    /// Mask every values key and every value this regular expression finds, in every output
+    /// (repeatable).
+    #[arg(long = "redact", value_name = "REGEX", value_parser = values::redact_pattern)]
+    pub redact: Vec<regex::Regex>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -84,12 +90,13 @@ impl SelectionArgs {
         plan: &ExpandedPlan,
         path: &std::path::Path,
     ) -> Result<ExpandedPlan, Error> {
-        select::select(plan, &self.selection()).map_err(|e| Error::Usage(e.explain(path)))
+        select::select(plan, &self.selection()).map_err(|e| Error::Explained(e.explain(path)))
     }
 }
 
-pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
-    let plan = super::load_plan(&args.plan)?;
+pub fn run(args: PlanArgs, _env: &Environment, logs: &LogSink) -> Result<Exit, Error> {
+    let plan = super::load_plan_redacting(&args.plan, &args.redact)?;
+    logs.mask_with(plan.redactor.clone());
     let filtered = args.selection.apply_to(&plan, &args.plan)?;
     if args.diff {
         return run_diff(&args, filtered);
@@ -109,7 +116,7 @@ pub fn run(args: PlanArgs, _env: &Environment) -> Result<Exit, Error> {
                 source,
             })?;
             s.push('\n');
-            s
+            crate::terminal::escape_control_in_json(&s).into_owned()
         }
     };
     print!("{out}");
@@ -144,7 +151,7 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
                 source,
             })?;
             s.push('\n');
-            s
+            crate::terminal::escape_control_in_json(&s).into_owned()
         }
     };
     print!("{out}");

@@ -132,6 +132,7 @@ pub fn run(args: UndoArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Er
         net: args.net,
         limits: args.limits,
         selection: SelectionArgs::default(),
+        redact: Vec::new(),
         dry_run: false,
         force: args.force,
         progress: args.progress,

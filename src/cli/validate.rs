@@ -6,6 +6,7 @@ use super::Environment;
 use super::error::Error;
 use crate::error::Exit;
 use crate::plan;
+use crate::terminal::escape_control;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -24,18 +25,21 @@ pub fn run(args: ValidateArgs, _env: &Environment) -> Result<Exit, Error> {
     for path in &args.plans {
         match plan::load_path(path) {
             Ok(plan) => println!(
-                "{}: ok: plan `{}`, {} operation(s) in {} wave(s)",
-                path.display(),
-                plan.name,
-                plan.operation_count(),
-                plan.waves.len()
+                "{}",
+                escape_control(&format!(
+                    "{}: ok: plan `{}`, {} operation(s) in {} wave(s)",
+                    path.display(),
+                    plan.name,
+                    plan.operation_count(),
+                    plan.waves.len()
+                ))
             ),
             Err(err) => {
                 problems += err.diagnostics().len();
                 eprintln!("{err}");
                 eprintln!(
                     "{}: {} problem(s) found",
-                    path.display(),
+                    escape_control(&path.to_string_lossy()),
                     err.diagnostics().len()
                 );
             }

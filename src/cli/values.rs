@@ -1,9 +1,26 @@
-//! Parsers for flag values shared by several commands: durations, probabilities, rates, budgets.
+//! Parsers for flag values shared by several commands: durations, probabilities, rates, budgets,
+//! `--redact` patterns.
 
 use std::time::Duration;
 
 use crate::plan::resolved::{FailureBudget, Rate};
 use crate::plan::{expand, schema};
+
+/// A `--redact` pattern: a regular expression (Rust regex syntax).
+pub fn redact_pattern(text: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(text).map_err(|e| {
+        let why = e.to_string();
+        let last = why
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(&why);
+        format!(
+            "not a regular expression: {}",
+            last.trim().trim_start_matches("error: ")
+        )
+    })
+}
 
 /// `500ms`, `2s`, `1m`, `1h`, or `0`.
 pub fn duration(text: &str) -> Result<Duration, String> {

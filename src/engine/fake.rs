@@ -495,6 +495,7 @@ pub fn plan(rollout: Rollout, waves: Vec<Vec<(Arc<ClusterTarget>, String, &str)>
         file_hash: "0".repeat(64),
         rollout,
         waves,
+        redactor: Default::default(),
     }
 }
 

@@ -16,7 +16,11 @@ impl JournalState {
             match record {
                 Record::Finished { wave, result } => {
                     interrupted |= result.outcome == RecordedOutcome::Cancelled;
-                    operations.push(convert::operation(&result.to_engine(), wave));
+                    operations.push(convert::operation(
+                        &result.to_engine(),
+                        wave,
+                        &Default::default(),
+                    ));
                 }
                 Record::Intent {
                     index,

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::terminal::{escape_control, escape_control_keeping_tabs};
+
 /// A 1-based line and column (columns count characters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {
@@ -67,7 +69,8 @@ impl Diagnostic {
         Diagnostic {
             path: path.to_path_buf(),
             pos: Some(pos),
-            message: message.into(),
+            // A message may quote the value it is about.
+            message: lines.redactor.mask_text(&message.into()).into_owned(),
             // The line is shown to whoever reads the error: a secret written on it is not.
             source_line: index.map(|index| lines.shown(index)),
         }
@@ -90,14 +93,22 @@ pub struct SourceLines<'t> {
     lines: std::cell::OnceCell<Vec<&'t str>>,
     /// Which lines are inside a secret value written over several lines.
     secret: std::cell::OnceCell<Vec<bool>>,
+    /// The plan's own secret rules besides the built-in ones, once they are known.
+    redactor: crate::secret::Redactor,
 }
 
 impl<'t> SourceLines<'t> {
     pub fn new(text: &'t str) -> Self {
+        Self::with_redactor(text, crate::secret::Redactor::default())
+    }
+
+    /// Lines that mask what `redactor` finds secret as well as the built-in rules.
+    pub fn with_redactor(text: &'t str, redactor: crate::secret::Redactor) -> Self {
         SourceLines {
             text,
             lines: std::cell::OnceCell::new(),
             secret: std::cell::OnceCell::new(),
+            redactor,
         }
     }
 
@@ -111,11 +122,11 @@ impl<'t> SourceLines<'t> {
         let line = self.lines()[index];
         let secret = self
             .secret
-            .get_or_init(|| crate::secret::secret_block_lines(self.lines()));
+            .get_or_init(|| crate::secret::secret_block_lines(self.lines(), &self.redactor));
         if secret[index] {
             crate::secret::mask_whole_line(line)
         } else {
-            crate::secret::mask_line(line).into_owned()
+            crate::secret::mask_line(line, &self.redactor).into_owned()
         }
     }
 }
@@ -146,18 +157,28 @@ pub fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.path.display();
+        // The path, the message and the line may all hold input: none may drive the terminal.
+        let path = escape_control(&self.path.to_string_lossy()).into_owned();
+        let message = escape_control(&self.message);
         let Some(pos) = self.pos else {
-            return write!(f, "{path}: {}", self.message);
+            return write!(f, "{path}: {message}");
         };
-        write!(f, "{path}:{}:{}: {}", pos.line, pos.col, self.message)?;
+        write!(f, "{path}:{}:{}: {message}", pos.line, pos.col)?;
         if let Some(line) = &self.source_line {
-            // Keep tabs in the caret's indent so it lines up under tab-indented source.
-            let indent: String = line
-                .chars()
-                .take(pos.col.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
+            // Keep tabs in the caret's indent so it lines up under tab-indented source; a
+            // control character before the caret is as wide as its escape.
+            let mut indent = String::new();
+            for c in line.chars().take(pos.col.saturating_sub(1)) {
+                match c {
+                    '\t' => indent.push('\t'),
+                    c => indent.extend(
+                        escape_control(c.encode_utf8(&mut [0; 4]))
+                            .chars()
+                            .map(|_| ' '),
+                    ),
+                }
+            }
+            let line = escape_control_keeping_tabs(line);
             write!(f, "\n    {line}\n    {indent}^")?;
         }
         Ok(())

@@ -242,6 +242,7 @@ pub fn expand(
         file_hash,
         rollout,
         waves,
+        redactor: crate::secret::Redactor::default(),
     })
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::secret::is_secret_key;
+use crate::secret::{Redactor, is_secret_key};
 
 use super::source::push_pointer;
 
@@ -19,54 +19,114 @@ pub struct InterpolationProblem {
 pub struct Interpolation {
     pub problems: Vec<InterpolationProblem>,
     /// Every variable used, as `pointer:NAME=value`, in document order; not those under a
-    /// secret-looking key nor those whose own name looks secret (`DB_PASSWORD`): the plan's
-    /// identity covers what the environment put in it, and no hash of it is a hash of a secret.
+    /// secret-looking key nor those whose own name looks secret (`DB_PASSWORD`) or that
+    /// `secrets.variables` names: the plan's identity covers what the environment put in it,
+    /// and no hash of it is a hash of a secret.
     pub substituted: Vec<String>,
+    /// Where each variable's value went: which string, which bytes of it, from which variable.
+    pub spans: Vec<SubstitutedSpan>,
+}
+
+/// The bytes `range` of the string at `pointer` (after interpolation) came from `variable`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubstitutedSpan {
+    pub pointer: String,
+    pub range: std::ops::Range<usize>,
+    pub variable: String,
+    /// The variable's name looks secret, or `secrets.variables` names it.
+    pub secret: bool,
+}
+
+impl Interpolation {
+    /// Adds to `redactor` what the secret variables put in the plan: each value, masked
+    /// wherever it appears, and each whole string that holds one, masked where it is shown
+    /// whole (a value too short to be searched for is still masked there).
+    pub fn secret_values_into(&self, tree: &Value, redactor: &mut Redactor) {
+        for span in self.spans.iter().filter(|s| s.secret) {
+            let Some(text) = tree.pointer(&span.pointer).and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(value) = text.get(span.range.clone()) {
+                redactor.add_literal(value);
+            }
+            redactor.add_exact(text);
+        }
+    }
 }
 
 /// Replaces variables in every string of `value` (keys stay as written).
 pub fn interpolate_tree(value: &mut Value, vars: &dyn Fn(&str) -> Option<String>) -> Interpolation {
+    interpolate_tree_with(value, vars, &Redactor::default(), &[])
+}
+
+/// [`interpolate_tree`] under a plan's own secret rules: `rules` for keys, `secret_variables`
+/// for the variables `secrets.variables` names.
+pub fn interpolate_tree_with(
+    value: &mut Value,
+    vars: &dyn Fn(&str) -> Option<String>,
+    rules: &Redactor,
+    secret_variables: &[String],
+) -> Interpolation {
     let mut done = Interpolation::default();
-    walk(value, "", false, vars, &mut done);
+    let walker = Walker {
+        vars,
+        rules,
+        secret_variables,
+    };
+    walker.walk(value, "", false, &mut done);
     done
 }
 
-/// `secret`: the value sits under a secret-looking key, so messages do not quote it.
-fn walk(
-    value: &mut Value,
-    pointer: &str,
-    secret: bool,
-    vars: &dyn Fn(&str) -> Option<String>,
-    done: &mut Interpolation,
-) {
-    match value {
-        Value::String(s) if s.contains('$') => {
-            let mut read = |name: &str, value: &str| {
-                if !secret && !is_secret_key(name) {
-                    done.substituted.push(format!("{pointer}:{name}={value}"));
+struct Walker<'a> {
+    vars: &'a dyn Fn(&str) -> Option<String>,
+    rules: &'a Redactor,
+    secret_variables: &'a [String],
+}
+
+impl Walker<'_> {
+    fn is_secret_variable(&self, name: &str) -> bool {
+        is_secret_key(name) || self.secret_variables.iter().any(|v| v == name)
+    }
+
+    /// `secret`: the value sits under a secret-looking key, so messages do not quote it.
+    fn walk(&self, value: &mut Value, pointer: &str, secret: bool, done: &mut Interpolation) {
+        match value {
+            Value::String(s) if s.contains('$') => {
+                let mut read = |name: &str, value: &str, range: std::ops::Range<usize>| {
+                    let secret_variable = self.is_secret_variable(name);
+                    if !secret && !secret_variable {
+                        done.substituted.push(format!("{pointer}:{name}={value}"));
+                    }
+                    done.spans.push(SubstitutedSpan {
+                        pointer: pointer.to_owned(),
+                        range,
+                        variable: name.to_owned(),
+                        secret: secret_variable,
+                    });
+                };
+                match expand(s, self.vars, secret, &mut read) {
+                    Ok(expanded) => *s = expanded,
+                    Err(message) => done.problems.push(InterpolationProblem {
+                        pointer: pointer.to_owned(),
+                        message,
+                    }),
                 }
-            };
-            match expand(s, vars, secret, &mut read) {
-                Ok(expanded) => *s = expanded,
-                Err(message) => done.problems.push(InterpolationProblem {
-                    pointer: pointer.to_owned(),
-                    message,
-                }),
             }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                let child = push_pointer(pointer, &i.to_string());
-                walk(item, &child, secret, vars, done);
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let child = push_pointer(pointer, &i.to_string());
+                    self.walk(item, &child, secret, done);
+                }
             }
-        }
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                let child = push_pointer(pointer, k);
-                walk(v, &child, secret || is_secret_key(k), vars, done);
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    let child = push_pointer(pointer, k);
+                    let secret = secret || self.rules.is_secret_key(k);
+                    self.walk(v, &child, secret, done);
+                }
             }
+            _ => {}
         }
-        _ => {}
     }
 }
 
@@ -74,16 +134,17 @@ fn walk(
 /// `${VAR:-default}` takes the default when VAR is unset or empty; `${VAR:?message}` is an error
 /// carrying `message` when VAR is unset or empty, so that a plan can insist on being given it.
 pub fn interpolate(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    expand(text, vars, false, &mut |_, _| {})
+    expand(text, vars, false, &mut |_, _, _| {})
 }
 
 /// [`interpolate`]; with `secret`, a message names the problem without quoting the text.
-/// `read` hears of each variable used, with the value it gave (or its default's).
+/// `read` hears of each variable used, with the value it gave (or its default's) and where
+/// that value went in the result.
 fn expand(
     text: &str,
     vars: &dyn Fn(&str) -> Option<String>,
     secret: bool,
-    read: &mut dyn FnMut(&str, &str),
+    read: &mut dyn FnMut(&str, &str, std::ops::Range<usize>),
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -150,8 +211,9 @@ fn expand(
                 ));
             }
         };
+        let start = out.len();
         out.push_str(&value);
-        read(name, &value);
+        read(name, &value, start..out.len());
         rest = &body_start[end + 1..];
     }
     out.push_str(rest);
@@ -302,7 +364,7 @@ mod tests {
     fn a_variable_in_a_default_is_refused_not_sent_as_text() {
         let err = interpolate("${TAG:-${OTHER}}", &vars).unwrap_err();
         assert!(err.contains("a default cannot hold another"), "{err}");
-        let err = expand("${TAG:-${OTHER}}", &vars, true, &mut |_, _| {}).unwrap_err();
+        let err = expand("${TAG:-${OTHER}}", &vars, true, &mut |_, _, _| {}).unwrap_err();
         assert!(!err.contains("OTHER"), "{err}");
     }
 
@@ -330,5 +392,73 @@ mod tests {
         assert_eq!(v["a"][0], "v2");
         let pointers: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
         assert_eq!(pointers, ["/a/1", "/b~1c/d"]);
+    }
+}
+
+#[cfg(test)]
+mod provenance_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "TAG" => Some("v2".into()),
+            "DB_PASS" => Some("hunter2-db".into()),
+            "PLAIN_NAME" => Some("s3cr3t-value".into()),
+            "PIN" => Some("42".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn each_substitution_remembers_its_variable_and_where_it_went() {
+        let mut tree = json!({"url": "postgres://app@db/${TAG}?p=${DB_PASS}"});
+        let done = interpolate_tree(&mut tree, &env);
+        let url = tree["url"].as_str().unwrap();
+        let spans: Vec<_> = done
+            .spans
+            .iter()
+            .map(|s| (s.variable.as_str(), &url[s.range.clone()], s.secret))
+            .collect();
+        assert_eq!(
+            spans,
+            [("TAG", "v2", false), ("DB_PASS", "hunter2-db", true)]
+        );
+    }
+
+    #[test]
+    fn secret_variables_under_innocent_keys_are_masked_and_left_out_of_the_hash() {
+        let mut tree = json!({
+            "connection": "${DB_PASS}",
+            "innocent": "${PLAIN_NAME}",
+            "short": "${PIN}",
+            "pinned": "pin=${PIN}",
+            "tag": "${TAG}"
+        });
+        let listed = ["PLAIN_NAME".to_owned(), "PIN".to_owned()];
+        let done = interpolate_tree_with(&mut tree, &env, &Redactor::default(), &listed);
+        assert_eq!(done.substituted, ["/tag:TAG=v2"]);
+        let mut redactor = Redactor::default();
+        done.secret_values_into(&tree, &mut redactor);
+        assert_eq!(
+            redactor.redact(&tree),
+            json!({
+                "connection": crate::secret::MASK,
+                "innocent": crate::secret::MASK,
+                "short": crate::secret::MASK,
+                "pinned": crate::secret::MASK,
+                "tag": "v2"
+            })
+        );
+        assert_eq!(redactor.mask_text("got hunter2-db"), "got ******");
+    }
+
+    #[test]
+    fn a_plans_key_patterns_keep_values_under_them_out_of_the_hash() {
+        let mut tree = json!({"internalUrl": "${TAG}"});
+        let mut rules = Redactor::default();
+        rules.add_key_pattern(regex::Regex::new("^internal").unwrap());
+        let done = interpolate_tree_with(&mut tree, &env, &rules, &[]);
+        assert!(done.substituted.is_empty());
     }
 }

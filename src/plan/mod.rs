@@ -11,6 +11,7 @@ pub mod interpolate;
 mod raw;
 pub mod resolved;
 pub mod schema;
+pub mod secrets;
 pub mod select;
 pub mod source;
 
@@ -67,10 +68,15 @@ pub fn load_source(
     let text = source::decode(path, bytes)?;
     let mut document = source::parse(path, text)?;
 
-    let interpolation = interpolate::interpolate_tree(&mut document.value, vars);
+    let (mut redactor, secret_variables) = secrets::early_rules(&document.value);
+    let interpolation =
+        interpolate::interpolate_tree_with(&mut document.value, vars, &redactor, &secret_variables);
+    interpolation.secret_values_into(&document.value, &mut redactor);
+    // Every diagnostic from here on masks what the plan's own rules find secret, too.
+    let new_lines = || SourceLines::with_redactor(text, redactor.clone());
     let problems = interpolation.problems;
     if !problems.is_empty() {
-        let lines = SourceLines::new(text);
+        let lines = new_lines();
         return Err(LoadError::new(
             problems
                 .into_iter()
@@ -84,7 +90,7 @@ pub fn load_source(
 
     let problems = schema::check(&document.value, &document.positions);
     if !problems.is_empty() {
-        let lines = SourceLines::new(text);
+        let lines = new_lines();
         return Err(LoadError::new(
             problems
                 .into_iter()
@@ -109,15 +115,21 @@ pub fn load_source(
             .unwrap_or_else(|| "plan".to_owned())
     });
     let (file_hash, hash) = hashes(bytes, &interpolation.substituted);
-    let lines = SourceLines::new(text);
+    let lines = new_lines();
     let mut ctx = expand::Context {
         path,
         lines: &lines,
         positions: &document.positions,
-        problems: Vec::new(),
+        problems: secrets::check(&raw.secrets.keys, &document.positions)
+            .into_iter()
+            .map(|p| Diagnostic::in_lines(path, &lines, p.pos, p.message))
+            .collect(),
     };
     match expand::expand(&raw, name, hash, file_hash, &mut ctx) {
-        Some(plan) if ctx.problems.is_empty() => Ok(plan),
+        Some(mut plan) if ctx.problems.is_empty() => {
+            plan.redactor = redactor;
+            Ok(plan)
+        }
         _ => Err(LoadError::new(ctx.problems)),
     }
 }

@@ -20,7 +20,19 @@ pub struct RawPlan {
     pub defaults: RawSettings,
     #[serde(default)]
     pub rollout: RawRollout,
+    #[serde(default)]
+    pub secrets: RawSecrets,
     pub releases: Vec<RawRelease>,
+}
+
+/// `secrets`: the plan's own secret rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    #[serde(default)]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub variables: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

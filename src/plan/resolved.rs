@@ -22,6 +22,11 @@ pub struct ExpandedPlan {
     pub rollout: Rollout,
     /// In execution order; operations no wave selects form a final implicit wave.
     pub waves: Vec<Wave>,
+    /// What is secret in this plan: the built-in rules, `secrets`, the values of secret
+    /// variables, and any `--redact` the command line adds. Every output that shows a value
+    /// goes through it.
+    #[serde(skip)]
+    pub redactor: crate::secret::Redactor,
 }
 
 /// The first 12 hex digits of a hash: enough to tell plans apart in a name or a message.

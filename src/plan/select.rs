@@ -62,42 +62,53 @@ pub enum SelectError {
     #[error("{0}: no operation of the wave(s) matches the selection")]
     NothingInWaves(String),
     /// `--shard` over operations of more than one wave, without the opt-out.
-    #[error("{}", explain_shard_across_waves(Path::new("PLAN"), *shard, waves))]
+    #[error("{}", explain_shard_across_waves(Path::new("PLAN"), *shard, waves).join("\n"))]
     ShardAcrossWaves { shard: Shard, waves: Vec<String> },
 }
 
 impl SelectError {
     /// The error about the plan at `plan`: a refused shard shows the command lines to run
     /// instead, with the plan's path.
-    pub fn explain(&self, plan: &Path) -> String {
+    /// The error, and for a shard over several waves the commands that do what was meant: one
+    /// line each.
+    pub fn explain(&self, plan: &Path) -> Vec<String> {
         match self {
             SelectError::ShardAcrossWaves { shard, waves } => {
                 explain_shard_across_waves(plan, *shard, waves)
             }
-            other => other.to_string(),
+            other => vec![other.to_string()],
         }
     }
 }
 
 /// Why `--shard` is refused over several waves, and the `--wave` form that does what was meant.
-fn explain_shard_across_waves(plan: &Path, shard: Shard, waves: &[String]) -> String {
+fn explain_shard_across_waves(plan: &Path, shard: Shard, waves: &[String]) -> Vec<String> {
     let first = waves.first().map_or("FIRST", String::as_str);
     let second = waves.get(1).map_or("NEXT", String::as_str);
     let quoted: Vec<String> = waves.iter().map(|w| format!("`{w}`")).collect();
-    format!(
-        "--shard {shard}: the operations selected are in {} waves ({}). Shards run side by side, \
-         each at its own pace, so one shard could start wave `{second}` while another is still \
-         on wave `{first}`, and each wave's soak and max_failures would hold only inside one \
-         shard. Shard one wave at a time, each wave's jobs after the previous wave's gate:\n\
-         \x20 flotilla apply {plan} --wave {first} --shard {shard} --report-json {first}-{k}.json\n\
-         \x20 flotilla report merge {first}-*.json -o {first}.json   # the gate of wave `{first}`: its failure budget over all its shards, then its soak\n\
-         \x20 flotilla apply {plan} --wave {second} --shard {shard} ...\n\
-         (--shard-across-waves shards the whole plan anyway, without waiting between waves)",
-        waves.len(),
-        quoted.join(", "),
-        plan = plan.display(),
-        k = shard.index,
-    )
+    let plan = plan.display();
+    let k = shard.index;
+    vec![
+        format!(
+            "--shard {shard}: the operations selected are in {} waves ({}). Shards run side by \
+             side, each at its own pace, so one shard could start wave `{second}` while another \
+             is still on wave `{first}`, and each wave's soak and max_failures would hold only \
+             inside one shard. Shard one wave at a time, each wave's jobs after the previous \
+             wave's gate:",
+            waves.len(),
+            quoted.join(", "),
+        ),
+        format!(
+            "  flotilla apply {plan} --wave {first} --shard {shard} --report-json {first}-{k}.json"
+        ),
+        format!(
+            "  flotilla report merge {first}-*.json -o {first}.json   # the gate of wave \
+             `{first}`: its failure budget over all its shards, then its soak"
+        ),
+        format!("  flotilla apply {plan} --wave {second} --shard {shard} ..."),
+        "(--shard-across-waves shards the whole plan anyway, without waiting between waves)"
+            .to_owned(),
+    ]
 }
 
 /// What a command keeps of a plan: `--wave`, `--select` and `--shard`.
@@ -365,6 +376,7 @@ fn filter_waves(
         file_hash: plan.file_hash.clone(),
         rollout: plan.rollout.clone(),
         waves,
+        redactor: plan.redactor.clone(),
     })
 }
 
@@ -539,7 +551,7 @@ releases:
                 matches!(error, SelectError::ShardAcrossWaves { .. }),
                 "{error}"
             );
-            let message = error.explain(Path::new("plans/fleet.yaml"));
+            let message = error.explain(Path::new("plans/fleet.yaml")).join("\n");
             assert!(
                 message.starts_with("--shard 2/4: the operations selected are in"),
                 "{message}"

@@ -2,22 +2,25 @@
 
 use crate::engine::{self, Method, OperationResult};
 use crate::plan::resolved::ExpandedPlan;
+use crate::secret::Redactor;
 
 use super::model::{
     AttemptReport, ClusterInfo, ErrorReport, FORMAT_VERSION, OperationReport, PlanInfo,
     RollbackReport, RunReport, Summary,
 };
 
-fn error(error: &engine::OperationError) -> ErrorReport {
+fn error(error: &engine::OperationError, redactor: &Redactor) -> ErrorReport {
     ErrorReport {
         code: error.code.clone(),
-        message: error.message.clone(),
+        message: redactor.mask_text(&error.message).into_owned(),
         request_id: error.request_id.clone(),
     }
 }
 
-/// One operation's report; `wave` is its wave's name.
-pub fn operation(result: &OperationResult, wave: &str) -> OperationReport {
+/// One operation's report; `wave` is its wave's name. Its free text (errors, notes, reasons)
+/// goes through the plan's `redactor`: a service may quote what it was sent.
+pub fn operation(result: &OperationResult, wave: &str, redactor: &Redactor) -> OperationReport {
+    let masked = |text: &String| redactor.mask_text(text).into_owned();
     OperationReport {
         index: result.index,
         cluster: ClusterInfo {
@@ -46,7 +49,7 @@ pub fn operation(result: &OperationResult, wave: &str) -> OperationReport {
                 failure: attempt
                     .status
                     .is_none()
-                    .then(|| attempt.error.clone())
+                    .then(|| attempt.error.as_ref().map(masked))
                     .flatten(),
                 delay_ms: millis(attempt.delay_before),
             })
@@ -59,12 +62,12 @@ pub fn operation(result: &OperationResult, wave: &str) -> OperationReport {
                 .final_status
                 .as_ref()
                 .map(|s| s.as_str().to_owned()),
-            error: rollback.error.as_ref().map(error),
+            error: rollback.error.as_ref().map(|e| error(e, redactor)),
         }),
         duration_ms: millis(result.duration),
-        error: result.error.as_ref().map(error),
-        skip_reason: result.skip_reason.clone(),
-        note: note(result),
+        error: result.error.as_ref().map(|e| error(e, redactor)),
+        skip_reason: result.skip_reason.as_ref().map(masked),
+        note: note(result).as_ref().map(masked),
     }
 }
 
@@ -97,7 +100,7 @@ pub fn run_report(
     let operations: Vec<OperationReport> = run
         .results
         .iter()
-        .map(|result| operation(result, plan.wave_name(result.wave)))
+        .map(|result| operation(result, plan.wave_name(result.wave), &plan.redactor))
         .collect();
     RunReport {
         format_version: FORMAT_VERSION,
@@ -115,7 +118,10 @@ pub fn run_report(
         duration_ms: millis(run.duration),
         settings,
         summary: Summary::of(&operations),
-        halted: run.halted.clone(),
+        halted: run
+            .halted
+            .as_ref()
+            .map(|h| plan.redactor.mask_text(h).into_owned()),
         interrupted: run.cancelled,
         credentials_refused: run.credentials_refused.clone(),
         missing_shards: Vec::new(),

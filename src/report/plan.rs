@@ -1,7 +1,6 @@
 //! The plan as `flotilla plan` shows it: the operations a plan expands to, wave by wave, with the
 //! exact request bodies (secrets redacted), as text or as a stable JSON document.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -9,7 +8,8 @@ use serde_json::{Value, json};
 use crate::cce::address::{ClusterAddress, release_path};
 use crate::plan::resolved::{ExpandedPlan, Operation, Rate, Wave, duration_text};
 use crate::plan::select::Selection;
-use crate::secret;
+use crate::secret::Redactor;
+use crate::terminal::push_line;
 
 /// Version of the `--format json` document; bumped only on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -32,10 +32,10 @@ pub fn operation_line(op: &Operation) -> String {
     )
 }
 
-/// The body as JSON with secret-looking values masked.
+/// The body as JSON with every secret masked, by the plan's rules.
 /// A relative `release_version` shows as the plan wrote it: it is resolved per release only at
 /// run time (`plan --diff` shows what it resolves to).
-fn redacted_body(op: &Operation) -> Value {
+fn redacted_body(op: &Operation, redactor: &Redactor) -> Value {
     let mut body = serde_json::to_value(&*op.body).unwrap_or(Value::Null);
     if let (Some(relative), Some(object)) = (op.relative_version, body.as_object_mut()) {
         let parameters = object
@@ -48,20 +48,20 @@ fn redacted_body(op: &Operation) -> Value {
             );
         }
     }
-    secret::redact(&body)
+    redactor.redact(&body)
 }
 
-fn wave_json(w: &Wave) -> Value {
+fn wave_json(w: &Wave, redactor: &Redactor) -> Value {
     json!({
         "name": w.name,
         "implicit": w.implicit,
         "soak": duration_text::format(w.soak),
         "max_failures": w.max_failures,
-        "operations": w.operations.iter().map(operation_json).collect::<Vec<_>>(),
+        "operations": w.operations.iter().map(|op| operation_json(op, redactor)).collect::<Vec<_>>(),
     })
 }
 
-fn operation_json(op: &Operation) -> Value {
+fn operation_json(op: &Operation, redactor: &Redactor) -> Value {
     json!({
         "index": op.index,
         "cluster": {
@@ -79,7 +79,7 @@ fn operation_json(op: &Operation) -> Value {
         "request": {
             "method": "PUT",
             "url": format!("{}{}", op.cluster.endpoint, request_path(op)),
-            "body": redacted_body(op),
+            "body": redacted_body(op, redactor),
         },
     })
 }
@@ -101,7 +101,7 @@ pub fn render_json(path: &Path, plan: &ExpandedPlan, selection: &Selection) -> V
         },
         "rollout": plan.rollout,
         "operation_count": plan.operation_count(),
-        "waves": plan.waves.iter().map(wave_json).collect::<Vec<_>>(),
+        "waves": plan.waves.iter().map(|w| wave_json(w, &plan.redactor)).collect::<Vec<_>>(),
     })
 }
 
@@ -109,46 +109,54 @@ pub fn render_json(path: &Path, plan: &ExpandedPlan, selection: &Selection) -> V
 pub fn render_text(path: &Path, plan: &ExpandedPlan, selection: &Selection) -> String {
     let mut out = String::new();
     let r = &plan.rollout;
-    let _ = writeln!(
-        out,
-        "plan {} ({}, sha256 {}): {} operation(s) in {} wave(s)",
-        plan.name,
-        path.display(),
-        plan.short_hash(),
-        plan.operation_count(),
-        plan.waves.len()
+    push_line(
+        &mut out,
+        &format!(
+            "plan {} ({}, sha256 {}): {} operation(s) in {} wave(s)",
+            plan.name,
+            path.display(),
+            plan.short_hash(),
+            plan.operation_count(),
+            plan.waves.len()
+        ),
     );
     if !selection.is_everything() {
-        let _ = writeln!(out, "selection: {}", selection.flags().join(" "));
+        push_line(
+            &mut out,
+            &format!("selection: {}", selection.flags().join(" ")),
+        );
     }
     let rate = match r.rate {
         Rate::PerSecond(n) => format!("{n}/s"),
         Rate::Unlimited => "unlimited".to_owned(),
     };
-    let _ = writeln!(
-        out,
-        "rollout: concurrency {}, per cluster {}, rate {rate} (burst {}), retry {} attempt(s) backoff {}..{}, request timeout {}, preflight {}, wait {}, max failures {}",
-        r.concurrency,
-        r.per_cluster,
-        r.burst,
-        r.retry.attempts,
-        duration_text::format(r.retry.backoff),
-        duration_text::format(r.retry.max_backoff),
-        duration_text::format(r.request_timeout),
-        if r.preflight { "on" } else { "off" },
-        if r.wait.enabled {
-            format!(
-                "until DEPLOYED (timeout {}, poll {})",
-                duration_text::format(r.wait.timeout),
-                duration_text::format(r.wait.poll)
-            )
-        } else {
-            "off".to_owned()
-        },
-        r.max_failures,
+    push_line(
+        &mut out,
+        &format!(
+            "rollout: concurrency {}, per cluster {}, rate {rate} (burst {}), retry {} attempt(s) backoff {}..{}, request timeout {}, preflight {}, wait {}, max failures {}",
+            r.concurrency,
+            r.per_cluster,
+            r.burst,
+            r.retry.attempts,
+            duration_text::format(r.retry.backoff),
+            duration_text::format(r.retry.max_backoff),
+            duration_text::format(r.request_timeout),
+            if r.preflight { "on" } else { "off" },
+            if r.wait.enabled {
+                format!(
+                    "until DEPLOYED (timeout {}, poll {})",
+                    duration_text::format(r.wait.timeout),
+                    duration_text::format(r.wait.poll)
+                )
+            } else {
+                "off".to_owned()
+            },
+            r.max_failures
+        ),
     );
     if plan.waves.is_empty() {
-        let _ = writeln!(out, "\nnothing selected");
+        push_line(&mut out, "");
+        push_line(&mut out, "nothing selected");
     }
     for (w, wave) in plan.waves.iter().enumerate() {
         let mut settings = vec![format!("{} operation(s)", wave.operations.len())];
@@ -163,13 +171,16 @@ pub fn render_text(path: &Path, plan: &ExpandedPlan, selection: &Selection) -> S
         } else {
             ""
         };
-        let _ = writeln!(
-            out,
-            "\nwave {}/{}: {}{kind}, {}",
-            w + 1,
-            plan.waves.len(),
-            wave.name,
-            settings.join(", ")
+        push_line(&mut out, "");
+        push_line(
+            &mut out,
+            &format!(
+                "wave {}/{}: {}{kind}, {}",
+                w + 1,
+                plan.waves.len(),
+                wave.name,
+                settings.join(", ")
+            ),
         );
         for op in &wave.operations {
             let rollback = if op.rollback_on_failure {
@@ -177,15 +188,14 @@ pub fn render_text(path: &Path, plan: &ExpandedPlan, selection: &Selection) -> S
             } else {
                 ""
             };
-            let _ = writeln!(out, "{}{rollback}", operation_line(op));
-            let _ = writeln!(
-                out,
-                "         PUT {}{}",
-                op.cluster.endpoint,
-                request_path(op)
+            push_line(&mut out, &format!("{}{rollback}", operation_line(op)));
+            push_line(
+                &mut out,
+                &format!("         PUT {}{}", op.cluster.endpoint, request_path(op)),
             );
-            let body = serde_json::to_string(&redacted_body(op)).unwrap_or_default();
-            let _ = writeln!(out, "         {body}");
+            let body =
+                serde_json::to_string(&redacted_body(op, &plan.redactor)).unwrap_or_default();
+            push_line(&mut out, &format!("         {body}"));
         }
     }
     out

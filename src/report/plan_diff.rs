@@ -3,7 +3,6 @@
 //! secrets redacted; as text, or added to the plan's JSON document.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -15,6 +14,8 @@ use crate::engine::outcome::OperationError;
 use crate::engine::preview::Preview;
 use crate::plan::resolved::ExpandedPlan;
 use crate::report::plan::operation_line;
+use crate::secret::Redactor;
+use crate::terminal::push_line;
 
 /// What `plan --diff` found for one operation.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,49 +145,77 @@ pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
         .map(|(op, d)| (op.index, d))
         .collect();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "plan {} (sha256 {}): {} operation(s) compared with the live releases",
-        plan.name,
-        plan.short_hash(),
-        plan.operation_count()
+    push_line(
+        &mut out,
+        &format!(
+            "plan {} (sha256 {}): {} operation(s) compared with the live releases",
+            plan.name,
+            plan.short_hash(),
+            plan.operation_count()
+        ),
     );
     for (w, wave) in plan.waves.iter().enumerate() {
-        let _ = writeln!(out, "\nwave {}/{}: {}", w + 1, plan.waves.len(), wave.name);
+        push_line(&mut out, "");
+        push_line(
+            &mut out,
+            &format!("wave {}/{}: {}", w + 1, plan.waves.len(), wave.name),
+        );
         for op in &wave.operations {
             let Some(diff) = by_index.get(&op.index) else {
                 continue;
             };
-            let _ = writeln!(out, "{}: {}", operation_line(op), diff.label());
+            push_line(
+                &mut out,
+                &format!("{}: {}", operation_line(op), diff.label()),
+            );
             match diff {
                 OperationDiff::Compared(c) => {
-                    let _ = writeln!(
-                        out,
-                        "         now: revision {} {}, chart {} {}",
-                        c.current.revision,
-                        c.current.status,
-                        or_none(&c.current.chart_name),
-                        or_none(&c.current.chart_version)
+                    push_line(
+                        &mut out,
+                        &format!(
+                            "         now: revision {} {}, chart {} {}",
+                            c.current.revision,
+                            c.current.status,
+                            or_none(&c.current.chart_name),
+                            or_none(&c.current.chart_version)
+                        ),
                     );
                     if let (Some(to), Some(relative)) = (c.release_version, op.relative_version) {
-                        let _ = writeln!(
-                            out,
-                            "         rolls back to: revision {to} (release_version: {relative})"
+                        push_line(
+                            &mut out,
+                            &format!(
+                                "         rolls back to: revision {to} (release_version: {relative})"
+                            ),
                         );
                     }
-                    let _ = writeln!(out, "         why: {}", c.why);
+                    push_line(
+                        &mut out,
+                        &format!("         why: {}", plan.redactor.mask_text(&c.why)),
+                    );
                     for change in &c.values {
-                        let _ = writeln!(out, "         {}", key_line(change));
+                        push_line(
+                            &mut out,
+                            &format!(
+                                "         {}",
+                                key_line(&redacted_change(change, &plan.redactor))
+                            ),
+                        );
                     }
                 }
                 OperationDiff::Missing { error } => {
-                    let _ = writeln!(
-                        out,
-                        "         the release does not exist: apply would fail ({error})"
+                    push_line(
+                        &mut out,
+                        &format!(
+                            "         the release does not exist: apply would fail ({})",
+                            plan.redactor.mask_text(error)
+                        ),
                     );
                 }
                 OperationDiff::Error { error } => {
-                    let _ = writeln!(out, "         {error}");
+                    push_line(
+                        &mut out,
+                        &format!("         {}", plan.redactor.mask_text(error)),
+                    );
                 }
             }
         }
@@ -195,7 +224,8 @@ pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
         .into_iter()
         .map(|(label, n)| format!("{n} {label}"))
         .collect();
-    let _ = writeln!(out, "\n{}", counts.join(", "));
+    push_line(&mut out, "");
+    push_line(&mut out, &counts.join(", "));
     out
 }
 
@@ -241,7 +271,7 @@ pub fn add_to_json(doc: &mut Value, plan: &ExpandedPlan, diffs: &[OperationDiff]
                 let index = op.get("index").and_then(Value::as_u64);
                 let diff = index.and_then(|i| by_index.get(&(i as usize)));
                 if let (Some(object), Some(diff)) = (op.as_object_mut(), diff) {
-                    object.insert("diff".to_owned(), diff_json(diff));
+                    object.insert("diff".to_owned(), diff_json(diff, &plan.redactor));
                 }
             }
         }
@@ -255,22 +285,105 @@ pub fn add_to_json(doc: &mut Value, plan: &ExpandedPlan, diffs: &[OperationDiff]
     }
 }
 
-fn diff_json(diff: &OperationDiff) -> Value {
+fn diff_json(diff: &OperationDiff, redactor: &Redactor) -> Value {
     match diff {
         OperationDiff::Compared(c) => {
             let mut shown = json!({
                 "label": c.label,
-                "why": c.why,
+                "why": redactor.mask_text(&c.why),
                 "current": c.current,
                 "masked_keys": c.masked_keys,
-                "values": c.values,
+                "values": c.values.iter().map(|change| redacted_change(change, redactor)).collect::<Vec<_>>(),
             });
             if let (Some(to), Some(object)) = (c.release_version, shown.as_object_mut()) {
                 object.insert("release_version".to_owned(), json!(to));
             }
             shown
         }
-        OperationDiff::Missing { error } => json!({"label": "missing", "error": error}),
-        OperationDiff::Error { error } => json!({"label": "error", "error": error}),
+        OperationDiff::Missing { error } => {
+            json!({"label": "missing", "error": redactor.mask_text(error)})
+        }
+        OperationDiff::Error { error } => {
+            json!({"label": "error", "error": redactor.mask_text(error)})
+        }
+    }
+}
+
+/// A change as the plan's own rules allow it to be shown: both sides masked when any key on
+/// its path is secret by them, or when the new value is a secret (then the old one, say the
+/// password it replaces, is one too), else each side redacted. The built-in rules were applied
+/// where the change was found.
+fn redacted_change(change: &KeyChange, redactor: &Redactor) -> KeyChange {
+    let new_is_secret = match &change.new {
+        Some(Value::String(text)) => text == crate::secret::MASK || redactor.is_secret_text(text),
+        _ => false,
+    };
+    let secret = new_is_secret
+        || change
+            .key
+            .split('.')
+            .any(|segment| redactor.is_secret_key(segment));
+    let side = |value: &Option<Value>| value.as_ref().map(|v| redactor.shown(v, secret));
+    KeyChange {
+        key: change.key.clone(),
+        kind: change.kind,
+        old: side(&change.old),
+        new: side(&change.new),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+    use crate::secret::MASK;
+
+    fn change(key: &str, old: Option<Value>, new: Option<Value>) -> KeyChange {
+        KeyChange {
+            key: key.to_owned(),
+            kind: ChangeKind::Changed,
+            old,
+            new,
+        }
+    }
+
+    #[test]
+    fn the_old_value_of_a_secret_is_masked_with_the_new_one() {
+        let mut redactor = Redactor::default();
+        redactor.add_literal("new-db-password");
+        redactor.add_key_pattern(regex::Regex::new("^internal").unwrap());
+        let shown = redacted_change(
+            &change(
+                "connection",
+                Some(json!("old-db-password")),
+                Some(json!("new-db-password")),
+            ),
+            &redactor,
+        );
+        assert_eq!(
+            (shown.old, shown.new),
+            (Some(json!(MASK)), Some(json!(MASK)))
+        );
+        // Masked already where the change was found (a PEM key under an innocent key).
+        let shown = redacted_change(
+            &change("sslCert", Some(json!("old pem")), Some(json!(MASK))),
+            &redactor,
+        );
+        assert_eq!(shown.old, Some(json!(MASK)));
+        let shown = redacted_change(
+            &change("svc.internalUrl", Some(json!("a")), Some(json!("b"))),
+            &redactor,
+        );
+        assert_eq!(
+            (shown.old, shown.new),
+            (Some(json!(MASK)), Some(json!(MASK)))
+        );
+        let shown = redacted_change(
+            &change("image.tag", Some(json!("v1")), Some(json!("v2"))),
+            &redactor,
+        );
+        assert_eq!(
+            (shown.old, shown.new),
+            (Some(json!("v1")), Some(json!("v2")))
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! What a person watching a run sees: progress bars on a terminal, one line per finished
 //! operation plus a heartbeat without one (CI), or nothing.
 
+use crate::terminal::escape_control;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -128,7 +129,7 @@ impl Progress {
     }
 
     pub fn wave_started(&mut self, name: &str, operations: usize) {
-        self.wave.set_prefix(name.to_owned());
+        self.wave.set_prefix(escape_control(name).into_owned());
         self.wave.set_length(operations as u64);
         self.wave.set_position(0);
         self.wave.reset_elapsed();
@@ -144,14 +145,15 @@ impl Progress {
         let text = format!("wave {wave} done; soaking {:.0?} before the next", soak);
         match self.mode {
             ProgressMode::Plain => self.line(&text),
-            ProgressMode::Bars => self.wave.set_message(text),
+            ProgressMode::Bars => self.wave.set_message(escape_control(&text).into_owned()),
             _ => {}
         }
     }
 
     pub fn set_activity(&mut self, sample: ActivitySample) {
         self.counts.activity = sample;
-        self.overall.set_message(self.counts.describe());
+        self.overall
+            .set_message(escape_control(&self.counts.describe()).into_owned());
     }
 
     /// `describe` is called only when the display prints the operation, so that a quiet run
@@ -172,7 +174,7 @@ impl Progress {
     pub fn note(&self, text: &str) {
         match self.mode {
             ProgressMode::Bars => {
-                let _ = self.multi.println(text);
+                let _ = self.multi.println(escape_control(text));
             }
             ProgressMode::Plain => self.line(text),
             _ => {}
@@ -191,8 +193,10 @@ impl Progress {
         }
     }
 
+    /// One line of the plain display; whatever input it shows cannot drive the terminal.
     fn line(&self, text: &str) {
         let elapsed = self.overall.elapsed().as_secs_f64();
+        let text = escape_control(text);
         let _ = writeln!(std::io::stderr().lock(), "[{elapsed:>7.1}s] {text}");
     }
 

@@ -1,5 +1,6 @@
 //! Renderings of a [`RunReport`]: terminal table, summary line, JUnit XML and Markdown.
 
+use crate::terminal::escape_control;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -123,7 +124,8 @@ fn table_of<'r>(
         None => table.set_content_arrangement(ContentArrangement::Disabled),
     };
     for op in operations {
-        table.add_row(vec![
+        // Every cell may hold input: none may drive the terminal or break the table's lines.
+        let cells = [
             op.cluster.name.clone(),
             op.namespace.clone(),
             op.name.clone(),
@@ -134,7 +136,8 @@ fn table_of<'r>(
             op.put_attempts().to_string(),
             seconds(op.duration_ms),
             problem(op),
-        ]);
+        ];
+        table.add_row(cells.map(|cell| escape_control(&cell).into_owned()));
     }
     let mut text = format!(
         "{table}\n{}\n",
@@ -199,14 +202,17 @@ pub fn terminal_table(report: &RunReport, width: Option<u16>) -> String {
 /// JUnit XML: one testsuite per wave, one testcase per operation; retried successes are
 /// marked flaky, the way nextest marks flaky tests.
 pub fn junit(report: &RunReport) -> String {
-    let mut junit = quick_junit::Report::new(format!("flotilla {}", report.plan.name));
+    let mut junit = quick_junit::Report::new(
+        escape_control(&format!("flotilla {}", report.plan.name)).into_owned(),
+    );
     junit.set_time(Duration::from_millis(report.duration_ms));
     let mut waves: Vec<(String, TestSuite)> = Vec::new();
     for op in &report.operations {
         let suite = match waves.iter_mut().find(|(name, _)| *name == op.wave) {
             Some((_, suite)) => suite,
             None => {
-                waves.push((op.wave.clone(), TestSuite::new(op.wave.clone())));
+                let name = escape_control(&op.wave).into_owned();
+                waves.push((op.wave.clone(), TestSuite::new(name)));
                 &mut waves.last_mut().expect("just pushed").1
             }
         };
@@ -246,31 +252,35 @@ fn test_case(op: &OperationReport) -> TestCase {
         }
         Outcome::Failed => {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            status.set_message(problem(op));
+            status.set_message(escape_control(&problem(op)).into_owned());
             if let Some(error) = &op.error {
                 status.set_type(error.code.clone().unwrap_or_else(|| "error".into()));
-                status.set_description(error.to_string());
+                status.set_description(escape_control(&error.to_string()).into_owned());
             }
             status
         }
         Outcome::Skipped | Outcome::Cancelled => {
             let mut status = TestCaseStatus::skipped();
-            status.set_message(format!(
-                "{}: {}",
-                op.outcome.as_str(),
-                op.skip_reason.clone().unwrap_or_default()
-            ));
+            status.set_message(
+                escape_control(&format!(
+                    "{}: {}",
+                    op.outcome.as_str(),
+                    op.skip_reason.clone().unwrap_or_default()
+                ))
+                .into_owned(),
+            );
             status
         }
     };
+    // XML 1.0 cannot carry most control characters at all, and a CI page shows these names.
     let mut case = TestCase::new(
-        format!("{}/{}/{}", op.cluster.name, op.namespace, op.name),
+        escape_control(&format!("{}/{}/{}", op.cluster.name, op.namespace, op.name)).into_owned(),
         status,
     );
-    case.set_classname(format!("{}.{}", op.wave, op.action));
+    case.set_classname(escape_control(&format!("{}.{}", op.wave, op.action)).into_owned());
     case.set_time(Duration::from_millis(op.duration_ms));
     if let Some(note) = &op.note {
-        case.set_system_out(note.clone());
+        case.set_system_out(escape_control(note).into_owned());
     }
     case
 }
@@ -288,13 +298,13 @@ fn attempt_text(attempt: &super::model::AttemptReport) -> String {
 }
 
 fn md_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    escape_control(&text.replace('|', "\\|").replace('\n', " ")).into_owned()
 }
 
 /// GitHub-flavoured Markdown: failures first, then the summary and every operation.
 pub fn markdown(report: &RunReport) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "## flotilla: {}\n", report.plan.name);
+    let _ = writeln!(md, "## flotilla: {}\n", md_cell(&report.plan.name));
     let icon = if report.summary.all_succeeded() {
         "✅"
     } else {

@@ -195,6 +195,7 @@ pub fn plan_undo(
             hash,
             rollout: plan.rollout.clone(),
             waves: undo_waves,
+            redactor: plan.redactor.clone(),
         },
         not_undone,
     })

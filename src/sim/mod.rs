@@ -198,8 +198,11 @@ impl Simulator {
             Some(path) => load_state(path, config.settle)?,
             None => Store::new(config.settle),
         };
+        // What the state views mask: the built-in rules and every seed plan's own.
+        let mut redactor = crate::secret::Redactor::default();
         for plan in seed {
             store.seed(plan);
+            redactor.merge(&plan.redactor);
         }
         let log = RequestLog::open(config.request_log.as_deref(), config.retain_log)?;
         let listener = TcpListener::bind(config.listen)
@@ -235,6 +238,7 @@ impl Simulator {
             retry_after: config.retry_after,
             next_seq: AtomicU64::new(0),
             id_prefix,
+            redactor,
         });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::accept_loop(
@@ -332,7 +336,10 @@ impl RunningSim {
     /// What `GET /_sim/state` answers: every release with its history and `applied_puts`,
     /// secret-looking values masked.
     pub fn state(&self) -> SimStateSnapshot {
-        self.shared.store().snapshot().redacted()
+        self.shared
+            .store()
+            .snapshot()
+            .redacted(&self.shared.redactor)
     }
 
     /// Runs `f` on the store itself, e.g. to set up a state that requests cannot reach.

@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub retry_after: bool,
     pub next_seq: AtomicU64,
     pub id_prefix: u64,
+    /// What `GET /_sim/state` masks: the built-in rules and the seed plans' own.
+    pub redactor: crate::secret::Redactor,
 }
 
 impl Shared {
@@ -379,7 +381,7 @@ async fn process(
     let segment_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
     // The simulator's own state: no latency, faults, throttle or signature apply to it.
     if parts.method == Method::GET && segment_refs == ["_sim", "state"] {
-        let snapshot = shared.store().snapshot().redacted();
+        let snapshot = shared.store().snapshot().redacted(&shared.redactor);
         return Ending::Answer(Answer::json(200, &snapshot));
     }
     let Some(operation) = Operation::parse(&parts.method, &segment_refs) else {

@@ -180,11 +180,11 @@ impl SimStateSnapshot {
             .find(|r| r.cluster_id == cluster_id && r.namespace == namespace && r.name == name)
     }
 
-    /// The same snapshot with every value under a secret-looking key masked.
-    pub fn redacted(mut self) -> Self {
+    /// The same snapshot with every secret `redactor` finds masked.
+    pub fn redacted(mut self, redactor: &secret::Redactor) -> Self {
         for release in &mut self.releases {
             for revision in &mut release.history {
-                revision.values = secret::redact_map(&revision.values);
+                revision.values = redactor.redact_map(&revision.values);
             }
         }
         self

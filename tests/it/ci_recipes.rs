@@ -375,7 +375,12 @@ fn check_recipe(path: &Path) -> usize {
                 // The real selection: unknown waves and shards across waves are refused here
                 // exactly as the command would refuse them.
                 flotilla::plan::select::select(&loaded, &selection.selection()).unwrap_or_else(
-                    |e| panic!("{place}: `{line}`: {}", e.explain(Path::new("PLAN"))),
+                    |e| {
+                        panic!(
+                            "{place}: `{line}`: {}",
+                            e.explain(Path::new("PLAN")).join("\n")
+                        )
+                    },
                 );
             }
         }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top; the index is the layer.
 const LAYERS: &[&[&str]] = &[
-    &["error", "secret", "atomic_file"],
+    &["error", "secret", "atomic_file", "terminal"],
     &["cce"],
     &["plan"],
     &["engine", "sim"],

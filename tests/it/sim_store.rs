@@ -253,7 +253,7 @@ async fn secret_looking_values_are_masked_in_answers_but_kept_in_the_store() {
         .current()
         .unwrap();
     assert_eq!(current.values["dbPassword"], json!("hunter2"));
-    let masked = raw.redacted();
+    let masked = raw.redacted(&Default::default());
     let current = masked
         .release("c1", "web", "frontend")
         .unwrap()

@@ -54,6 +54,7 @@ pub fn plan(targets: &[(&str, &str, &str, &str)]) -> ExpandedPlan {
             max_failures: None,
             operations,
         }],
+        redactor: Default::default(),
     }
 }
 
