@@ -210,12 +210,12 @@ impl ApplySettings {
             whole.speed_up(factor);
         }
         let plan = args.selection.apply_to(&whole, &args.plan)?;
-        let gate_waves = gate_waves(&whole, &args.selection.waves, &plan);
+        let gate_waves = WaveGate::of_run(&whole, &args.selection.waves, &plan);
         let shard = args.selection.shard;
         let journal_path = args
             .journal
             .clone()
-            .unwrap_or_else(|| default_journal(&plan, &args.selection.waves, shard));
+            .unwrap_or_else(|| default_journal_path(&plan, shard, &args.selection.waves));
         check_report_paths(args, &journal_path)?;
         let simulator = simulator_settings(&args.simulate)?;
         check_journal_to_resume(args.resume, &journal_path)?;
@@ -251,55 +251,6 @@ pub(super) fn check_journal_to_resume(resume: bool, journal: &Path) -> Result<()
         )));
     }
     Ok(())
-}
-
-/// The waves this run was given, with their gate settings: those named by `--wave`, or every
-/// wave the selection reaches (`selected`, a shard of which may be empty), each with the plan's
-/// next wave, the one its soak is for.
-fn gate_waves(whole: &ExpandedPlan, named: &[String], selected: &ExpandedPlan) -> Vec<WaveGate> {
-    let kept = |name: &str| {
-        if named.is_empty() {
-            selected.waves.iter().any(|w| w.name == name)
-        } else {
-            named.iter().any(|n| n == name)
-        }
-    };
-    whole
-        .waves
-        .iter()
-        .enumerate()
-        .filter(|(_, wave)| kept(&wave.name))
-        .map(|(i, wave)| WaveGate {
-            name: wave.name.clone(),
-            max_failures: wave.max_failures,
-            soak_ms: u64::try_from(wave.soak.as_millis()).unwrap_or(u64::MAX),
-            next_wave: whole.waves.get(i + 1).map(|next| next.name.clone()),
-        })
-        .collect()
-}
-
-/// The default journal, one per wave selection as well as per shard: the jobs of two waves
-/// must not share one when they run on one machine.
-fn default_journal(plan: &ExpandedPlan, waves: &[String], shard: Option<Shard>) -> PathBuf {
-    let path = default_journal_path(plan, shard);
-    if waves.is_empty() {
-        return path;
-    }
-    let label: String = format!("-wave-{}", waves.join("+"))
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!("{stem}{label}.jsonl"))
 }
 
 /// The report files asked for: the flag that names each, its format, its path.

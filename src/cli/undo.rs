@@ -123,7 +123,7 @@ pub fn run(args: UndoArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Er
     let journal_path = args
         .journal
         .clone()
-        .unwrap_or_else(|| default_journal_path(&undo_plan, None));
+        .unwrap_or_else(|| default_journal_path(&undo_plan, None, &[]));
     let simulator = super::apply::simulator_settings(&args.simulate)?;
     super::apply::check_journal_to_resume(args.resume, &journal_path)?;
     let progress = args.progress.resolve(env.stderr_is_terminal, env.ci);

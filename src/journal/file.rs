@@ -380,16 +380,25 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(
     Ok((records, unreadable))
 }
 
-/// `.flotilla/journal/<plan name>-<short file hash>[-shard-K-of-N].jsonl`.
-pub fn default_journal_path(plan: &ExpandedPlan, shard: Option<Shard>) -> PathBuf {
+/// `.flotilla/journal/<plan name>-<short file hash>[-shard-K-of-N][-wave-W1+W2].jsonl`: one
+/// journal per plan, shard and set of waves, so that the jobs of a wave-by-wave CI run never
+/// share one.
+pub fn default_journal_path(
+    plan: &ExpandedPlan,
+    shard: Option<Shard>,
+    waves: &[String],
+) -> PathBuf {
     let mut name = format!("{}-{}", plan.name, short(&plan.file_hash));
     if let Some(shard) = shard {
         name.push_str(&format!("-shard-{}-of-{}", shard.index, shard.count));
     }
+    if !waves.is_empty() {
+        name.push_str(&format!("-wave-{}", waves.join("+")));
+    }
     let safe: String = name
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
                 c
             } else {
                 '_'

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{CredentialRefusal, Verdict};
-use crate::plan::resolved::FailureBudget;
+use crate::plan::resolved::{ExpandedPlan, FailureBudget};
 
 /// What became of an operation: the engine's own outcome, so that the two cannot drift.
 pub use crate::engine::Outcome;
@@ -87,6 +87,33 @@ pub struct WaveGate {
     /// The wave after it in the plan; none for the last, whose soak nothing waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_wave: Option<String>,
+}
+
+impl WaveGate {
+    /// The waves a run was given, with their gate settings: those named by `--wave`, or every
+    /// wave the selection reaches (`selected`, a shard of which may be empty), each with the
+    /// plan's next wave, the one its soak is for.
+    pub fn of_run(whole: &ExpandedPlan, named: &[String], selected: &ExpandedPlan) -> Vec<Self> {
+        let kept = |name: &str| {
+            if named.is_empty() {
+                selected.waves.iter().any(|w| w.name == name)
+            } else {
+                named.iter().any(|n| n == name)
+            }
+        };
+        whole
+            .waves
+            .iter()
+            .enumerate()
+            .filter(|(_, wave)| kept(&wave.name))
+            .map(|(i, wave)| WaveGate {
+                name: wave.name.clone(),
+                max_failures: wave.max_failures,
+                soak_ms: u64::try_from(wave.soak.as_millis()).unwrap_or(u64::MAX),
+                next_wave: whole.waves.get(i + 1).map(|next| next.name.clone()),
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
