@@ -60,18 +60,8 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// How to show progress: bars on a terminal, plain lines in CI.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
-    /// Write the JSON report here (schema/report.schema.json).
-    #[arg(long, value_name = "PATH")]
-    pub report_json: Option<PathBuf>,
-    /// Write a JUnit XML report here.
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
-    /// Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).
-    #[arg(long, value_name = "PATH")]
-    pub summary_md: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// The journal file [default: .flotilla/journal/<plan name>-<short hash>.jsonl].
     #[arg(long, value_name = "PATH")]
@@ -86,6 +76,23 @@ pub struct ApplyArgs {
 
     #[command(flatten)]
     pub simulate: SimulateArgs,
+}
+
+/// What a run shows while it runs, and the report files it writes.
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    /// How to show progress: bars on a terminal, plain lines in CI.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Write the JSON report here (schema/report.schema.json).
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "PATH")]
+    pub summary_md: Option<PathBuf>,
 }
 
 /// Flags that override the plan's `rollout`.
@@ -225,7 +232,7 @@ impl ApplySettings {
             journal_path,
             shard,
             gate_waves,
-            progress: args.progress.resolve(env.stderr_is_terminal, env.ci),
+            progress: args.output.progress.resolve(env.stderr_is_terminal, env.ci),
         })
     }
 }
@@ -256,9 +263,13 @@ pub(super) fn check_journal_to_resume(resume: bool, journal: &Path) -> Result<()
 /// The report files asked for: the flag that names each, its format, its path.
 fn report_paths(args: &ApplyArgs) -> impl Iterator<Item = (&'static str, ReportFormat, &Path)> {
     [
-        ("--report-json", ReportFormat::Json, &args.report_json),
-        ("--junit", ReportFormat::Junit, &args.junit),
-        ("--summary-md", ReportFormat::Md, &args.summary_md),
+        (
+            "--report-json",
+            ReportFormat::Json,
+            &args.output.report_json,
+        ),
+        ("--junit", ReportFormat::Junit, &args.output.junit),
+        ("--summary-md", ReportFormat::Md, &args.output.summary_md),
     ]
     .into_iter()
     .filter_map(|(flag, format, path)| Some((flag, format, path.as_deref()?)))

@@ -5,14 +5,15 @@ use super::plan::SelectionArgs;
 use std::path::PathBuf;
 
 use super::Environment;
-use super::apply::{ApplyArgs, ApplySettings, LimitArgs, SimulateArgs, check_report_paths};
+use super::apply::{
+    ApplyArgs, ApplySettings, LimitArgs, OutputArgs, SimulateArgs, check_report_paths,
+};
 use super::error::Error;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
 use crate::error::Exit;
 use crate::journal::default_journal_path;
 use crate::plan::resolved::short;
-use crate::report::progress::ProgressMode;
 use crate::report::undo::{self, UndoPlan, WaveOrder};
 
 pub const UNDO_EXAMPLES: &str = "\
@@ -46,18 +47,8 @@ pub struct UndoArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
 
-    /// How to show progress: bars on a terminal, plain lines in CI.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
-    /// Write the undo's JSON report here (schema/report.schema.json).
-    #[arg(long, value_name = "PATH")]
-    pub report_json: Option<PathBuf>,
-    /// Write a JUnit XML report here.
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
-    /// Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).
-    #[arg(long, value_name = "PATH")]
-    pub summary_md: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// The undo's journal [default: .flotilla/journal/undo-<plan name>-<short hash>.jsonl].
     #[arg(long, value_name = "PATH")]
@@ -126,7 +117,7 @@ pub fn run(args: UndoArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Er
         .unwrap_or_else(|| default_journal_path(&undo_plan, None, &[]));
     let simulator = super::apply::simulator_settings(&args.simulate)?;
     super::apply::check_journal_to_resume(args.resume, &journal_path)?;
-    let progress = args.progress.resolve(env.stderr_is_terminal, env.ci);
+    let progress = args.output.progress.resolve(env.stderr_is_terminal, env.ci);
     let apply_args = ApplyArgs {
         plan: args.plan,
         net: args.net,
@@ -135,10 +126,7 @@ pub fn run(args: UndoArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Er
         redact: Vec::new(),
         dry_run: false,
         force: args.force,
-        progress: args.progress,
-        report_json: args.report_json,
-        junit: args.junit,
-        summary_md: args.summary_md,
+        output: args.output,
         journal: args.journal,
         resume: args.resume,
         force_resume: args.force_resume,
