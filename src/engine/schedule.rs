@@ -154,6 +154,7 @@ pub async fn run<A: ReleaseApi>(
             resume: &options.resume,
             summary: RunSummary::default(),
         };
+        let first_result = state.results.len();
         let ran = wave_run.run(&mut state).await;
         let wave_summary = wave_run.summary;
         if ran {
@@ -163,7 +164,10 @@ pub async fn run<A: ReleaseApi>(
                     summary: wave_summary,
                 })
                 .await;
-            ran_before = Some(wave);
+            // A soak watches what a wave changed: after a wave that sent no change (every
+            // release already as planned, or done by the run a resume continues) there is
+            // nothing to watch, and the next wave starts at once.
+            ran_before = sent_a_change(&state.results[first_result..]).then_some(wave);
         }
     }
 
@@ -194,6 +198,11 @@ pub async fn run<A: ReleaseApi>(
         cancelled: options.cancel.is_cancelled(),
         credentials_refused: state.refused,
     }
+}
+
+/// Whether any of a wave's operations sent its change in this run.
+fn sent_a_change(results: &[OperationResult]) -> bool {
+    results.iter().any(|r| r.put_sent && !r.from_journal)
 }
 
 struct RunState {

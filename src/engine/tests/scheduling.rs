@@ -139,6 +139,74 @@ async fn waves_run_in_order_with_soak_between_them() {
     assert_eq!(waves, [0, 1]);
 }
 
+/// Two waves, the first soaking 30 s, the second's calls returned with the moment it started.
+async fn second_wave_start_after(
+    prepare: impl FnOnce(&ExpandedPlan, &FakeApi) -> EngineOptions,
+) -> (Duration, Vec<Event>) {
+    let clusters: Vec<_> = (0..2).map(|i| cluster(&format!("c{i}"), "r1")).collect();
+    let mut p = plan(
+        rollout(),
+        vec![
+            ops_on(&clusters[..1], 2, "v2"),
+            ops_on(&clusters[1..], 2, "v2"),
+        ],
+    );
+    p.waves[0].soak = Duration::from_secs(30);
+    let api = FakeApi::new();
+    api.seed(&p);
+    let options = prepare(&p, &api);
+    let start = Instant::now();
+    let (report, events) = run_plan(&p, api.clone(), options).await;
+    assert_eq!(report.summary.failed, 0, "{:?}", report.summary);
+    let second_wave_start = api
+        .calls()
+        .iter()
+        .filter(|c| c.cluster_id == clusters[1].id)
+        .map(|c| c.at)
+        .min()
+        .unwrap();
+    (second_wave_start - start, events)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wave_that_changed_nothing_is_not_soaked() {
+    // Every release of the first wave is already as planned: no PUT, nothing to watch.
+    let (started, events) = second_wave_start_after(|p, api| {
+        for op in &p.waves[0].operations {
+            api.edit_release(&op.cluster.id, &op.release, |r| {
+                r.history.last_mut().unwrap().values = image_tag("v2");
+            });
+        }
+        EngineOptions::default()
+    })
+    .await;
+    assert!(started < Duration::from_secs(30), "{started:?}");
+    assert!(!events.iter().any(|e| matches!(e, Event::Soaking { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wave_done_by_the_run_a_resume_continues_is_not_soaked() {
+    let (started, _) = second_wave_start_after(|p, _| {
+        let resume = p.waves[0]
+            .operations
+            .iter()
+            .map(|op| (op.index, PriorState::AlreadySucceeded(None)))
+            .collect();
+        EngineOptions {
+            resume,
+            ..EngineOptions::default()
+        }
+    })
+    .await;
+    assert!(started < Duration::from_secs(30), "{started:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wave_that_sent_a_change_is_soaked() {
+    let (started, _) = second_wave_start_after(|_, _| EngineOptions::default()).await;
+    assert!(started >= Duration::from_secs(30), "{started:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn exceeding_the_budget_halts_and_skips_the_rest_unsent() {
     let c = cluster("a", "r1");
