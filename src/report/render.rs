@@ -32,21 +32,18 @@ pub fn render(report: &RunReport, format: ReportFormat, terminal_width: Option<u
     }
 }
 
-/// `N succeeded, N failed, N skipped, N cancelled in 12.3s` (unchanged counted when present).
+/// `N succeeded, N unchanged, N failed, N skipped, N cancelled in 12.3s`: always the same
+/// fields in the same order, zeros included, so that a script can parse it.
 pub fn summary_line(summary: &Summary, duration_ms: u64) -> String {
-    let mut line = format!("{} succeeded", summary.succeeded);
-    if summary.unchanged > 0 {
-        let _ = write!(line, ", {} unchanged", summary.unchanged);
-    }
-    let _ = write!(
-        line,
-        ", {} failed, {} skipped, {} cancelled in {:.1}s",
+    format!(
+        "{} succeeded, {} unchanged, {} failed, {} skipped, {} cancelled in {:.1}s",
+        summary.succeeded,
+        summary.unchanged,
         summary.failed,
         summary.skipped,
         summary.cancelled,
         duration_ms as f64 / 1000.0
-    );
-    line
+    )
 }
 
 fn revisions(op: &OperationReport) -> String {

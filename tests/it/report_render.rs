@@ -135,6 +135,11 @@ fn summary_counts_every_outcome() {
         render::summary_line(&report.summary, report.duration_ms),
         "2 succeeded, 1 unchanged, 1 failed, 1 skipped, 1 cancelled in 12.3s"
     );
+    // Zeros are shown too: the line always has the same fields.
+    assert_eq!(
+        render::summary_line(&Summary::default(), 0),
+        "0 succeeded, 0 unchanged, 0 failed, 0 skipped, 0 cancelled in 0.0s"
+    );
 }
 
 #[test]
@@ -312,7 +317,7 @@ fn a_large_run_lists_only_the_operations_that_need_a_look() {
         "{text}"
     );
     assert!(
-        text.contains("249 succeeded, 1 failed, 0 skipped, 0 cancelled in 12.3s"),
+        text.contains("249 succeeded, 0 unchanged, 1 failed, 0 skipped, 0 cancelled in 12.3s"),
         "{text}"
     );
     let small = render::terminal_table(&sample(), Some(140));
