@@ -10,8 +10,8 @@ COPY . .
 # The caches keep the registry and the target directory between builds on one machine.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin flotilla \
-    && install -m 0755 target/release/flotilla /flotilla
+    cargo build --profile dist --locked --bin flotilla \
+    && install -m 0755 target/dist/flotilla /flotilla
 
 # ---- runtime: glibc, libgcc and CA certificates (TLS verifies against them), no shell, no root
 FROM gcr.io/distroless/cc-debian12:nonroot

@@ -219,10 +219,9 @@ impl ApplySettings {
         let plan = args.selection.apply_to(&whole, &args.plan)?;
         let gate_waves = WaveGate::of_run(&whole, &args.selection.waves, &plan);
         let shard = args.selection.shard;
-        let journal_path = args
-            .journal
-            .clone()
-            .unwrap_or_else(|| default_journal_path(&plan, shard, &args.selection.waves));
+        let journal_path = args.journal.clone().unwrap_or_else(|| {
+            default_journal_path(&plan, shard, &args.selection.waves, args.simulate.simulate)
+        });
         check_report_paths(args, &journal_path)?;
         let simulator = simulator_settings(&args.simulate)?;
         check_journal_to_resume(args.resume, &journal_path)?;
@@ -416,6 +415,7 @@ async fn apply(
             &journal_path,
             &plan.hash,
             args.force_resume,
+            args.simulate.simulate,
         )?)
     } else {
         None

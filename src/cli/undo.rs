@@ -72,6 +72,14 @@ pub fn run(args: UndoArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Er
     } else {
         WaveOrder::Reversed
     };
+    if run.was_simulated() && !args.simulate.simulate {
+        return Err(Error::Usage(format!(
+            "{}: the run was a rehearsal against the simulator (--simulate): it changed nothing \
+             real, so there is nothing to undo outside the simulator (undo it with --simulate \
+             --sim-state FILE to rehearse the undo)",
+            args.run.display()
+        )));
+    }
     let UndoPlan {
         plan: mut undo_plan,
         not_undone,
@@ -114,7 +122,7 @@ pub fn run(args: UndoArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Er
     let journal_path = args
         .journal
         .clone()
-        .unwrap_or_else(|| default_journal_path(&undo_plan, None, &[]));
+        .unwrap_or_else(|| default_journal_path(&undo_plan, None, &[], args.simulate.simulate));
     let simulator = super::apply::simulator_settings(&args.simulate)?;
     super::apply::check_journal_to_resume(args.resume, &journal_path)?;
     let progress = args.output.progress.resolve(env.stderr_is_terminal, env.ci);

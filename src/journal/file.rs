@@ -380,13 +380,14 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(
     Ok((records, unreadable))
 }
 
-/// `.flotilla/journal/<plan name>-<short file hash>[-shard-K-of-N][-wave-W1+W2].jsonl`: one
-/// journal per plan, shard and set of waves, so that the jobs of a wave-by-wave CI run never
-/// share one.
+/// `.flotilla/journal/<plan name>-<short file hash>[-shard-K-of-N][-wave-W1+W2][-simulate].jsonl`:
+/// one journal per plan, shard and set of waves, so that the jobs of a wave-by-wave CI run never
+/// share one, and a rehearsal (`simulate`) never writes over the journal of a real run.
 pub fn default_journal_path(
     plan: &ExpandedPlan,
     shard: Option<Shard>,
     waves: &[String],
+    simulate: bool,
 ) -> PathBuf {
     let mut name = format!("{}-{}", plan.name, short(&plan.file_hash));
     if let Some(shard) = shard {
@@ -394,6 +395,12 @@ pub fn default_journal_path(
     }
     if !waves.is_empty() {
         name.push_str(&format!("-wave-{}", waves.join("+")));
+    }
+    if simulate {
+        name.push_str("-simulate");
+    }
+    if simulate {
+        name.push_str("-simulate");
     }
     let safe: String = name
         .chars()

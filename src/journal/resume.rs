@@ -23,6 +23,8 @@ pub struct JournalState {
     pub unreadable: usize,
     /// When the file was last written: no request of the run that wrote it left much later.
     pub last_written: Option<jiff::Timestamp>,
+    /// The newest run recorded was a rehearsal against the simulator (`--simulate`).
+    pub simulated: bool,
 }
 
 /// Why `--resume` cannot continue the run a journal records.
@@ -32,6 +34,18 @@ pub enum ResumeError {
     Journal(#[from] JournalError),
     #[error("--resume: {} records no run", path.display())]
     NoRun { path: PathBuf },
+    /// A rehearsal changed nothing real: a real run cannot continue from it, nor a rehearsal
+    /// from a real run.
+    #[error(
+        "--resume: {} records {}; {} cannot continue it. Run without --resume, or give this run its own --journal",
+        path.display(),
+        if *.journal_simulated { "a rehearsal against the simulator (--simulate), which changed nothing real" } else { "a run against the real API" },
+        if *.journal_simulated { "a run against the real API" } else { "a rehearsal (--simulate)" }
+    )]
+    SimulationMismatch {
+        path: PathBuf,
+        journal_simulated: bool,
+    },
     #[error(
         "--resume: the plan changed since the journal was written (journal: plan `{recorded_name}` sha256 {recorded_hash:.12}, now: sha256 {plan_hash:.12}); \
          resuming could apply a different change than the one in flight. Pass --force-resume to resume anyway, or run without --resume"
@@ -54,8 +68,13 @@ impl JournalState {
                     started_at,
                     operations,
                     resume,
+                    settings,
                     ..
                 } => {
+                    state.simulated = settings
+                        .get("simulate")
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(false);
                     // A fresh run starts over: only a resume continues the runs before it.
                     if !resume {
                         state.last.clear();
@@ -87,9 +106,21 @@ impl JournalState {
     /// The journal's state for `--resume` of the plan hashed `plan_hash`. Read once this run
     /// holds the journal's lock, so that no other run can add to it afterwards. A plan that
     /// changed since is refused unless `force`.
-    pub fn read_for_resume(path: &Path, plan_hash: &str, force: bool) -> Result<Self, ResumeError> {
+    /// The journal's state, when this run (a rehearsal if `simulate`) may continue it.
+    pub fn read_for_resume(
+        path: &Path,
+        plan_hash: &str,
+        force: bool,
+        simulate: bool,
+    ) -> Result<Self, ResumeError> {
         let state = Self::read(path)?;
         state.check_plan(path, plan_hash, force)?;
+        if state.simulated != simulate {
+            return Err(ResumeError::SimulationMismatch {
+                path: path.to_owned(),
+                journal_simulated: state.simulated,
+            });
+        }
         Ok(state)
     }
 

@@ -42,6 +42,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The run was a rehearsal against the simulator (`--simulate`): it changed nothing real.
+    pub fn was_simulated(&self) -> bool {
+        self.settings.get("simulate") == Some(&serde_json::Value::Bool(true))
+    }
+
     /// The verdict of the run the report describes; a merged report that lacks a shard cannot
     /// vouch for the whole plan.
     pub fn verdict(&self) -> Verdict {

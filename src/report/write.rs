@@ -102,6 +102,7 @@ pub fn read_json(path: &Path) -> Result<RunReport, ReportError> {
 /// the whole of what it covers without all of it. Reports of other waves may be merged along
 /// (a merged canary gate with the shards of the next wave, say), never two covering one wave.
 pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError> {
+    check_one_run(&reports)?;
     let (missing_shards, waves) = check_split(&reports)?;
     let mut reports = reports.into_iter();
     let (_, mut merged) = reports.next().ok_or(ReportError::Empty)?;
@@ -162,6 +163,47 @@ impl Group<'_> {
 /// `1/N … N/N`, each shard once, and that no two groups cover one wave. Returns the shards
 /// missing from each split (`K/N`, with the wave names in brackets for a wave selection), and the
 /// waves of all groups in plan order.
+/// Settings every report of one merge must share: shards selected differently, or some
+/// rehearsed (`--simulate`) and some real, do not add up to one run of the plan.
+const SHARED_SETTINGS: &[&str] = &["simulate", "time_scale", "dry_run", "select"];
+
+/// Refuses reports of different plans, or of runs with different [`SHARED_SETTINGS`], before
+/// anything else is compared.
+fn check_one_run(reports: &[(String, RunReport)]) -> Result<(), ReportError> {
+    let Some((first_path, first)) = reports.first() else {
+        return Ok(());
+    };
+    let setting = |report: &RunReport, key: &str| {
+        report
+            .settings
+            .get(key)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    };
+    for (path, report) in &reports[1..] {
+        if report.plan.hash != first.plan.hash {
+            return Err(ReportError::DifferentPlan {
+                path: path.clone(),
+                found: report.plan.name.clone(),
+                found_hash: report.plan.hash.clone(),
+                expected: first.plan.name.clone(),
+                expected_hash: first.plan.hash.clone(),
+            });
+        }
+        for key in SHARED_SETTINGS {
+            let (theirs, ours) = (setting(report, key), setting(first, key));
+            if theirs != ours {
+                return Err(ReportError::NotOneSplit(format!(
+                    "{path}: `{key}` is {theirs} where {first_path} has {ours}; the reports of one \
+                     merge must come from runs with the same {}",
+                    SHARED_SETTINGS.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_split(
     reports: &[(String, RunReport)],
 ) -> Result<(Vec<String>, Vec<WaveGate>), ReportError> {

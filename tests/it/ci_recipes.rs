@@ -680,7 +680,7 @@ fn the_dockerfile_builds_in_one_stage_and_runs_as_the_cronjobs_non_root_user() {
     assert!(
         build
             .iter()
-            .any(|i| i.contains("cargo build --release --locked")),
+            .any(|i| i.contains("cargo build --profile dist --locked")),
         "{build:?}"
     );
     let (runtime_base, runtime) = stages.last().unwrap();

@@ -200,7 +200,8 @@ fn the_plan_hash_covers_what_variables_put_in_except_secrets() {
     assert_eq!(hash("2.5.0", "a"), hash("2.5.0", "b"));
     // The journal is named after the file, so a resume under a changed variable finds it and
     // is refused for the plan's change, not for a missing journal.
-    let journal = |tag: &str| flotilla::journal::default_journal_path(&plan(tag, "a"), None, &[]);
+    let journal =
+        |tag: &str| flotilla::journal::default_journal_path(&plan(tag, "a"), None, &[], false);
     assert_eq!(journal("2.5.0"), journal("2.6.0"));
 
     use sha2::Digest as _;

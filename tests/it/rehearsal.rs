@@ -55,3 +55,50 @@ fn the_time_scale_is_only_for_rehearsals_and_within_bounds() {
     assert_eq!(too_fast.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&too_fast.stderr).contains("from 1 to 10000"));
 }
+
+/// A rehearsal changed nothing real: it keeps its own journal, a real run cannot `--resume` it,
+/// and `undo` will not roll back real releases for it.
+#[test]
+fn a_rehearsal_is_never_taken_for_a_real_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo.yaml");
+    let rehearsal = flotilla(dir.path())
+        .arg("apply")
+        .arg(&plan)
+        .args(["--simulate", "--time-scale", "100", "--progress", "never"])
+        .args(["--report-json", "rehearsal.json"])
+        .output()
+        .unwrap();
+    assert_eq!(rehearsal.status.code(), Some(0));
+    let journals: Vec<String> = std::fs::read_dir(dir.path().join(".flotilla/journal"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(journals.len(), 1, "{journals:?}");
+    assert!(journals[0].ends_with("-simulate.jsonl"), "{journals:?}");
+
+    let journal = dir.path().join(".flotilla/journal").join(&journals[0]);
+    let resumed = flotilla_with_credentials(dir.path())
+        .arg("apply")
+        .arg(&plan)
+        .args(["--endpoint", NOWHERE, "--resume", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("a rehearsal against the simulator"),
+        "{stderr}"
+    );
+
+    let undone = flotilla_with_credentials(dir.path())
+        .args(["undo", "rehearsal.json", "--plan"])
+        .arg(&plan)
+        .args(["--endpoint", NOWHERE])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&undone.stderr);
+    assert_eq!(undone.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("changed nothing real"), "{stderr}");
+}

@@ -230,6 +230,44 @@ fn shard(k: u32, n: u32) -> RunReport {
     report
 }
 
+/// Shards selected differently, or some rehearsed and some real, are not one run: refused, and a
+/// report of another plan is named as such whatever else differs.
+#[test]
+fn merge_refuses_shards_of_different_runs() {
+    let mut rehearsed = shard(2, 2);
+    rehearsed.settings["simulate"] = serde_json::json!(true);
+    let error = write::merge(vec![
+        ("1.json".into(), shard(1, 2)),
+        ("2.json".into(), rehearsed),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("2.json: `simulate` is true"), "{error}");
+
+    let mut narrower = shard(2, 2);
+    narrower.settings["select"] = serde_json::json!(["release=storefront"]);
+    let error = write::merge(vec![
+        ("1.json".into(), shard(1, 2)),
+        ("2.json".into(), narrower),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("`select`"), "{error}");
+
+    let mut other_plan = shard(2, 2);
+    other_plan.plan.hash = "0".repeat(64);
+    other_plan.plan.shard = Some("1/2".into());
+    let error = write::merge(vec![
+        ("1.json".into(), shard(1, 2)),
+        ("2.json".into(), other_plan),
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(error, write::ReportError::DifferentPlan { .. }),
+        "{error}"
+    );
+}
+
 /// A CI gate on a merged report must not pass with a shard's report missing.
 #[test]
 fn merge_lists_missing_shards_and_does_not_count_as_success() {
