@@ -392,6 +392,9 @@ pub fn mask_line<'l>(line: &'l str, redactor: &Redactor) -> std::borrow::Cow<'l,
     let chars: Vec<char> = line.chars().collect();
     let mut masked: Option<Vec<char>> = None;
     let mut depth = 0usize;
+    // `{name: DB_PASSWORD, value: …}`: the value beside a secret-looking name is a secret too.
+    let mut secret_name = false;
+    let mut value_spans = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -435,6 +438,12 @@ pub fn mask_line<'l>(line: &'l str, redactor: &Redactor) -> std::borrow::Cow<'l,
             let key: String = chars[start..end].iter().collect();
             let (from, to) = value_span(&chars, colon + 1, depth);
             let value: String = chars[from..to].iter().collect();
+            let unquoted = |text: &str| text.trim_matches(['"', '\'']).to_owned();
+            match unquoted(&key).as_str() {
+                "name" => secret_name |= redactor.is_secret_key(&unquoted(value.trim())),
+                "value" => value_spans.push((from, to)),
+                _ => {}
+            }
             if redactor.is_secret_key(&key)
                 || redactor.is_secret_text(value.trim_matches(['"', '\'']))
             {
@@ -446,6 +455,11 @@ pub fn mask_line<'l>(line: &'l str, redactor: &Redactor) -> std::borrow::Cow<'l,
             }
         }
         i += 1;
+    }
+    if secret_name {
+        for (from, to) in value_spans.into_iter().filter(|(from, to)| from < to) {
+            masked.get_or_insert_with(|| chars.clone())[from..to].fill('*');
+        }
     }
     match masked {
         Some(masked) => std::borrow::Cow::Owned(masked.into_iter().collect()),
@@ -628,6 +642,14 @@ mod tests {
             ("  password : x", "  password : *"),
             ("  \"password\" : x", "  \"password\" : *"),
             ("{ note: don't, token: abc }", "{ note: don't, token: *** }"),
+            (
+                "    env: [{ name: DB_PASSWORD, value: plainvalueX }]",
+                "    env: [{ name: DB_PASSWORD, value: *********** }]",
+            ),
+            (
+                "- { name: LOG_LEVEL, value: debug }",
+                "- { name: LOG_LEVEL, value: debug }",
+            ),
         ] {
             let redactor = Redactor::default();
             assert_eq!(mask_line(line, &redactor), want, "{line}");
