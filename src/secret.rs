@@ -92,7 +92,7 @@ pub fn looks_secret_value(text: &str) -> bool {
     if text.contains("-----BEGIN") && text.contains("PRIVATE KEY") {
         return true;
     }
-    if has_url_password(text) {
+    if has_url_password(text) || has_secret_parameter(text) {
         return true;
     }
     text.split(|c: char| c.is_whitespace() || "\"',;()<>[]{}".contains(c))
@@ -132,6 +132,14 @@ fn has_url_password(text: &str) -> bool {
                 .is_some_and(|(_, p)| !p.is_empty())
         })
     })
+}
+
+/// `…?user=app&password=x` (a JDBC URL, a query string) or `Server=db;Password=x` (a connection
+/// string): a `name=value` parameter whose name looks secret, with a value.
+fn has_secret_parameter(text: &str) -> bool {
+    text.split(|c: char| c.is_whitespace() || "?&;".contains(c))
+        .filter_map(|parameter| parameter.split_once('='))
+        .any(|(name, value)| !value.is_empty() && is_secret_key(name))
 }
 
 /// A word that looks generated rather than written: at least 20 characters of the base64 and
@@ -771,6 +779,8 @@ mod wider_tests {
             "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
             "c2VjcmV0LXBhc3N3b3Jk",
             "postgres://app:hunter2@db.internal:5432/shop",
+            "jdbc:mysql://db:3306/shop?user=app&password=qwerty77",
+            "Server=db;Database=shop;Password=qwerty77",
         ] {
             assert!(looks_secret_value(value), "{value}");
         }
@@ -794,6 +804,9 @@ mod wider_tests {
             "staging-cluster-eu-west-01",
             "The quick brown fox jumps over the lazy dog",
             "-----BEGIN CERTIFICATE-----",
+            "jdbc:mysql://db:3306/shop?user=app&useSSL=true",
+            "https://example.com/search?q=deploy&page=2",
+            "password=",
         ] {
             assert!(!looks_secret_value(value), "{value}");
         }
