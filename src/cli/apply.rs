@@ -38,7 +38,7 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = APPLY_EXAMPLES)]
 pub struct ApplyArgs {
-    /// The plan file.
+    /// The plan file (`-`: standard input).
     pub plan: PathBuf,
 
     #[command(flatten)]
@@ -84,10 +84,11 @@ pub struct OutputArgs {
     /// How to show progress: bars on a terminal, plain lines in CI.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-    /// Write the JSON report here (schema/report.schema.json).
+    /// Write the JSON report here (schema/report.schema.json); `-`: standard output (the table
+    /// then goes to stderr).
     #[arg(long, value_name = "PATH")]
     pub report_json: Option<PathBuf>,
-    /// Write a JUnit XML report here.
+    /// Write a JUnit XML report here (`-`: standard output).
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
     /// Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).
@@ -279,7 +280,16 @@ fn report_paths(args: &ApplyArgs) -> impl Iterator<Item = (&'static str, ReportF
 pub(super) fn check_report_paths(args: &ApplyArgs, journal: &Path) -> Result<(), Error> {
     use crate::atomic_file::{check, destination};
     let mut taken = vec![("--journal", destination(journal))];
+    let mut to_stdout: Option<&str> = None;
     for (flag, _, path) in report_paths(args) {
+        if write::is_stdout(path) {
+            if let Some(other) = to_stdout.replace(flag) {
+                return Err(Error::Usage(format!(
+                    "{flag} -: {other} already goes to standard output; one would run into the other"
+                )));
+            }
+            continue;
+        }
         let lands = destination(path);
         if let Some((other, _)) = taken.iter().find(|(_, file)| *file == lands) {
             return Err(Error::Usage(format!(
@@ -516,7 +526,13 @@ async fn apply(
         settings_value,
     );
     report.plan.waves = gate_waves;
-    print!("{}", render::terminal_table(&report, env.terminal_width));
+    // A report asked for on standard output has it to itself: the table goes to stderr then.
+    let table = render::terminal_table(&report, env.terminal_width);
+    if report_paths(&args).any(|(_, _, path)| write::is_stdout(path)) {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
+    }
     if let Some(refusal) = &outcome.credentials_refused {
         eprintln!(
             "error: {refusal}; the run stopped at this first refusal. {} Then `apply --resume` \

@@ -30,7 +30,7 @@ pub enum Format {
     after_help = "Examples:\n  flotilla plan plans/demo.yaml\n  flotilla plan plans/demo.yaml --wave prod --shard 1/4 --format json\n  flotilla plan plans/fleet-upgrade.yaml --diff        # GETs every release: needs credentials"
 )]
 pub struct PlanArgs {
-    /// The plan file.
+    /// The plan file (`-`: standard input).
     pub plan: PathBuf,
     #[command(flatten)]
     pub selection: SelectionArgs,

@@ -13,7 +13,7 @@ use crate::terminal::escape_control;
     after_help = "Examples:\n  flotilla validate plans/*.yaml\n  IMAGE_TAG=2.5.0 flotilla validate plans/demo.yaml\n\nExit codes: 0 every plan is valid; 2 a problem was found (each printed as PATH:LINE:COL)."
 )]
 pub struct ValidateArgs {
-    /// Plan files to check.
+    /// Plan files to check (`-`: standard input).
     #[arg(required = true)]
     pub plans: Vec<PathBuf>,
 }

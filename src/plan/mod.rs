@@ -23,11 +23,27 @@ use sha2::{Digest, Sha256};
 pub use diagnostic::{Diagnostic, LoadError, Pos, SourceLines};
 pub use resolved::{ClusterTarget, ExpandedPlan, Operation, Rollout, Wave};
 
-/// Reads, interpolates (from the process environment), validates and expands the plan at `path`.
+/// The path that names standard input, for a plan read from a pipe.
+pub const STDIN: &str = "-";
+
+/// Reads, interpolates (from the process environment), validates and expands the plan at `path`;
+/// `-` is standard input.
 pub fn load_path(path: &Path) -> Result<ExpandedPlan, LoadError> {
     let read_error = |e: std::io::Error| {
         LoadError::single(Diagnostic::file(path, format!("cannot read the plan: {e}")))
     };
+    if path == Path::new(STDIN) {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(source::MAX_PLAN_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > source::MAX_PLAN_BYTES {
+            return Err(source::too_large(path, bytes.len() as u64));
+        }
+        return load_source(path, &bytes, &|name| std::env::var(name).ok());
+    }
     let file = std::fs::File::open(path).map_err(read_error)?;
     let size = file.metadata().map_err(read_error)?.len();
     if size > source::MAX_PLAN_BYTES {
@@ -111,6 +127,7 @@ pub fn load_source(
 
     let name = raw.name.clone().unwrap_or_else(|| {
         path.file_stem()
+            .filter(|_| path != Path::new(STDIN))
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "plan".to_owned())
     });

@@ -50,7 +50,15 @@ pub fn write_reports(
     let mut failures = Vec::new();
     for &(flag, format, path) in files {
         let text = render::render(report, format, terminal_width);
-        if let Err(e) = write_atomically(path, text.as_bytes()) {
+        let written = if is_stdout(path) {
+            std::io::stdout()
+                .lock()
+                .write_all(text.as_bytes())
+                .map_err(|e| e.to_string())
+        } else {
+            write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
+        };
+        if let Err(e) = written {
             failures.push(format!("{flag} {e}"));
         }
         if format == ReportFormat::Md {
@@ -73,6 +81,11 @@ pub fn write_reports(
     } else {
         Err(format!("writing the reports: {}", failures.join("; ")))
     }
+}
+
+/// `-`: a report file flag's way of saying standard output.
+pub fn is_stdout(path: &Path) -> bool {
+    path == Path::new("-")
 }
 
 /// Writes `contents` to `path` as [`crate::atomic_file::write`] does: whole (a temporary file

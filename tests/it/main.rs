@@ -31,6 +31,7 @@ mod sim_cli;
 mod sim_faults;
 mod sim_store;
 mod sim_support;
+mod streams;
 mod terminal_safety;
 mod undo;
 mod wave_gates;
