@@ -129,12 +129,13 @@ impl JournalFile {
             source,
         };
         crate::atomic_file::create_parent(path).map_err(io_err)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(io_err)?;
+        let mut options = OpenOptions::new();
+        options.create(true).read(true).append(true);
+        // One rule for every file flotilla writes: readable by its owner only, as the reports
+        // are (see `atomic_file`), whatever the umask.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(io_err)?;
         // Two runs appending to one journal would interleave their records, and a resume would
         // read them as one run. The lock goes with the file, so it lasts as long as the writer.
         match file.try_lock() {
@@ -421,6 +422,17 @@ pub fn default_journal_path(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_journal_is_readable_by_its_owner_only_like_the_reports() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        drop(JournalFile::open(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     #[test]
     fn a_journal_another_run_is_writing_is_refused() {
