@@ -288,10 +288,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     }
                     // The change is still to be sent: a relative revision is resolved afresh.
                     if let Some(relative) = self.op.relative_version {
-                        let current = match (waited, &self.last_seen) {
-                            (true, Some(settled)) => (**settled).clone(),
-                            _ => release,
-                        };
+                        let current = self.as_settled(waited, release);
                         if let Err(end) = self.resolve_relative(relative, &current).await {
                             return end;
                         }
@@ -314,11 +311,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     if waited && let Err(stop) = self.settle_before_put(&mut version_before).await {
                         return stop.into();
                     }
-                    // After waiting, the release is the one it settled as.
-                    let current = match (waited, &self.last_seen) {
-                        (true, Some(settled)) => (**settled).clone(),
-                        _ => release,
-                    };
+                    let current = self.as_settled(waited, release);
                     if let Some(expected) = self.op.expected_revision
                         && current.version != expected
                         && !self.ctx.force
@@ -405,6 +398,15 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             self.result.rollback = Some(rollback);
         }
         End::Failed(error)
+    }
+
+    /// The release as the change is judged against: the one it settled as when the operation
+    /// waited for it to leave `PENDING_*`, else `read` itself.
+    fn as_settled(&self, waited: bool, read: Release) -> Release {
+        match (waited, &self.last_seen) {
+            (true, Some(settled)) => (**settled).clone(),
+            _ => read,
+        }
     }
 
     /// Resolves `previous` or `-N` against `current` and the release's history: the body the
