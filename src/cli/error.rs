@@ -11,6 +11,7 @@ use crate::error::Exit;
 use crate::journal::{JournalError, ResumeError};
 use crate::plan::LoadError;
 use crate::plan::select::SelectError;
+use crate::report::undo::UndoError;
 use crate::report::write::ReportError;
 use crate::sim::SimError;
 
@@ -72,6 +73,13 @@ pub enum Error {
     /// A report that cannot be written.
     #[error("{0}")]
     ReportOutput(#[source] ReportError),
+    /// A run that cannot be undone (a dry run, a cluster the plan lacks).
+    #[error("{}: {source}", path.display())]
+    Undo {
+        path: PathBuf,
+        #[source]
+        source: UndoError,
+    },
     /// A plan given to the simulator as its seed.
     #[error("--seed {}: {source}", path.display())]
     SimulatorSeed {
@@ -135,6 +143,7 @@ impl Error {
             | Error::Resume(_)
             | Error::Input { .. }
             | Error::ReportInput(_)
+            | Error::Undo { .. }
             | Error::SimulatorSeed { .. }
             | Error::SimulatorConfig(_) => Exit::Invalid,
             Error::JournalWrite(_)

@@ -83,8 +83,10 @@ pub fn run(args: UndoArgs, env: &Environment, logs: &LogSink) -> Result<Exit, Er
     let UndoPlan {
         plan: mut undo_plan,
         not_undone,
-    } = undo::plan_undo(&run, &plan, order)
-        .map_err(|e| Error::Usage(format!("{}: {e}", args.run.display())))?;
+    } = undo::plan_undo(&run, &plan, order).map_err(|source| Error::Undo {
+        path: args.run.clone(),
+        source,
+    })?;
     if run.plan.hash != plan.hash {
         eprintln!(
             "note: {} differs from the plan the run used (sha256 {} now, {} then); only its clusters, rollout and waves are used",
