@@ -139,15 +139,17 @@ impl Client {
         name: &str,
     ) -> Result<Vec<Release>, ApiError> {
         let path = release_path(cluster, namespace, name, "/history");
-        self.call(
-            Shape::Array,
-            Method::GET,
-            cluster,
-            &path,
-            String::new(),
-            Vec::new(),
-        )
-        .await
+        let entries: Vec<Option<Release>> = self
+            .call(
+                Shape::Array,
+                Method::GET,
+                cluster,
+                &path,
+                String::new(),
+                Vec::new(),
+            )
+            .await?;
+        Ok(entries_given(entries))
     }
 
     /// ListAutopilotReleases: `GET /autopilot/cam/v3/clusters/{cluster_id}/releases`.
@@ -166,8 +168,10 @@ impl Client {
             pairs.push(("namespace", namespace));
         }
         let query = sign::canonical_query(&pairs);
-        self.call(Shape::Array, Method::GET, cluster, &path, query, Vec::new())
-            .await
+        let entries: Vec<Option<Release>> = self
+            .call(Shape::Array, Method::GET, cluster, &path, query, Vec::new())
+            .await?;
+        Ok(entries_given(entries))
     }
 
     /// ShowAutopilotChart: `GET /autopilot/v2/charts/{chart_id}` on the cluster's endpoint.
@@ -283,6 +287,12 @@ impl Client {
         })
         .await
     }
+}
+
+/// The elements of an array answer, a `null` element read as a release of which nothing is
+/// given (as the SDKs read it: an entry without fields), so that it still counts as an entry.
+fn entries_given(entries: Vec<Option<Release>>) -> Vec<Release> {
+    entries.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// What a successful answer's body must be.

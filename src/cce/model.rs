@@ -136,69 +136,210 @@ impl<'de> Deserialize<'de> for ReleaseStatus {
     }
 }
 
-/// The release object of PUT and GET answers and of history and list arrays.
-/// Parsed tolerantly: unknown fields are ignored, and `values`, `parameters` and `resources`
-/// may come as a JSON-encoded string (as documented) or as an object.
+/// The release object of PUT and GET answers and of history and list arrays, read as the SDK
+/// models read it: every field optional, `null` the same as missing, unknown fields ignored.
+///
+/// What each field means when it is not given is decided here and in the engine, and written
+/// down in the book (`docs/src/answers.md`): the fields that decide something are `Option`s
+/// (`version`, `status`, `chart_name`, `chart_version`, `chart_public`) or `Value::Null`
+/// (`values`, `parameters`, `resources`); the ones only shown are empty strings when not given.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Release {
-    pub chart_name: String,
-    pub chart_public: bool,
-    pub chart_version: String,
+    /// `""` counts as not given: an empty chart name names nothing.
+    #[serde(deserialize_with = "lenient::opt_name")]
+    pub chart_name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_bool")]
+    pub chart_public: Option<bool>,
+    #[serde(deserialize_with = "lenient::opt_name")]
+    pub chart_version: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
     pub cluster_id: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub cluster_name: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub create_at: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub description: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub name: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub namespace: String,
-    #[serde(deserialize_with = "json_or_string")]
+    /// `Null` when not given.
+    #[serde(deserialize_with = "lenient::json_or_string")]
     pub parameters: Value,
-    #[serde(deserialize_with = "json_or_string")]
+    /// `Null` when not given (the service sends it only for `show_resources=true`).
+    #[serde(deserialize_with = "lenient::json_or_string")]
     pub resources: Value,
+    /// `None` when not given (or `""`); any other text is kept verbatim.
+    #[serde(deserialize_with = "lenient::opt_status")]
     pub status: Option<ReleaseStatus>,
+    #[serde(deserialize_with = "lenient::text")]
     pub status_description: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub update_at: String,
-    #[serde(deserialize_with = "json_or_string")]
+    /// `Null` when not given: then nothing can be said about the release's values.
+    #[serde(deserialize_with = "lenient::json_or_string")]
     pub values: Value,
-    pub version: i64,
+    /// The release revision; `None` when not given or not an integer, and then the answer
+    /// proves nothing about which revision the release is at.
+    #[serde(deserialize_with = "lenient::opt_revision")]
+    pub version: Option<i64>,
 }
 
 impl Release {
+    /// The status, with a missing one as `Other("")`: neither pending nor settled. Prefer
+    /// [`Release::status`] the field where "not given" must be told apart.
     pub fn status(&self) -> ReleaseStatus {
         self.status
             .clone()
             .unwrap_or(ReleaseStatus::Other(String::new()))
     }
+
+    /// The status as shown to people: verbatim, or `(status not given)`.
+    pub fn status_text(&self) -> String {
+        match &self.status {
+            Some(status) => status.to_string(),
+            None => NOT_GIVEN_STATUS.to_owned(),
+        }
+    }
+
+    /// The revision as shown to people: the number, or `(revision not given)`.
+    pub fn revision_text(&self) -> String {
+        match self.version {
+            Some(version) => version.to_string(),
+            None => NOT_GIVEN_REVISION.to_owned(),
+        }
+    }
+
+    /// Whether the answer gave the release's values (an empty object counts as given).
+    pub fn values_given(&self) -> bool {
+        !self.values.is_null()
+    }
 }
 
-/// The chart object of ShowAutopilotChart.
+/// How a missing status is shown.
+pub const NOT_GIVEN_STATUS: &str = "(status not given)";
+/// How a missing revision is shown.
+pub const NOT_GIVEN_REVISION: &str = "(revision not given)";
+
+/// The chart object of ShowAutopilotChart and of ListAutopilotCharts' array, read as the SDK
+/// models read it: every field optional, `null` the same as missing (an empty string here).
+/// `name` and `version` empty mean "not given", and then the chart cannot be compared.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Chart {
+    #[serde(deserialize_with = "lenient::text")]
     pub id: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub name: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub version: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub description: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub source: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub icon_url: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub chart_url: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub create_at: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub update_at: String,
-    pub public: bool,
+    #[serde(deserialize_with = "lenient::opt_bool")]
+    pub public: Option<bool>,
+    /// Documented as a JSON-encoded string; an object is kept as its JSON text.
+    #[serde(deserialize_with = "lenient::text")]
     pub values: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub translate: String,
+    #[serde(deserialize_with = "lenient::text")]
     pub instruction: String,
 }
 
-/// A field documented as a JSON-encoded string that some answers carry as an object: both
-/// become a [`Value`]. A string that is not JSON stays a string; `null` or absent is `Null`.
-fn json_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-    let v = Value::deserialize(d)?;
-    Ok(match v {
-        Value::String(s) if s.trim().is_empty() => Value::Null,
-        Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
-        other => other,
-    })
+/// Readers for one field each that accept every shape an SDK model accepts (and `null`), so
+/// that no field can make a whole answer unreadable.
+mod lenient {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    use super::ReleaseStatus;
+
+    /// A scalar as the Python SDK's `str(...)` reads it: numbers and booleans as their text;
+    /// an object or array as its JSON text; `null` as not given.
+    fn value_text(value: Value) -> Option<String> {
+        match value {
+            Value::Null => None,
+            Value::String(text) => Some(text),
+            Value::Bool(flag) => Some(flag.to_string()),
+            Value::Number(number) => Some(number.to_string()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// A shown-only text: not given is empty.
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(value_text(Value::deserialize(d)?).unwrap_or_default())
+    }
+
+    /// A name that decides something: empty or blank is not given.
+    pub fn opt_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(value_text(Value::deserialize(d)?).filter(|text| !text.trim().is_empty()))
+    }
+
+    /// A boolean, or its text (`"true"`, `"False"`); anything else is not given.
+    pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Bool(flag) => Some(flag),
+            Value::String(text) if text.trim().eq_ignore_ascii_case("true") => Some(true),
+            Value::String(text) if text.trim().eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        })
+    }
+
+    /// An integer revision: a JSON integer, a number with no fraction, or the text of an
+    /// integer (the Python SDK reads `int("7")`). Anything else is not given: a revision that
+    /// cannot be read proves nothing.
+    pub fn opt_revision<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Ok(revision_of(&Value::deserialize(d)?))
+    }
+
+    pub(super) fn revision_of(value: &Value) -> Option<i64> {
+        match value {
+            Value::Number(number) => number.as_i64().or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
+            Value::String(text) => text.trim().parse::<i64>().ok(),
+            _ => None,
+        }
+    }
+
+    /// A status: any text kept verbatim; a number or boolean as its text; `null` or `""` is
+    /// not given.
+    pub fn opt_status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ReleaseStatus>, D::Error> {
+        Ok(value_text(Value::deserialize(d)?)
+            .filter(|text| !text.is_empty())
+            .map(|text| ReleaseStatus::from(text.as_str())))
+    }
+
+    /// A field documented as a JSON-encoded string that some answers carry as an object: a
+    /// string holding a JSON object or array becomes that value, an object or array stays
+    /// itself, a blank string or `null` is `Null` (not given), and any other string or scalar
+    /// stays as it came.
+    pub fn json_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::String(text) if text.trim().is_empty() => Value::Null,
+            Value::String(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(parsed @ (Value::Object(_) | Value::Array(_))) => parsed,
+                _ => Value::String(text),
+            },
+            other => other,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -246,7 +387,7 @@ mod tests {
         assert_eq!(r.values, json!({"imageTag": "v1"}));
         assert_eq!(r.parameters, json!({"no_hooks": true}));
         assert_eq!(r.status(), ReleaseStatus::Other("SOMETHING_NEW".into()));
-        assert_eq!(r.version, 4);
+        assert_eq!(r.version, Some(4));
     }
 
     #[test]

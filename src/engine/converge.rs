@@ -141,14 +141,16 @@ pub fn assess_upgrade(
     match chart {
         DesiredChart::Kept => {}
         DesiredChart::Resolved(chart) => {
-            if runs_other_chart(current, &chart.name, &chart.version) {
-                reasons.push(format!(
+            match compare_chart(current, given(&chart.name), given(&chart.version)) {
+                ChartMatch::Same => {}
+                ChartMatch::Differs => reasons.push(format!(
                     "chart {} {} -> {} {}",
-                    shown_name(&current.chart_name),
-                    shown_name(&current.chart_version),
-                    chart.name,
-                    chart.version
-                ));
+                    shown(current.chart_name.as_deref()),
+                    shown(current.chart_version.as_deref()),
+                    shown(given(&chart.name)),
+                    shown(given(&chart.version))
+                )),
+                ChartMatch::Unknown(why) => reasons.push(format!("chart not compared: {why}")),
             }
         }
         DesiredChart::Unresolved { chart_id, error } => {
@@ -161,19 +163,20 @@ pub fn assess_upgrade(
         .is_some_and(|p| p.reset_values == Some(true));
     let empty = Map::new();
     let desired = body.values.as_ref().unwrap_or(&empty);
-    let changes: Vec<KeyChange> = values_diff(&current.values, desired)
-        .into_iter()
-        // Without reset_values an upgrade keeps the keys it does not name.
-        .filter(|c| reset || c.kind != ChangeKind::Removed)
-        .collect();
+    let changes: Vec<KeyChange> = if current.values_given() {
+        values_diff(&current.values, desired)
+            .into_iter()
+            // Without reset_values an upgrade keeps the keys it does not name.
+            .filter(|c| reset || c.kind != ChangeKind::Removed)
+            .collect()
+    } else {
+        if !desired.is_empty() || reset {
+            reasons.push(VALUES_NOT_GIVEN.to_owned());
+        }
+        Vec::new()
+    };
     push_values_reason(&changes, &mut reasons);
-    let status = current.status();
-    if status != ReleaseStatus::Deployed {
-        reasons.push(format!(
-            "status {} (not DEPLOYED)",
-            shown_name(status.as_str())
-        ));
-    }
+    push_status_reason(current, &mut reasons);
     if reset {
         reasons.push("parameters.reset_values is set".to_owned());
     }
@@ -203,29 +206,32 @@ pub fn assess_rollback(current: &Release, target: RollbackTarget<'_>) -> Assessm
         }
     };
     let mut reasons = Vec::new();
-    if runs_other_chart(current, &target.chart_name, &target.chart_version) {
-        reasons.push(format!(
+    match compare_chart(
+        current,
+        target.chart_name.as_deref(),
+        target.chart_version.as_deref(),
+    ) {
+        ChartMatch::Same => {}
+        ChartMatch::Differs => reasons.push(format!(
             "chart {} {} -> {} {}",
-            shown_name(&current.chart_name),
-            shown_name(&current.chart_version),
-            shown_name(&target.chart_name),
-            shown_name(&target.chart_version)
-        ));
+            shown(current.chart_name.as_deref()),
+            shown(current.chart_version.as_deref()),
+            shown(target.chart_name.as_deref()),
+            shown(target.chart_version.as_deref())
+        )),
+        ChartMatch::Unknown(why) => reasons.push(format!("chart not compared: {why}")),
     }
-    let changes = if target.version == current.version {
+    let changes = if target.version.is_some() && target.version == current.version {
         // The same revision: the same content, masked or not.
         Vec::new()
-    } else {
+    } else if current.values_given() && target.values_given() {
         whole_values_diff(&current.values, &target.values)
+    } else {
+        reasons.push(VALUES_NOT_GIVEN.to_owned());
+        Vec::new()
     };
     push_values_reason(&changes, &mut reasons);
-    let status = current.status();
-    if status != ReleaseStatus::Deployed {
-        reasons.push(format!(
-            "status {} (not DEPLOYED)",
-            shown_name(status.as_str())
-        ));
-    }
+    push_status_reason(current, &mut reasons);
     let masked_keys = masked(&changes);
     Assessment {
         decision: decide(reasons, masked_keys),
@@ -271,17 +277,41 @@ pub fn change_landed(
             let differs = match chart {
                 DesiredChart::Kept => false,
                 DesiredChart::Resolved(chart) => {
-                    runs_other_chart(current, &chart.name, &chart.version)
+                    match compare_chart(current, given(&chart.name), given(&chart.version)) {
+                        ChartMatch::Same => false,
+                        ChartMatch::Differs => true,
+                        ChartMatch::Unknown(_) => return Landed::CannotTell,
+                    }
                 }
                 DesiredChart::Unresolved { .. } => return Landed::CannotTell,
             };
+            let desires_values = body.values.as_ref().is_some_and(|v| !v.is_empty())
+                || body
+                    .parameters
+                    .as_ref()
+                    .is_some_and(|p| p.reset_values == Some(true));
+            if desires_values && !current.values_given() {
+                return Landed::CannotTell;
+            }
             (differs, assess_upgrade(body, chart, current).changes)
         }
         Action::Rollback => {
             let RollbackTarget::Found(revision) = target else {
                 return Landed::CannotTell;
             };
-            let differs = runs_other_chart(current, &revision.chart_name, &revision.chart_version);
+            let differs = match compare_chart(
+                current,
+                revision.chart_name.as_deref(),
+                revision.chart_version.as_deref(),
+            ) {
+                ChartMatch::Same => false,
+                ChartMatch::Differs => true,
+                ChartMatch::Unknown(_) => return Landed::CannotTell,
+            };
+            let same_revision = revision.version.is_some() && revision.version == current.version;
+            if !same_revision && !(current.values_given() && revision.values_given()) {
+                return Landed::CannotTell;
+            }
             (differs, assess_rollback(current, target).changes)
         }
     };
@@ -294,9 +324,65 @@ pub fn change_landed(
     }
 }
 
-/// Whether `current` runs a chart other than `name` at `version`.
-fn runs_other_chart(current: &Release, name: &str, version: &str) -> bool {
-    name != current.chart_name || version != current.chart_version
+/// How the chart a release runs compares with another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChartMatch {
+    Same,
+    /// A name or a version given on both sides differs.
+    Differs,
+    /// Nothing given differs, but something to compare is not given: why.
+    Unknown(&'static str),
+}
+
+/// Whether `current` runs the chart `name` at `version`. A difference in what both sides give
+/// is a difference; otherwise a side that gives no name or version cannot be compared.
+fn compare_chart(current: &Release, name: Option<&str>, version: Option<&str>) -> ChartMatch {
+    let differs = |a: Option<&str>, b: Option<&str>| matches!((a, b), (Some(a), Some(b)) if a != b);
+    if differs(current.chart_name.as_deref(), name)
+        || differs(current.chart_version.as_deref(), version)
+    {
+        return ChartMatch::Differs;
+    }
+    if current.chart_name.is_none() || current.chart_version.is_none() {
+        return ChartMatch::Unknown("the release's answer gave no chart_name or chart_version");
+    }
+    if name.is_none() || version.is_none() {
+        return ChartMatch::Unknown("the chart's answer gave no name or version");
+    }
+    ChartMatch::Same
+}
+
+/// A chart answer's name or version: empty is not given.
+fn given(text: &str) -> Option<&str> {
+    (!text.trim().is_empty()).then_some(text)
+}
+
+/// The revision a rollback to `version` goes to, as the history read shows it. A revision the
+/// history lacks is `Missing` only when every entry gives its revision: an entry without one
+/// could be it.
+pub fn rollback_target(history: &[Release], version: i64) -> RollbackTarget<'_> {
+    if let Some(revision) = history.iter().find(|r| r.version == Some(version)) {
+        RollbackTarget::Found(revision)
+    } else if history.iter().any(|r| r.version.is_none()) {
+        RollbackTarget::Unreadable("an entry of the history gave no revision (version)")
+    } else {
+        RollbackTarget::Missing(version)
+    }
+}
+
+/// Why values could not be compared.
+const VALUES_NOT_GIVEN: &str = "values not compared: an answer gave no values";
+
+/// A status other than `DEPLOYED`, or none given, is a reason to send the change.
+fn push_status_reason(current: &Release, reasons: &mut Vec<String>) {
+    match &current.status {
+        Some(ReleaseStatus::Deployed) => {}
+        Some(status) => reasons.push(format!(
+            "status {} (not DEPLOYED)",
+            shown(Some(status.as_str()))
+        )),
+        None => reasons.push("status not given (not known to be DEPLOYED)".to_owned()),
+    }
 }
 
 /// The revision a rollback body names, if any.
@@ -380,8 +466,11 @@ fn push_values_reason(changes: &[KeyChange], reasons: &mut Vec<String>) {
     }
 }
 
-fn shown_name(s: &str) -> &str {
-    if s.is_empty() { "(none)" } else { s }
+fn shown(s: Option<&str>) -> &str {
+    match s {
+        Some(s) if !s.is_empty() => s,
+        _ => "(none)",
+    }
 }
 
 /// Every difference between two whole value sets (a rollback replaces them all). A key masked

@@ -198,7 +198,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         if let Some(seen) = &self.last_seen {
             result.final_status = seen.status.clone();
             if result.put_applied || result.dry_run {
-                result.version_after = Some(seen.version);
+                result.version_after = seen.version;
             }
         }
         match end {
@@ -282,7 +282,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     already_applied = Some(release.version);
                 }
                 Ok(Reconciled::Unchanged(release)) => {
-                    let waited = release.status().is_pending();
+                    let waited = !judgeable(&release);
                     if waited && let Err(stop) = self.settle_before_put(&mut version_before).await {
                         return stop.into();
                     }
@@ -305,20 +305,23 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             // With preflight off, a relative revision or an expected one is still read for.
             match self.get(Phase::Preflight).await {
                 Ok(release) => {
-                    version_before = Some(release.version);
-                    self.result.version_before = Some(release.version);
-                    let waited = release.status().is_pending();
+                    version_before = release.version;
+                    self.result.version_before = release.version;
+                    // A release changing, or an answer without its status or revision, is
+                    // read again until it can be judged: a change is only ever judged, and
+                    // later proven, against a known revision.
+                    let waited = !judgeable(&release);
                     if waited && let Err(stop) = self.settle_before_put(&mut version_before).await {
                         return stop.into();
                     }
                     let current = self.as_settled(waited, release);
                     if let Some(expected) = self.op.expected_revision
-                        && current.version != expected
+                        && current.version != Some(expected)
                         && !self.ctx.force
                     {
                         return End::Skipped(format!(
                             "changed since the run being undone: at revision {}, not the {expected} that run left; not rolled back (--force rolls it back anyway)",
-                            current.version
+                            current.revision_text()
                         ));
                     }
                     if let Some(relative) = self.op.relative_version
@@ -355,7 +358,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         }
 
         let applied = match already_applied {
-            Some(version) => Some(version),
+            Some(version) => version,
             None => {
                 let resolved = self.resolved.clone();
                 let body = resolved.as_deref().unwrap_or(self.body);
@@ -382,7 +385,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         }
 
         let first_new = first_new_version(version_before, applied);
-        let failure = match self.wait_for_change(Phase::Wait, first_new).await {
+        let failure = match self.wait_for_change(Phase::Wait, first_new, true).await {
             Ok(()) => return End::Succeeded,
             Err(WaitFailure::Cancelled) => return End::Cancelled,
             Err(WaitFailure::Settled(error)) => (error, true),
@@ -429,8 +432,22 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 )));
             }
         };
-        let revisions: Vec<i64> = history.iter().map(|r| r.version).collect();
-        let target = converge::resolve_relative(relative, current.version, &revisions)
+        let Some(current_version) = current.version else {
+            return Err(End::Failed(OperationError::message(format!(
+                "release_version: {relative}: the release's answer gave no revision (version) to count back from; nothing sent"
+            ))));
+        };
+        // An entry without its revision could be the one counted to: nothing is guessed.
+        let Some(revisions) = history
+            .iter()
+            .map(|r| r.version)
+            .collect::<Option<Vec<i64>>>()
+        else {
+            return Err(End::Failed(OperationError::message(format!(
+                "release_version: {relative}: the release's history has an entry without its revision (version); nothing sent"
+            ))));
+        };
+        let target = converge::resolve_relative(relative, current_version, &revisions)
             .map_err(|why| End::Failed(OperationError::message(format!("{why}; nothing sent"))))?;
         let mut body = self.body.clone();
         body.parameters
@@ -533,7 +550,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 let kept = DesiredChart::Kept;
                 match converge::rollback_version(body) {
                     None => Ok(judge(body, kept, no_target, current)),
-                    Some(version) if version == current.version => {
+                    Some(version) if current.version == Some(version) => {
                         Ok(judge(body, kept, RollbackTarget::Found(current), current))
                     }
                     Some(version) => {
@@ -543,10 +560,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                         };
                         match history {
                             Ok(history) => {
-                                let target = match history.iter().find(|r| r.version == version) {
-                                    Some(revision) => RollbackTarget::Found(revision),
-                                    None => RollbackTarget::Missing(version),
-                                };
+                                let target = converge::rollback_target(&history, version);
                                 Ok(judge(body, kept, target, current))
                             }
                             Err(ReadError::Cancelled) => Err(Stop::Cancelled),
@@ -568,16 +582,37 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         }
     }
 
-    /// Waits (up to `wait.timeout`) for a `PENDING_*` release to settle before changing it; the
-    /// revision it settles at becomes `version_before`.
+    /// Waits (up to `wait.timeout`) for a `PENDING_*` release to settle before changing it, and
+    /// for an answer that gives its status and revision; that revision becomes `version_before`.
     async fn settle_before_put(&mut self, version_before: &mut Option<i64>) -> Result<(), Stop> {
-        self.until_settled(
-            Phase::Preflight,
-            "before the change",
-            "waiting before the change",
-        )
-        .await?;
-        let settled = self.last_seen.as_ref().map(|r| r.version);
+        let deadline = Instant::now() + self.ctx.rollout.wait.timeout;
+        match self.poll_until(Phase::Preflight, deadline, judgeable).await {
+            PollEnd::Reached => {}
+            PollEnd::TimedOut => {
+                let message = match self.last_seen.as_deref() {
+                    Some(seen) if seen.status.as_ref().is_some_and(ReleaseStatus::is_pending) => {
+                        format!(
+                            "release still {} after waiting {} before the change",
+                            seen.status_text(),
+                            self.wait_timeout_text()
+                        )
+                    }
+                    _ => format!(
+                        "could not confirm the release's state: its answers gave no status or revision (version) for {}; nothing sent",
+                        self.wait_timeout_text()
+                    ),
+                };
+                return Err(Stop::Failed(OperationError::message(message)));
+            }
+            PollEnd::Failed(error) => {
+                return Err(Stop::Failed(OperationError::from_api(
+                    "waiting before the change",
+                    &error,
+                )));
+            }
+            PollEnd::Cancelled => return Err(Stop::Cancelled),
+        }
+        let settled = self.last_seen.as_ref().and_then(|r| r.version);
         *version_before = settled;
         self.result.version_before = settled;
         Ok(())
@@ -615,28 +650,34 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
     fn last_status_text(&self) -> String {
         self.last_seen
             .as_ref()
-            .map_or_else(|| "unknown".to_owned(), |r| r.status().to_string())
+            .map_or_else(|| "unknown".to_owned(), |r| r.status_text())
     }
 
+    /// Polls until the change shows: a settled status at `first_new` or later. Without
+    /// `first_new` (no revision from before the change, and a PUT answer without one) no
+    /// revision can prove it; a `DEPLOYED` release then counts only when `by_content` and its
+    /// chart and values show the change (else: a "could not confirm" failure).
     async fn wait_for_change(
         &mut self,
         phase: Phase,
         first_new: Option<i64>,
+        by_content: bool,
     ) -> Result<(), WaitFailure> {
         let deadline = Instant::now() + self.ctx.rollout.wait.timeout;
         let end = self
-            .poll_until(phase, deadline, |r| {
-                first_new.is_none_or(|v| r.version >= v) && is_settled(&r.status())
-            })
+            .poll_until(phase, deadline, |r| change_shows(first_new, r))
             .await;
         match end {
             PollEnd::Reached => {
-                let Some(release) = &self.last_seen else {
+                let Some(release) = self.last_seen.clone() else {
                     return Ok(());
                 };
                 let status = release.status();
                 if status == ReleaseStatus::Deployed {
-                    return Ok(());
+                    if first_new.is_some() {
+                        return Ok(());
+                    }
+                    return self.confirm_by_content(phase, &release, by_content).await;
                 }
                 let detail = if release.status_description.is_empty() {
                     String::new()
@@ -645,7 +686,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 };
                 let error = OperationError::message(format!(
                     "release {status} at revision {}{detail}",
-                    release.version
+                    release.revision_text()
                 ));
                 if status == ReleaseStatus::Deleted {
                     // A deleted release cannot be rolled back.
@@ -654,16 +695,57 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     Err(WaitFailure::Settled(error))
                 }
             }
-            PollEnd::TimedOut => Err(WaitFailure::Settled(OperationError::message(format!(
-                "timed out after {} waiting for the release; last status {}",
-                self.wait_timeout_text(),
-                self.last_status_text()
-            )))),
+            PollEnd::TimedOut => {
+                let unproven = first_new.is_some()
+                    && self
+                        .last_seen
+                        .as_deref()
+                        .is_some_and(|r| r.version.is_none() && r.status.is_some());
+                let why = if unproven {
+                    "; its answers gave no revision (version) to prove the change by"
+                } else {
+                    ""
+                };
+                Err(WaitFailure::Settled(OperationError::message(format!(
+                    "timed out after {} waiting for the release; last status {}{why}",
+                    self.wait_timeout_text(),
+                    self.last_status_text()
+                ))))
+            }
             PollEnd::Failed(error) => Err(WaitFailure::Other(OperationError::from_api(
                 "waiting for the release",
                 &error,
             ))),
             PollEnd::Cancelled => Err(WaitFailure::Cancelled),
+        }
+    }
+
+    /// A `DEPLOYED` release and no revision to prove the change by (no revision from before it,
+    /// and a PUT answer without one): only its chart and values can show the change, and
+    /// only for the operation's own change (`by_content`). Anything less is a "could not
+    /// confirm" failure, never a success, and never a reason to roll back.
+    async fn confirm_by_content(
+        &mut self,
+        phase: Phase,
+        release: &Release,
+        by_content: bool,
+    ) -> Result<(), WaitFailure> {
+        let cannot = |why: &str| {
+            WaitFailure::Other(OperationError::message(format!(
+                "could not confirm the change: the PUT was accepted and the release is DEPLOYED, but no answer gave a revision (version) to prove it by{why}"
+            )))
+        };
+        if !by_content {
+            return Err(cannot(""));
+        }
+        match self.judge(phase, release, converge::change_landed).await {
+            Ok(Landed::Yes) => Ok(()),
+            Ok(Landed::No) => Err(cannot(", and its chart or values do not show it")),
+            Ok(Landed::CannotTell) => Err(cannot(
+                ", and only masked keys or an unknown chart could show it",
+            )),
+            Err(Stop::Cancelled) => Err(WaitFailure::Cancelled),
+            Err(Stop::Failed(error)) => Err(WaitFailure::Other(error)),
         }
     }
 
@@ -701,7 +783,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 }
             }
         }
-        let current = self.last_seen.as_ref().map(|r| r.version);
+        let current = self.last_seen.as_ref().and_then(|r| r.version);
         let body = UpdateReleaseBody {
             chart_id: self.body.chart_id.clone(),
             action: Action::Rollback,
@@ -736,10 +818,14 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             }
         };
         let first_new = first_new_version(current, answer);
-        let waited = self.wait_for_change(Phase::RollbackWait, first_new).await;
+        // The content judge knows the upgrade, not the rollback: without a revision a rollback
+        // cannot be proven.
+        let waited = self
+            .wait_for_change(Phase::RollbackWait, first_new, false)
+            .await;
         if let Some(seen) = &self.last_seen {
             rollback.final_status = seen.status.clone();
-            rollback.version_after = Some(seen.version);
+            rollback.version_after = seen.version;
         }
         match waited {
             Ok(()) => rollback.outcome = Outcome::Succeeded,
@@ -774,9 +860,10 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             let error = match answer {
                 Ok(release) => {
                     self.record(phase, sent_at, delay, None, None).await;
+                    // A 200 is an accepted change, whatever its answer leaves out.
                     let version = release.version;
                     self.last_seen = Some(Box::new(release));
-                    return PutEnd::Applied(Some(version));
+                    return PutEnd::Applied(version);
                 }
                 Err(error) => error,
             };
@@ -809,7 +896,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                         if phase == Phase::Put {
                             self.result.reconciled = true;
                         }
-                        return PutEnd::Applied(Some(release.version));
+                        return PutEnd::Applied(release.version);
                     }
                     Ok(Reconciled::Unchanged(_)) => {
                         let draw = self.next_draw();
@@ -843,26 +930,44 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         }
     }
 
-    /// GETs the release after an ambiguous PUT: was the change applied?
+    /// GETs the release after an ambiguous PUT: was the change applied? An answer without its
+    /// revision is read again (as often as a GET is retried) before anything is concluded.
     async fn reconcile(&mut self, version_before: Option<i64>) -> Result<Reconciled, Stop> {
-        let release = match self.get(Phase::Reconcile).await {
-            Ok(release) => release,
-            Err(ReadError::Cancelled) => return Err(Stop::Cancelled),
-            Err(ReadError::Api(error)) => {
-                self.forget_what_was_seen();
-                return Err(Stop::Failed(OperationError::from_api(
-                    "could not check whether the PUT was applied; not resent",
-                    &error,
-                )));
+        let mut rereads = 0;
+        let release = loop {
+            let release = match self.get(Phase::Reconcile).await {
+                Ok(release) => release,
+                Err(ReadError::Cancelled) => return Err(Stop::Cancelled),
+                Err(ReadError::Api(error)) => {
+                    self.forget_what_was_seen();
+                    return Err(Stop::Failed(OperationError::from_api(
+                        "could not check whether the PUT was applied; not resent",
+                        &error,
+                    )));
+                }
+            };
+            if release.version.is_some()
+                || version_before.is_none()
+                || rereads >= self.ctx.rollout.retry.attempts
+            {
+                break release;
+            }
+            rereads += 1;
+            if self.sleep(self.ctx.rollout.wait.poll).await.is_err() {
+                return Err(Stop::Cancelled);
             }
         };
-        let pending = release.status().is_pending();
-        Ok(match version_before {
-            Some(before) if release.version > before => Reconciled::Applied(release),
-            Some(_) => Reconciled::Unchanged(release),
-            None if pending => Reconciled::Applied(release),
+        let pending = release
+            .status
+            .as_ref()
+            .is_some_and(ReleaseStatus::is_pending);
+        Ok(match (version_before, release.version) {
+            (Some(before), Some(now)) if now > before => Reconciled::Applied(release),
+            (Some(_), Some(_)) => Reconciled::Unchanged(release),
+            // The release is busy with a change, and none but this one was asked for.
+            _ if pending => Reconciled::Applied(release),
             // No revision to compare with: the release's content has to tell.
-            None => match self
+            _ => match self
                 .judge(Phase::Reconcile, &release, converge::change_landed)
                 .await?
             {
@@ -1107,6 +1212,27 @@ enum WaitFailure {
     /// Anything else (DELETED, a fatal GET error).
     Other(OperationError),
     Cancelled,
+}
+
+/// Whether a preflight answer can be judged: it gives its revision and a status that is not
+/// `PENDING_*`. Anything else is read again.
+fn judgeable(release: &Release) -> bool {
+    release.version.is_some()
+        && release
+            .status
+            .as_ref()
+            .is_some_and(|status| !status.is_pending())
+}
+
+/// Whether an answer shows the change settled: a settled status, at `first_new` or later when
+/// that is known. An answer without its status or revision shows nothing: the wait goes on.
+fn change_shows(first_new: Option<i64>, release: &Release) -> bool {
+    let settled = release.status.as_ref().is_some_and(is_settled);
+    let new_enough = match first_new {
+        Some(first) => release.version.is_some_and(|version| version >= first),
+        None => true,
+    };
+    settled && new_enough
 }
 
 /// DEPLOYED, FAILED, UNKNOWN and DELETED end a wait; PENDING_*, DELETING and unknown states do not.

@@ -98,7 +98,8 @@ pub struct Compared {
 /// The release as the GET answered.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Current {
-    pub revision: i64,
+    /// `None` when the answer gave none.
+    pub revision: Option<i64>,
     pub status: String,
     pub chart_name: String,
     pub chart_version: String,
@@ -107,9 +108,9 @@ pub struct Current {
 fn current_of(release: &Release) -> Current {
     Current {
         revision: release.version,
-        status: release.status().to_string(),
-        chart_name: release.chart_name.clone(),
-        chart_version: release.chart_version.clone(),
+        status: release.status_text(),
+        chart_name: release.chart_name.clone().unwrap_or_default(),
+        chart_version: release.chart_version.clone().unwrap_or_default(),
     }
 }
 
@@ -174,7 +175,10 @@ pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
                         &mut out,
                         &format!(
                             "         now: revision {} {}, chart {} {}",
-                            c.current.revision,
+                            c.current.revision.map_or_else(
+                                || crate::cce::model::NOT_GIVEN_REVISION.to_owned(),
+                                |r| r.to_string()
+                            ),
                             c.current.status,
                             or_none(&c.current.chart_name),
                             or_none(&c.current.chart_version)

@@ -807,9 +807,9 @@ fn new_revision(
 fn render(key: &ReleaseKey, record: &ReleaseRecord, revision: &RevisionSnapshot) -> Release {
     let values = Value::Object(secret::redact_map(&revision.values));
     Release {
-        chart_name: revision.chart_name.clone(),
-        chart_public: false,
-        chart_version: revision.chart_version.clone(),
+        chart_name: Some(revision.chart_name.clone()),
+        chart_public: Some(false),
+        chart_version: Some(revision.chart_version.clone()),
         cluster_id: key.cluster_id.clone(),
         cluster_name: record.cluster_name.clone(),
         create_at: revision.create_at.clone(),
@@ -824,7 +824,7 @@ fn render(key: &ReleaseKey, record: &ReleaseRecord, revision: &RevisionSnapshot)
         status_description: revision.status_description.clone(),
         update_at: revision.update_at.clone(),
         values: Value::String(values.to_string()),
-        version: revision.version,
+        version: Some(revision.version),
     }
 }
 
@@ -893,7 +893,7 @@ pub fn plausible_chart(chart_id: &str, name: &str, created: &str) -> Chart {
         chart_url: format!("{name}-{version}.tgz"),
         create_at: created.to_owned(),
         update_at: created.to_owned(),
-        public: false,
+        public: Some(false),
         values: "{}".into(),
         translate: String::new(),
         instruction: String::new(),

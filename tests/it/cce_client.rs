@@ -221,7 +221,7 @@ async fn signed_put_sends_every_header_and_verifies_server_side() {
         .await
         .unwrap();
     assert_eq!(release.status(), ReleaseStatus::PendingUpgrade);
-    assert_eq!(release.version, 7);
+    assert_eq!(release.version, Some(7));
     assert_eq!(release.values, json!({"imageTag": "v2"}));
 
     let received = recorder.received.lock().unwrap()[0].clone();

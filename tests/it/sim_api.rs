@@ -106,7 +106,7 @@ async fn put_upgrade_is_pending_then_deployed_and_counted_once() {
     let answered = release(&reply.body);
     assert_eq!(
         (answered.version, answered.status()),
-        (2, ReleaseStatus::PendingUpgrade)
+        (Some(2), ReleaseStatus::PendingUpgrade)
     );
 
     let busy = put(

@@ -18,11 +18,11 @@ fn chart(name: &str, version: &str) -> Chart {
 fn release(version: i64, chart: (&str, &str), status: &str, values: Value) -> Release {
     Release {
         name: "web".into(),
-        chart_name: chart.0.into(),
-        chart_version: chart.1.into(),
+        chart_name: Some(chart.0.into()),
+        chart_version: Some(chart.1.into()),
         status: Some(ReleaseStatus::from(status)),
         values,
-        version,
+        version: Some(version),
         ..Release::default()
     }
 }
@@ -229,7 +229,7 @@ fn upgrade_decisions_table() {
             json!({"replicas": 2}),
             None,
             DesiredChart::Resolved(&web),
-            release(3, ("web", "1.2.0"), "DEPLOYED", Value::Null),
+            release(3, ("web", "1.2.0"), "DEPLOYED", json!({})),
             Convergence::Change,
             "values: replicas added",
         ),

@@ -44,7 +44,8 @@ async fn each_release_is_read_retried_and_judged_in_plan_order_with_gets_only() 
         unreachable!()
     };
     assert_eq!(
-        current.version, 1,
+        current.version,
+        Some(1),
         "the release as read, not as it would be"
     );
     let Preview::Unreadable(error) = &previews[3] else {
