@@ -407,4 +407,84 @@ mod tests {
             assert_eq!(status.as_str(), s);
         }
     }
+
+    #[test]
+    fn null_and_missing_are_the_same_and_neither_makes_an_answer_unreadable() {
+        let nulls: Release = serde_json::from_value(json!({
+            "chart_name": null, "chart_public": null, "chart_version": null, "cluster_id": null,
+            "cluster_name": null, "create_at": null, "description": null, "name": null,
+            "namespace": null, "parameters": null, "resources": null, "status": null,
+            "status_description": null, "update_at": null, "values": null, "version": null
+        }))
+        .unwrap();
+        let missing: Release = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(nulls, missing);
+        assert_eq!(nulls, Release::default());
+        assert_eq!(nulls.status_text(), NOT_GIVEN_STATUS);
+        assert_eq!(nulls.revision_text(), NOT_GIVEN_REVISION);
+        assert!(!nulls.values_given());
+        let chart: Chart = serde_json::from_value(json!({
+            "id": "c", "name": null, "version": null, "public": null, "values": null
+        }))
+        .unwrap();
+        assert_eq!(
+            (chart.id.as_str(), chart.name.as_str(), chart.public),
+            ("c", "", None)
+        );
+    }
+
+    #[test]
+    fn each_field_is_read_in_every_shape_an_sdk_model_reads() {
+        let r: Release = serde_json::from_value(json!({
+            "version": "7", "chart_public": "True", "chart_name": "", "chart_version": 2,
+            "status": "SUPERSEDED", "values": "", "parameters": "{\"no_hooks\":true}",
+            "resources": {"kind": "Deployment"}, "description": 42, "update_at": false
+        }))
+        .unwrap();
+        assert_eq!(r.version, Some(7));
+        assert_eq!(r.chart_public, Some(true));
+        assert_eq!(r.chart_name, None, "an empty chart name names nothing");
+        assert_eq!(r.chart_version.as_deref(), Some("2"));
+        assert_eq!(r.status, Some(ReleaseStatus::Other("SUPERSEDED".into())));
+        assert_eq!(r.status_text(), "SUPERSEDED", "shown as it came");
+        assert_eq!(r.values, Value::Null, "\"\" gives no values");
+        assert_eq!(r.parameters, json!({"no_hooks": true}));
+        assert_eq!(r.resources, json!({"kind": "Deployment"}));
+        assert_eq!(
+            (r.description.as_str(), r.update_at.as_str()),
+            ("42", "false")
+        );
+        for (version, read) in [
+            (json!(3), Some(3)),
+            (json!(3.0), Some(3)),
+            (json!(" 12 "), Some(12)),
+            (json!(3.5), None),
+            (json!("three"), None),
+            (json!(true), None),
+            (json!([3]), None),
+        ] {
+            let r: Release = serde_json::from_value(json!({ "version": version })).unwrap();
+            assert_eq!(r.version, read, "{version}");
+        }
+        for (status, read) in [
+            (
+                json!("UNINSTALLING"),
+                Some(ReleaseStatus::Other("UNINSTALLING".into())),
+            ),
+            (
+                json!("deployed"),
+                Some(ReleaseStatus::Other("deployed".into())),
+            ),
+            (json!(""), None),
+            (json!(5), Some(ReleaseStatus::Other("5".into()))),
+        ] {
+            let r: Release = serde_json::from_value(json!({ "status": status })).unwrap();
+            assert_eq!(r.status, read, "{status}");
+        }
+        // A string that is not a JSON object stays the string it is.
+        let r: Release = serde_json::from_value(json!({"values": "imageTag=v1"})).unwrap();
+        assert_eq!(r.values, json!("imageTag=v1"));
+        let r: Release = serde_json::from_value(json!({"values": "123"})).unwrap();
+        assert_eq!(r.values, json!("123"));
+    }
 }

@@ -44,6 +44,19 @@ pub struct Script {
     pub get_faults: VecDeque<Fault>,
     /// GETs answer the previous revision (as if settled) until this instant.
     pub stale_reads_until: Option<Instant>,
+    /// Applied in order to the answers of successful PUTs, one each: e.g. fields left out.
+    pub put_answers: VecDeque<AnswerEdit>,
+    /// Applied in order to the answers of successful GETs of the release, one each.
+    pub get_answers: VecDeque<AnswerEdit>,
+}
+
+/// What a script does to one answer before the engine reads it.
+pub type AnswerEdit = fn(&mut Release);
+
+/// An answer that gives nothing but what `keep` copies back from the full one.
+pub fn only(release: &mut Release, keep: impl FnOnce(&Release, &mut Release)) {
+    let full = std::mem::take(release);
+    keep(&full, release);
 }
 
 #[derive(Clone, Debug)]
@@ -294,6 +307,23 @@ impl FakeApi {
             .ok_or_else(|| scripted(500, "CCE.01500001"))
     }
 
+    /// Applies the next scripted edit of this kind, if any, to a successful answer.
+    fn edit_answer(
+        &self,
+        at: &ReleaseAddress<'_>,
+        release: &mut Release,
+        queue: impl FnOnce(&mut Script) -> &mut VecDeque<AnswerEdit>,
+    ) {
+        let edit = self
+            .lock()
+            .scripts
+            .get_mut(&key(at))
+            .and_then(|script| queue(script).pop_front());
+        if let Some(edit) = edit {
+            edit(release);
+        }
+    }
+
     /// A GET while reads lag: the revision before the current one, as if it had settled.
     fn stale_read(&self, at: &ReleaseAddress<'_>) -> Option<Release> {
         let mut s = self.lock();
@@ -331,7 +361,10 @@ impl ReleaseApi for FakeApi {
                 .get_mut(&key(&at))
                 .and_then(|script| script.put_faults.pop_front());
             match fault {
-                None | Some(Fault::Pass) => self.apply(&at, body),
+                None | Some(Fault::Pass) => self.apply(&at, body).map(|mut release| {
+                    self.edit_answer(&at, &mut release, |script| &mut script.put_answers);
+                    release
+                }),
                 Some(Fault::Http(status, code)) => Err(scripted(status, code)),
                 Some(Fault::ResetBeforeApply) => Err(ApiError::new(FailureKind::ConnectionLost)),
                 Some(Fault::AppliedThen500) => {
@@ -362,15 +395,21 @@ impl ReleaseApi for FakeApi {
                 .and_then(|script| script.get_faults.pop_front());
             match fault {
                 Some(Fault::Http(status, code)) => Err(scripted(status, code)),
-                Some(Fault::Pass) | None => match self.stale_read(&at) {
-                    Some(stale) => Ok(stale),
-                    None => self
-                        .lock()
-                        .store
-                        .show(&key(&at))
-                        .map(as_the_client_reads_it)
-                        .map_err(refused),
-                },
+                Some(Fault::Pass) | None => {
+                    let read = match self.stale_read(&at) {
+                        Some(stale) => Ok(stale),
+                        None => self
+                            .lock()
+                            .store
+                            .show(&key(&at))
+                            .map(as_the_client_reads_it)
+                            .map_err(refused),
+                    };
+                    read.map(|mut release| {
+                        self.edit_answer(&at, &mut release, |script| &mut script.get_answers);
+                        release
+                    })
+                }
                 Some(_) => Err(ApiError::new(FailureKind::ConnectionLost)),
             }
         };

@@ -591,3 +591,114 @@ fn a_relative_revision_past_the_history_is_a_clear_error() {
     );
     assert!(resolve_relative(RelativeRevision::Back(0), 3, &[1, 2, 3]).is_err());
 }
+
+/// A release as an answer that gives only its status (`DEPLOYED`): no revision, chart or values.
+fn bare_deployed() -> Release {
+    Release {
+        status: Some(ReleaseStatus::Deployed),
+        ..Release::default()
+    }
+}
+
+#[test]
+fn what_an_answer_does_not_give_is_never_judged_unchanged() {
+    let web = chart("web", "1.2.0");
+    let body = upgrade(json!({"imageTag": "v1"}), None);
+    let mut current = release(3, ("web", "1.2.0"), "DEPLOYED", json!({"imageTag": "v1"}));
+    assert_eq!(
+        assess_upgrade(&body, DesiredChart::Resolved(&web), &current).decision,
+        Decision::Unchanged
+    );
+    let cases: [(&str, fn(&mut Release), &str); 4] = [
+        (
+            "no chart name",
+            |r| r.chart_name = None,
+            "chart not compared",
+        ),
+        (
+            "no values",
+            |r| r.values = Value::Null,
+            "values not compared",
+        ),
+        ("no status", |r| r.status = None, "status not given"),
+        ("nothing", |r| *r = bare_deployed(), "chart not compared"),
+    ];
+    for (name, blank, reason) in cases {
+        let mut blanked = current.clone();
+        blank(&mut blanked);
+        let decision = assess_upgrade(&body, DesiredChart::Resolved(&web), &blanked).decision;
+        let Decision::Change { reasons, .. } = &decision else {
+            panic!("{name}: {decision:?}");
+        };
+        assert!(
+            reasons.iter().any(|r| r.contains(reason)),
+            "{name}: {reasons:?}"
+        );
+        assert_eq!(
+            change_landed(
+                &body,
+                DesiredChart::Resolved(&web),
+                RollbackTarget::NotGiven,
+                &blanked
+            ),
+            if name == "no status" {
+                Landed::Yes
+            } else {
+                Landed::CannotTell
+            },
+            "{name}: a landing is never guessed from what is not given"
+        );
+    }
+    // A chart answer without name or version cannot be compared either.
+    let nameless = chart("", "1.2.0");
+    assert_eq!(
+        change_landed(
+            &body,
+            DesiredChart::Resolved(&nameless),
+            RollbackTarget::NotGiven,
+            &current
+        ),
+        Landed::CannotTell
+    );
+    // A difference in what both sides give is a difference, whatever else is missing.
+    current.chart_version = None;
+    let other = chart("api", "1.2.0");
+    assert_eq!(
+        change_landed(
+            &body,
+            DesiredChart::Resolved(&other),
+            RollbackTarget::NotGiven,
+            &current
+        ),
+        Landed::No
+    );
+}
+
+#[test]
+fn a_rollback_target_is_missing_only_when_every_entry_gives_its_revision() {
+    let one = release(1, ("web", "1.0.0"), "DEPLOYED", json!({}));
+    let two = release(2, ("web", "1.1.0"), "DEPLOYED", json!({}));
+    let history = vec![one.clone(), two.clone()];
+    assert!(
+        matches!(rollback_target(&history, 1), RollbackTarget::Found(r) if r.version == Some(1))
+    );
+    assert!(matches!(
+        rollback_target(&history, 7),
+        RollbackTarget::Missing(7)
+    ));
+    let mut unnumbered = two;
+    unnumbered.version = None;
+    let history = vec![one, unnumbered];
+    assert!(matches!(
+        rollback_target(&history, 1),
+        RollbackTarget::Found(_)
+    ));
+    assert!(matches!(
+        rollback_target(&history, 2),
+        RollbackTarget::Unreadable(_)
+    ));
+    // A rollback judged against an unreadable target is a change, never unchanged.
+    let current = release(2, ("web", "1.1.0"), "DEPLOYED", json!({}));
+    let decision = assess_rollback(&current, rollback_target(&history, 2)).decision;
+    assert_eq!(decision.label(), Convergence::Change, "{decision:?}");
+}

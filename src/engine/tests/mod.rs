@@ -1,6 +1,7 @@
 //! The engine against the fake API (the simulator's store behind scripted faults and a call
 //! log), under paused tokio time, by theme; the helpers they share are here.
 
+mod answers;
 mod convergence;
 mod credentials;
 mod operation;
@@ -21,8 +22,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::fake::{
-    Bucket, FAKE_CHART_ID, FakeApi, Fault, cluster, image_tag, pending_revision, plan, rollout,
-    run_plan,
+    AnswerEdit, Bucket, FAKE_CHART_ID, FakeApi, Fault, cluster, image_tag, pending_revision, plan,
+    rollout, run_plan,
 };
 use super::*;
 use crate::cce::model::{Action, Chart, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
