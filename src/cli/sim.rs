@@ -76,6 +76,10 @@ pub struct SimArgs {
     /// Probability of cutting the connection before anything is applied.
     #[arg(long, default_value_t = 0.0, value_parser = values::probability, value_name = "P")]
     pub reset_rate: f64,
+    /// Probability that each field of a release or chart in an answer is null or left out
+    /// (seeded by --rng-seed), as the SDK models allow.
+    #[arg(long, default_value_t = 0.0, value_parser = values::probability, value_name = "P")]
+    pub null_fields: f64,
     /// Seed of the fault dice; the same seed and request order replay the same faults
     /// (default: random, printed at start).
     #[arg(long, value_name = "N")]
@@ -127,6 +131,7 @@ impl SimArgs {
             retain_log: false,
             state_file: self.state.clone(),
             clock: None,
+            null_fields: self.null_fields,
         };
         if let Some(factor) = self.time_scale {
             config.speed_up(factor);

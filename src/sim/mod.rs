@@ -4,6 +4,7 @@
 //! [`Simulator::start`] binds, seeds and serves; [`RunningSim`] tells where, shows the state and
 //! the request log, and shuts down (flushing the log and writing the `--state` file).
 
+mod answers;
 pub mod auth;
 mod delay;
 pub mod faults;
@@ -63,6 +64,9 @@ pub struct SimConfig {
     pub state_file: Option<PathBuf>,
     /// A pinned "now" for the `X-Sdk-Date` window, e.g. to replay recorded signatures.
     pub clock: Option<jiff::Timestamp>,
+    /// `--null-fields`: the probability that each field of a release or chart in an answer is
+    /// `null` or left out (drawn from `rng_seed`, apart from the fault dice).
+    pub null_fields: f64,
 }
 
 impl Default for SimConfig {
@@ -85,6 +89,7 @@ impl Default for SimConfig {
             retain_log: true,
             state_file: None,
             clock: None,
+            null_fields: 0.0,
         }
     }
 }
@@ -120,6 +125,12 @@ impl SimConfig {
         self
     }
 
+    /// Answers with each release and chart field `null` or left out with probability `p`.
+    pub fn with_null_fields(mut self, p: f64) -> Self {
+        self.null_fields = p;
+        self
+    }
+
     pub fn with_clock(mut self, now: jiff::Timestamp) -> Self {
         self.clock = Some(now);
         self
@@ -148,6 +159,12 @@ impl SimConfig {
     /// Refuses rates outside `0..=1`, request fault rates adding past 1, and a throttle ≤ 0.
     pub fn check(&self) -> Result<(), SimError> {
         self.fault_rates().check().map_err(SimError::Config)?;
+        if !(0.0..=1.0).contains(&self.null_fields) {
+            return Err(SimError::Config(format!(
+                "null fields {} is not between 0 and 1",
+                self.null_fields
+            )));
+        }
         if let Some(rps) = self.throttle
             && !(rps.is_finite() && rps > 0.0)
         {
@@ -239,6 +256,7 @@ impl Simulator {
             next_seq: AtomicU64::new(0),
             id_prefix,
             redactor,
+            null_fields: answers::NullFields::new(config.null_fields, config.rng_seed),
         });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::accept_loop(

@@ -18,11 +18,13 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use super::answers::{self, NullFields};
 use super::auth::{self, Authenticator, Received};
 use super::faults::{Draw, Fault, FaultDice, Throttle};
 use super::log::{LogEntry, RequestLog};
@@ -49,6 +51,8 @@ pub(crate) struct Shared {
     pub id_prefix: u64,
     /// What `GET /_sim/state` masks: the built-in rules and the seed plans' own.
     pub redactor: crate::secret::Redactor,
+    /// `--null-fields`: fields of answers left out or `null` at random.
+    pub null_fields: NullFields,
 }
 
 impl Shared {
@@ -200,6 +204,41 @@ impl Answer {
             },
             Err(e) => Answer::error(500, "CCE.01500001", &format!("encoding the answer: {e}")),
         }
+    }
+
+    /// A release or chart object, or an array of them, as the simulator words it: a release's
+    /// `resources` only in the answer to a GET of `shown` with `show_resources=true`, then
+    /// `--null-fields` applied.
+    fn worded<T: Serialize>(
+        shared: &Shared,
+        status: u16,
+        value: &T,
+        shown: Option<&ReleaseKey>,
+    ) -> Self {
+        let mut answer = match serde_json::to_value(value) {
+            Ok(answer) => answer,
+            Err(e) => {
+                return Answer::error(500, "CCE.01500001", &format!("encoding the answer: {e}"));
+            }
+        };
+        match &mut answer {
+            Value::Object(object) => match shown {
+                Some(key) => answers::with_resources(object, key, true),
+                None => {
+                    object.remove("resources");
+                }
+            },
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(object) = item {
+                        object.remove("resources");
+                    }
+                }
+            }
+            _ => {}
+        }
+        shared.null_fields.blank_answer(&mut answer);
+        Answer::json(status, &answer)
     }
 
     fn error(status: u16, code: &'static str, message: &str) -> Self {
@@ -478,15 +517,22 @@ fn operate(
     trail: &mut Trail,
 ) -> Answer {
     let result = match operation {
-        Operation::ShowRelease(key) => shared.store().show(&key).map(|r| Answer::json(200, &r)),
-        Operation::History(key) => shared.store().history(&key).map(|h| Answer::json(200, &h)),
+        Operation::ShowRelease(key) => {
+            let shown = answers::asks_for_resources(&auth::query_pairs(raw_query));
+            let release = shared.store().show(&key);
+            release.map(|r| Answer::worded(shared, 200, &r, shown.then_some(&key)))
+        }
+        Operation::History(key) => {
+            let history = shared.store().history(&key);
+            history.map(|h| Answer::worded(shared, 200, &h, None))
+        }
         Operation::UpdateRelease(key) => match serde_json::from_slice::<UpdateReleaseBody>(body) {
             Ok(update) => shared
                 .store()
                 .update(&key, &update, deploy_fails)
                 .map(|outcome| {
                     trail.applied = outcome.applied;
-                    Answer::json(200, &outcome.release)
+                    Answer::worded(shared, 200, &outcome.release, None)
                 }),
             Err(e) => Err(Rejection::bad_request(format!("invalid request body: {e}"))),
         },
@@ -505,7 +551,7 @@ fn operate(
             shared
                 .store()
                 .list(&cluster, find("namespace"), find("chart_id"))
-                .map(|list| Answer::json(200, &list))
+                .map(|list| Answer::worded(shared, 200, &list, None))
         }
         Operation::CreateRelease(cluster) => {
             match serde_json::from_slice::<CreateReleaseBody>(body) {
@@ -515,14 +561,20 @@ fn operate(
                         .create(&cluster, create, deploy_fails)
                         .map(|outcome| {
                             trail.applied = outcome.applied;
-                            Answer::json(201, &outcome.release)
+                            Answer::worded(shared, 201, &outcome.release, None)
                         })
                 }
                 Err(e) => Err(Rejection::bad_request(format!("invalid request body: {e}"))),
             }
         }
-        Operation::ListCharts => Ok(Answer::json(200, &shared.store().charts())),
-        Operation::ShowChart(id) => shared.store().chart(&id).map(|c| Answer::json(200, &c)),
+        Operation::ListCharts => {
+            let charts = shared.store().charts();
+            Ok(Answer::worded(shared, 200, &charts, None))
+        }
+        Operation::ShowChart(id) => {
+            let chart = shared.store().chart(&id);
+            chart.map(|c| Answer::worded(shared, 200, &c, None))
+        }
         Operation::ChartValues(id) => shared.store().chart(&id).map(|chart| {
             let basic: serde_json::Value =
                 serde_json::from_str(&chart.values).unwrap_or_else(|_| serde_json::json!({}));

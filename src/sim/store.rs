@@ -381,16 +381,10 @@ impl Store {
         if !self.clusters.contains_key(&key.cluster_id) {
             return Err(cluster_not_found(&key.cluster_id));
         }
-        let record = self.releases.get_mut(key).ok_or_else(|| {
-            Rejection::new(
-                404,
-                codes::RELEASE_NOT_FOUND,
-                format!(
-                    "release {} not found in namespace {} of cluster {}",
-                    key.name, key.namespace, key.cluster_id
-                ),
-            )
-        })?;
+        let record = self
+            .releases
+            .get_mut(key)
+            .ok_or_else(|| release_not_found(key))?;
         record.settle(Instant::now());
         Ok(record)
     }
@@ -450,23 +444,20 @@ impl Store {
     ) -> Result<Outcome, Rejection> {
         let settle = self.settle;
         let params = body.parameters.clone().unwrap_or_default();
-        // The chart an upgrade names; one never seen becomes a plausible chart: the release's
-        // chart under the new id, with a version derived from it.
-        let (upgrade_chart, chart_is_new) = match (body.action, &body.chart_id) {
+        // The cluster and release first (settled as of now), then the chart.
+        self.record(key)?;
+        // The chart an upgrade names must be one the store knows, as the service's must.
+        let upgrade_chart = match (body.action, &body.chart_id) {
             (Action::Upgrade, Some(chart_id)) => match self.charts.get(chart_id) {
-                Some(chart) => (Some(chart.clone()), false),
-                None => {
-                    let name = self
-                        .releases
-                        .get(key)
-                        .map(|r| r.current().chart_name.clone())
-                        .unwrap_or_else(|| key.name.clone());
-                    (Some(plausible_chart(chart_id, &name, &wall_now())), true)
-                }
+                Some(chart) => Some(chart.clone()),
+                None => return Err(chart_not_found(chart_id)),
             },
-            _ => (None, false),
+            _ => None,
         };
-        let record = self.record(key)?;
+        let record = self
+            .releases
+            .get_mut(key)
+            .ok_or_else(|| release_not_found(key))?;
         let status = record.status();
         if status.is_pending() {
             return Err(Rejection::new(
@@ -582,9 +573,6 @@ impl Store {
         record.applied_puts += 1;
         let release = render(key, record, record.current());
         self.applied_puts += 1;
-        if let (Some(chart), true) = (upgrade_chart, chart_is_new) {
-            self.charts.insert(chart.id.clone(), chart);
-        }
         Ok(Outcome {
             release: Some(release),
             applied: true,
@@ -603,13 +591,11 @@ impl Store {
             .get(cluster_id)
             .cloned()
             .ok_or_else(|| cluster_not_found(cluster_id))?;
-        let chart = self.charts.get(&body.chart_id).cloned().ok_or_else(|| {
-            Rejection::new(
-                404,
-                codes::CHART_NOT_FOUND,
-                format!("chart {} not found", body.chart_id),
-            )
-        })?;
+        let chart = self
+            .charts
+            .get(&body.chart_id)
+            .cloned()
+            .ok_or_else(|| chart_not_found(&body.chart_id))?;
         let key = ReleaseKey::new(cluster_id, &body.namespace, &body.name);
         if self.releases.contains_key(&key) {
             return Err(Rejection::new(
@@ -725,13 +711,10 @@ impl Store {
 
     /// ShowAutopilotChart.
     pub fn chart(&self, chart_id: &str) -> Result<Chart, Rejection> {
-        self.charts.get(chart_id).cloned().ok_or_else(|| {
-            Rejection::new(
-                404,
-                codes::CHART_NOT_FOUND,
-                format!("chart {chart_id} not found"),
-            )
-        })
+        self.charts
+            .get(chart_id)
+            .cloned()
+            .ok_or_else(|| chart_not_found(chart_id))
     }
 
     /// ListAutopilotCharts.
@@ -764,6 +747,25 @@ impl Store {
             releases,
         }
     }
+}
+
+fn chart_not_found(chart_id: &str) -> Rejection {
+    Rejection::new(
+        404,
+        codes::CHART_NOT_FOUND,
+        format!("chart {chart_id} not found"),
+    )
+}
+
+fn release_not_found(key: &ReleaseKey) -> Rejection {
+    Rejection::new(
+        404,
+        codes::RELEASE_NOT_FOUND,
+        format!(
+            "release {} not found in namespace {} of cluster {}",
+            key.name, key.namespace, key.cluster_id
+        ),
+    )
 }
 
 fn cluster_not_found(cluster_id: &str) -> Rejection {
@@ -819,7 +821,8 @@ fn render(key: &ReleaseKey, record: &ReleaseRecord, revision: &RevisionSnapshot)
         parameters: Value::String(
             serde_json::to_string(&revision.parameters).unwrap_or_else(|_| "{}".into()),
         ),
-        resources: Value::String(String::new()),
+        // Worded by the server: only a GET with `show_resources=true` answers it.
+        resources: Value::Null,
         status: Some(revision.status.clone()),
         status_description: revision.status_description.clone(),
         update_at: revision.update_at.clone(),

@@ -41,7 +41,6 @@ async fn show_answers_the_documented_release_shape_with_a_request_id() {
         "name",
         "namespace",
         "parameters",
-        "resources",
         "status",
         "status_description",
         "update_at",
@@ -55,6 +54,10 @@ async fn show_answers_the_documented_release_shape_with_a_request_id() {
         "values is a JSON-encoded string"
     );
     assert!(reply.body["parameters"].is_string());
+    assert!(
+        !object.contains_key("resources"),
+        "resources only for show_resources=true"
+    );
     assert_eq!(reply.body["status"], "DEPLOYED");
     assert_eq!(reply.body["version"], 1);
     assert_eq!(reply.body["cluster_id"], "c1");
@@ -405,4 +408,112 @@ async fn state_file_round_trips_across_restarts_and_a_missing_file_is_empty() {
         saved.contains("\"pw\""),
         "the state file keeps real values to restore them"
     );
+}
+
+#[tokio::test]
+async fn resources_are_answered_only_for_show_resources() {
+    let sim = start(Duration::ZERO).await;
+    let url = release_url(&sim.base_url(), "c1", "web", "frontend");
+    let shown = get(&client(), &format!("{url}?show_resources=true")).await;
+    assert_eq!(shown.status, 200);
+    let text = shown.body["resources"]
+        .as_str()
+        .expect("resources is a JSON-encoded string");
+    let objects: Value = serde_json::from_str(text).expect("JSON inside");
+    assert_eq!(objects[0]["name"], "frontend");
+    assert_eq!(release(&shown.body).resources, objects);
+    let plain = get(&client(), &url).await;
+    assert!(plain.body.get("resources").is_none(), "{}", plain.body);
+    let history = get(&client(), &format!("{url}/history")).await;
+    assert!(history.body[0].get("resources").is_none());
+}
+
+#[tokio::test]
+async fn a_put_naming_an_unknown_chart_is_404_and_a_missing_revision_400_changing_nothing() {
+    let sim = start(Duration::ZERO).await;
+    let url = release_url(&sim.base_url(), "c1", "web", "frontend");
+    let unknown = put(
+        &client(),
+        &url,
+        json!({"chart_id": "no-such-chart", "action": "upgrade", "values": {"imageTag": "v2"}}),
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.body["error_code"], "CCE.01404003");
+    let missing = put(
+        &client(),
+        &url,
+        json!({"action": "rollback", "parameters": {"release_version": 9}}),
+    )
+    .await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.body["error_code"], "CCE.01400002");
+    let state = sim.state();
+    assert_eq!(state.applied_puts, 0);
+    assert!(state.charts.iter().all(|c| c.id != "no-such-chart"));
+}
+
+#[tokio::test]
+async fn null_fields_leave_fields_out_or_null_and_the_client_reads_every_answer() {
+    let sim = Simulator::start(
+        SimConfig::default()
+            .with_settle(Duration::ZERO)
+            .with_rng_seed(17)
+            .with_null_fields(1.0),
+        &[&fleet()],
+    )
+    .await
+    .expect("simulator starts");
+    let url = release_url(&sim.base_url(), "c1", "web", "frontend");
+    let shown = get(&client(), &url).await;
+    let object = shown.body.as_object().unwrap();
+    assert!(object.values().all(Value::is_null), "{object:?}");
+    assert!(object.len() < 16, "some fields left out: {object:?}");
+    assert_eq!(release(&shown.body), Release::default());
+    let history = get(&client(), &format!("{url}/history")).await;
+    let entries: Vec<Release> = serde_json::from_value(history.body).unwrap();
+    assert_eq!(entries, vec![Release::default()]);
+    let chart = get(
+        &client(),
+        &format!("{}/autopilot/v2/charts/chart-fe", sim.base_url()),
+    )
+    .await;
+    let chart: Chart = serde_json::from_value(chart.body).unwrap();
+    assert_eq!(chart, Chart::default());
+    // The state views are the simulator's own: never blanked.
+    assert_eq!(sim.state().releases[0].version, 1);
+
+    // At 0.3, about that share of fields, and the same seed words answers the same way.
+    let shapes = |seed| async move {
+        let sim = Simulator::start(
+            SimConfig::default()
+                .with_rng_seed(seed)
+                .with_null_fields(0.3),
+            &[&fleet()],
+        )
+        .await
+        .expect("simulator starts");
+        let url = release_url(&sim.base_url(), "c1", "web", "frontend");
+        // Each answer's shape: which fields it gives, which are null, which it leaves out.
+        let mut shapes = Vec::new();
+        for _ in 0..40 {
+            let body = get(&client(), &url).await.body;
+            let shape: Vec<(String, bool)> = body
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.is_null()))
+                .collect();
+            shapes.push(shape);
+        }
+        shapes
+    };
+    let seeded = shapes(5).await;
+    assert!(seeded == shapes(5).await, "the same seed, the same shapes");
+    let given: usize = seeded
+        .iter()
+        .map(|shape| shape.iter().filter(|(_, null)| !null).count())
+        .sum();
+    let share = given as f64 / (40.0 * 15.0);
+    assert!((0.6..0.8).contains(&share), "{share}");
 }

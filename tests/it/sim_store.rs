@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::sim_support::{fleet, values_of};
 use flotilla::cce::model::{Action, ReleaseParameters, ReleaseStatus, UpdateReleaseBody};
-use flotilla::sim::store::{ReleaseKey, Store, codes};
+use flotilla::sim::store::{ReleaseKey, Store, codes, plausible_chart};
 use serde_json::{Value, json};
 
 fn seeded(settle: Duration) -> Store {
@@ -284,7 +284,7 @@ async fn snapshot_round_trips_through_a_new_store_with_pending_changes_still_set
 }
 
 #[tokio::test(start_paused = true)]
-async fn list_filters_by_namespace_and_chart_and_upgrade_to_a_new_chart_registers_it() {
+async fn list_filters_by_namespace_and_chart_and_upgrade_to_a_new_chart_needs_it_known() {
     let mut store = seeded(Duration::ZERO);
     assert_eq!(store.list("c1", None, None).unwrap().len(), 2);
     assert_eq!(
@@ -297,6 +297,21 @@ async fn list_filters_by_namespace_and_chart_and_upgrade_to_a_new_chart_register
     assert_eq!(store.list("c1", Some("other"), None).unwrap().len(), 0);
     let mut body = upgrade(json!({}));
     body.chart_id = Some("chart-fe-2".into());
+    // A chart the store does not know is refused, as the service refuses it: no invented chart.
+    let refused = store
+        .update(&key("c1", "frontend"), &body, false)
+        .unwrap_err();
+    assert_eq!(
+        (refused.status, refused.code),
+        (404, codes::CHART_NOT_FOUND)
+    );
+    assert!(store.chart("chart-fe-2").is_err());
+    assert_eq!(store.snapshot().applied_puts, 0);
+    store.insert_chart(plausible_chart(
+        "chart-fe-2",
+        "frontend",
+        "2024-01-01T00:00:00Z",
+    ));
     let release = store
         .update(&key("c1", "frontend"), &body, false)
         .unwrap()
