@@ -19,6 +19,7 @@ mod e2e_support;
 mod fuzz_regressions;
 mod journal_format;
 mod layers;
+mod null_fields;
 mod plan_cli;
 mod plan_load;
 mod properties;
