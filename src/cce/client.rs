@@ -273,7 +273,8 @@ impl Client {
                 if first != Some(shape.opening()) {
                     return Err(decode_error(format!("expected a JSON {}", shape.name())));
                 }
-                return serde_json::from_slice(&bytes).map_err(|e| decode_error(e.to_string()));
+                return crate::cce::model::read_answer(&bytes)
+                    .map_err(|e| decode_error(e.to_string()));
             }
             // An error status stands even if its body is cut short.
             let body = bytes.unwrap_or_default();

@@ -218,6 +218,13 @@ impl Release {
     }
 }
 
+/// Reads a successful answer's body as the SDKs do: as JSON first (where a key given twice
+/// keeps its last value, as Python's `json.loads` and Go's `json.Unmarshal` keep it), then
+/// into `T`, field by field.
+pub fn read_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::from_slice::<Value>(body)?)
+}
+
 /// How a missing status is shown.
 pub const NOT_GIVEN_STATUS: &str = "(status not given)";
 /// How a missing revision is shown.
@@ -486,5 +493,16 @@ mod tests {
         assert_eq!(r.values, json!("imageTag=v1"));
         let r: Release = serde_json::from_value(json!({"values": "123"})).unwrap();
         assert_eq!(r.values, json!("123"));
+    }
+
+    #[test]
+    fn a_key_given_twice_keeps_its_last_value_as_the_sdks_read_it() {
+        let r: Release =
+            read_answer(br#"{"version": 1, "status": "PENDING_UPGRADE", "version": 2}"#).unwrap();
+        assert_eq!(
+            (r.version, r.status()),
+            (Some(2), ReleaseStatus::PendingUpgrade)
+        );
+        assert!(read_answer::<Release>(b"{not json").is_err());
     }
 }

@@ -126,13 +126,13 @@ mod tests {
     #[test]
     fn about_the_probability_of_fields_are_null_or_missing_in_both_ways() {
         let dice = NullFields::new(0.3, 42);
-        let (mut null, mut missing, mut total) = (0, 0, 0);
+        let (mut null, mut missing, mut total) = (0u32, 0u32, 0u32);
         for _ in 0..500 {
             let mut o = object();
             dice.blank_fields(&mut o);
             total += 16;
-            null += o.values().filter(|v| v.is_null()).count();
-            missing += 16 - o.len();
+            null += o.values().filter(|v| v.is_null()).count() as u32;
+            missing += 16 - o.len() as u32;
         }
         let share = f64::from(null + missing) / f64::from(total);
         assert!((0.27..0.33).contains(&share), "{share}");

@@ -2,6 +2,7 @@
 //! instead of one per file. Each module is one theme; `e2e_support` runs the real binary
 //! against the simulator, `sim_support` talks to the simulator directly.
 
+mod answer_shapes;
 mod apply_exit_codes;
 mod apply_faults;
 mod apply_limits;
