@@ -180,6 +180,9 @@ pub struct SimulateArgs {
     /// Share of connections cut before anything is applied.
     #[arg(long, requires = "simulate", value_parser = values::probability, value_name = "P")]
     pub sim_reset_rate: Option<f64>,
+    /// Share of answer fields the simulator leaves out or null, as the SDK models allow.
+    #[arg(long, requires = "simulate", value_parser = values::probability, value_name = "P")]
+    pub sim_null_fields: Option<f64>,
     /// Rehearse F times faster: soaks, polls, waits, time-outs, back-offs, settling and
     /// latency divided by F, rates and the throttle multiplied by F. The report records F.
     #[arg(long, requires = "simulate", value_parser = values::time_scale, value_name = "F")]
@@ -374,6 +377,7 @@ fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
     config.ambiguous_rate = flags.sim_ambiguous_rate.unwrap_or(0.0);
     config.hang_rate = flags.sim_hang_rate.unwrap_or(0.0);
     config.reset_rate = flags.sim_reset_rate.unwrap_or(0.0);
+    config.null_fields = flags.sim_null_fields.unwrap_or(0.0);
     config.rng_seed = flags.sim_rng_seed.unwrap_or_else(|| rng.random());
     config.request_log = flags.sim_request_log.clone();
     config.state_file = flags.sim_state.clone();

@@ -80,3 +80,29 @@ async fn with_every_field_missing_nothing_is_reported_succeeded() {
     }
     assert_eq!(sim.state().applied_puts, 0, "nothing judged, nothing sent");
 }
+
+/// From the command line: the demo rehearsed against answers that leave fields out, with
+/// faults, ends as it ends against whole answers: every operation succeeded, exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_rehearsed_with_null_fields_and_faults_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo.yaml");
+    let mut command = flotilla(dir.path());
+    command
+        .arg("apply")
+        .arg(&plan)
+        .args(["--simulate", "--time-scale", "100", "--progress", "never"])
+        .args(["--sim-null-fields", "0.3", "--sim-error-rate", "0.1"])
+        .args(["--sim-ambiguous-rate", "0.1", "--sim-rng-seed", "3"])
+        .args(["--report-json", "report.json"]);
+    let out = output_within(Duration::from_secs(120), command).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report = read_json(&dir.path().join("report.json"));
+    assert_valid_report(&report);
+    let operations = report["operations"].as_array().expect("operations");
+    assert!(!operations.is_empty());
+    for operation in operations {
+        assert_eq!(operation["outcome"], "succeeded", "{operation}");
+    }
+}

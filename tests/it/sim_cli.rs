@@ -185,6 +185,7 @@ fn sim_help_lists_every_flag() {
         "--ambiguous-rate",
         "--hang-rate",
         "--reset-rate",
+        "--null-fields",
         "--rng-seed",
         "--request-log",
     ] {
