@@ -30,7 +30,8 @@ pub struct KeyChange {
 }
 
 /// The keys `desired` adds, changes or removes relative to `current` (a release's `values`;
-/// anything but an object counts as empty). Nested objects are compared key by key; arrays and
+/// anything but an object counts as empty, so callers first ask whether an answer gave values
+/// at all: convergence never compares against values an answer did not give). Nested objects are compared key by key; arrays and
 /// scalars as a whole. Keys come in `desired`'s order, then removed keys in `current`'s order.
 pub fn values_diff(current: &Value, desired: &Map<String, Value>) -> Vec<KeyChange> {
     let empty = Map::new();

@@ -212,9 +212,10 @@ impl Release {
         }
     }
 
-    /// Whether the answer gave the release's values (an empty object counts as given).
+    /// Whether the answer gave the release's values as an object (an empty one counts): a
+    /// `null`, a missing field, `""`, or text that is not a JSON object gives nothing to compare.
     pub fn values_given(&self) -> bool {
-        !self.values.is_null()
+        self.values.is_object()
     }
 }
 

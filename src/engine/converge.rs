@@ -371,7 +371,7 @@ pub fn rollback_target(history: &[Release], version: i64) -> RollbackTarget<'_> 
 }
 
 /// Why values could not be compared.
-const VALUES_NOT_GIVEN: &str = "values not compared: an answer gave no values";
+const VALUES_NOT_GIVEN: &str = "values not compared: an answer gave no values object";
 
 /// A status other than `DEPLOYED`, or none given, is a reason to send the change.
 fn push_status_reason(current: &Release, reasons: &mut Vec<String>) {

@@ -702,3 +702,21 @@ fn a_rollback_target_is_missing_only_when_every_entry_gives_its_revision() {
     let decision = assess_rollback(&current, rollback_target(&history, 2)).decision;
     assert_eq!(decision.label(), Convergence::Change, "{decision:?}");
 }
+
+#[test]
+fn values_that_are_not_an_object_are_not_compared() {
+    let web = chart("web", "1.2.0");
+    let body = upgrade(json!({"imageTag": "v1"}), None);
+    for values in [json!("imageTag=v1"), json!([1]), json!(7)] {
+        let current = release(3, ("web", "1.2.0"), "DEPLOYED", values.clone());
+        let landed = change_landed(
+            &body,
+            DesiredChart::Resolved(&web),
+            RollbackTarget::NotGiven,
+            &current,
+        );
+        assert_eq!(landed, Landed::CannotTell, "{values}");
+        let decision = assess_upgrade(&body, DesiredChart::Resolved(&web), &current).decision;
+        assert_eq!(decision.label(), Convergence::Change, "{values}");
+    }
+}
