@@ -309,7 +309,8 @@ pub fn change_landed(
                 ChartMatch::Unknown(_) => return Landed::CannotTell,
             };
             let same_revision = revision.version.is_some() && revision.version == current.version;
-            if !same_revision && !(current.values_given() && revision.values_given()) {
+            let comparable = current.values_given() && revision.values_given();
+            if !(same_revision || comparable) {
                 return Landed::CannotTell;
             }
             (differs, assess_rollback(current, target).changes)

@@ -503,6 +503,31 @@ async fn every_error_shape_and_class() {
     }
 }
 
+/// What the SDK models accept, the client reads: a PUT answer of nulls is a release of which
+/// nothing is given, and a history's `null` entry is an entry (issue 17 §1).
+#[tokio::test]
+async fn answers_with_nulls_and_null_entries_are_read_as_the_sdks_read_them() {
+    let nulls = json!({"chart_name": null, "chart_public": null, "status": null,
+                       "status_description": null, "values": null, "version": null});
+    let (base, _recorder) = recording_server(Reply::json(200, nulls)).await;
+    let client = Client::new(config(Duration::from_secs(5)), aksk(None, None)).unwrap();
+    let release = client
+        .update_release(cluster(&base, None), "default", "web", &put_body())
+        .await
+        .expect("a 200 of nulls is an answer, not an unreadable one");
+    assert_eq!(release, flotilla::cce::model::Release::default());
+
+    let history = json!([release_json(), null, {"version": "8", "status": "SUPERSEDED"}]);
+    let (base, _recorder) = recording_server(Reply::json(200, history)).await;
+    let history = client
+        .release_history(cluster(&base, None), "default", "web")
+        .await
+        .unwrap();
+    let revisions: Vec<Option<i64>> = history.iter().map(|r| r.version).collect();
+    assert_eq!(revisions, [Some(7), None, Some(8)]);
+    assert_eq!(history[2].status_text(), "SUPERSEDED");
+}
+
 #[tokio::test]
 async fn an_unreadable_success_is_a_decode_error() {
     let (base, _recorder) = recording_server(Reply {

@@ -609,7 +609,8 @@ fn what_an_answer_does_not_give_is_never_judged_unchanged() {
         assess_upgrade(&body, DesiredChart::Resolved(&web), &current).decision,
         Decision::Unchanged
     );
-    let cases: [(&str, fn(&mut Release), &str); 4] = [
+    type Blank = fn(&mut Release);
+    let cases: [(&str, Blank, &str); 4] = [
         (
             "no chart name",
             |r| r.chart_name = None,
