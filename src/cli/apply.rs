@@ -435,6 +435,7 @@ async fn apply(
         .append(&Record::run_started(
             &plan,
             shard,
+            &gate_waves,
             resume.is_some(),
             settings_value.clone(),
         ))
@@ -486,6 +487,7 @@ async fn apply(
     }
 
     let plan = Arc::new(plan);
+    let journal = Arc::new(FileJournal::new(journal_file, Arc::clone(&plan)));
     let cancel = CancellationToken::new();
     let options = EngineOptions {
         dry_run: args.dry_run,
@@ -495,7 +497,7 @@ async fn apply(
             .map(JournalState::resume_states)
             .unwrap_or_default(),
         cancel: cancel.clone(),
-        journal: Some(Arc::new(FileJournal::new(journal_file, Arc::clone(&plan)))),
+        journal: Some(Arc::clone(&journal) as Arc<dyn engine::Journal>),
         seed: rand::rng().random(),
     };
     if let Some(state) = &resume {
@@ -516,8 +518,14 @@ async fn apply(
 
     watch_run(events, &mut progress, &plan, &cancel, &mut interrupts).await;
     let outcome = engine_task.await.map_err(Error::EngineStopped)?;
+    // The end makes the journal tell the run as its report does; without it, the journal
+    // tells a run that died (see `flotilla report`).
+    let ended = journal.run_ended(&outcome).await;
     progress.finish();
     logs.detach();
+    if let Err(error) = ended {
+        tracing::warn!("{error}: the journal does not record the end of the run");
+    }
 
     let mut report = convert::run_report(
         &outcome,

@@ -582,8 +582,8 @@ mod tests {
     fn a_journal_of_a_newer_version_is_neither_read_nor_appended_to() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.jsonl");
-        let future = "{\"format\":\"flotilla-journal\",\"version\":3,\"flotilla_version\":\"9.1.0\"}\n\
-                      {\"record\":\"run\",\"whatever\":\"version 3 holds\"}\n";
+        let future = "{\"format\":\"flotilla-journal\",\"version\":4,\"flotilla_version\":\"9.1.0\"}\n\
+                      {\"record\":\"run\",\"whatever\":\"version 4 holds\"}\n";
         std::fs::write(&path, future).unwrap();
         let Err(opened) = JournalFile::open(&path) else {
             panic!("a newer journal was opened for appending");
@@ -593,11 +593,11 @@ mod tests {
         };
         for error in [opened, read] {
             assert!(
-                matches!(error, JournalError::Version { version: 3, .. }),
+                matches!(error, JournalError::Version { version: 4, .. }),
                 "{error}"
             );
             let message = error.to_string();
-            assert!(message.contains("format version 3"), "{message}");
+            assert!(message.contains("format version 4"), "{message}");
             assert!(message.contains("flotilla 9.1.0"), "{message}");
             assert!(
                 message.contains(&format!("writes version {FORMAT_VERSION}")),
