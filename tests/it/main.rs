@@ -18,6 +18,7 @@ mod docs_links;
 mod e2e_support;
 mod fuzz_regressions;
 mod journal_format;
+mod journal_report;
 mod layers;
 mod plan_cli;
 mod plan_load;
