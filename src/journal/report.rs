@@ -100,6 +100,7 @@ impl JournalState {
             interrupted,
             credentials_refused,
             missing_shards: Vec::new(),
+            incomplete: false,
             operations,
         }
     }
