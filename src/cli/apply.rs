@@ -19,7 +19,9 @@ use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
 use crate::engine::{self, EngineOptions};
 use crate::error::Exit;
-use crate::journal::{FileJournal, JournalFile, JournalState, Record, default_journal_path};
+use crate::journal::{
+    FileJournal, JournalFile, JournalState, Record, default_journal_path, journals_of_other_hashes,
+};
 use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, RolloutOverrides};
 use crate::plan::select::Shard;
 use crate::report::model::WaveGate;
@@ -225,6 +227,31 @@ impl ApplySettings {
         });
         check_report_paths(args, &journal_path)?;
         let simulator = simulator_settings(&args.simulate)?;
+        if args.resume && args.journal.is_none() && !journal_path.exists() {
+            let others = journals_of_other_hashes(
+                &plan,
+                shard,
+                &args.selection.waves,
+                args.simulate.simulate,
+            );
+            if let Some(newest) = others.last() {
+                return Err(Error::Usage(format!(
+                    "--resume: no journal of this plan (sha256 {}) at {}; {} is a journal of \
+                     plan `{}` with another hash: the plan changed since it was written (its file, \
+                     or what its variables put in it). To resume that run anyway, pass \
+                     --journal {} --force-resume",
+                    plan.short_hash(),
+                    journal_path.display(),
+                    others
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    plan.name,
+                    newest.display()
+                )));
+            }
+        }
         check_journal_to_resume(args.resume, &journal_path)?;
         Ok(ApplySettings {
             plan,

@@ -381,30 +381,90 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(
     Ok((records, unreadable))
 }
 
-/// `.flotilla/journal/<plan name>-<short file hash>[-shard-K-of-N][-wave-W1+W2][-simulate].jsonl`:
+/// `.flotilla/journal/<plan name>-<short plan hash>[-shard-K-of-N][-wave-W1+W2][-simulate].jsonl`:
 /// one journal per plan, shard and set of waves, so that the jobs of a wave-by-wave CI run never
-/// share one, and a rehearsal (`simulate`) never writes over the journal of a real run.
+/// share one, and a rehearsal (`simulate`) never writes over the journal of a real run. The
+/// hash is the plan's, the one `flotilla plan` shows and the reports carry: a plan whose
+/// variables changed is another plan, with its own journal.
 pub fn default_journal_path(
     plan: &ExpandedPlan,
     shard: Option<Shard>,
     waves: &[String],
     simulate: bool,
 ) -> PathBuf {
-    let mut name = format!("{}-{}", plan.name, short(&plan.file_hash));
+    journal_dir().join(format!(
+        "{}-{}{}.jsonl",
+        safe_file_name(&plan.name),
+        short(&plan.hash),
+        safe_file_name(&journal_suffix(shard, waves, simulate))
+    ))
+}
+
+/// The journals in the default place of the plan named like `plan`, with the same shard, waves
+/// and rehearsal, but another hash: the plan, or its variables, changed since they were written.
+/// What `--resume` points at when the plan's own default journal is not there; the newest
+/// last.
+pub fn journals_of_other_hashes(
+    plan: &ExpandedPlan,
+    shard: Option<Shard>,
+    waves: &[String],
+    simulate: bool,
+) -> Vec<PathBuf> {
+    let prefix = format!("{}-", safe_file_name(&plan.name));
+    let suffix = format!(
+        "{}.jsonl",
+        safe_file_name(&journal_suffix(shard, waves, simulate))
+    );
+    let Ok(entries) = std::fs::read_dir(journal_dir()) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return false;
+            };
+            name.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(&suffix))
+                .is_some_and(|hash| {
+                    hash.len() == 12
+                        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                        && hash != short(&plan.hash)
+                })
+        })
+        .map(|entry| journal_dir().join(entry.file_name()))
+        .collect();
+    // The newest last: the one a resume most likely means.
+    found.sort_by_key(|path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|modified| (modified, path.clone()))
+    });
+    found
+}
+
+fn journal_dir() -> PathBuf {
+    Path::new(".flotilla").join("journal")
+}
+
+fn journal_suffix(shard: Option<Shard>, waves: &[String], simulate: bool) -> String {
+    let mut suffix = String::new();
     if let Some(shard) = shard {
-        name.push_str(&format!("-shard-{}-of-{}", shard.index, shard.count));
+        suffix.push_str(&format!("-shard-{}-of-{}", shard.index, shard.count));
     }
     if !waves.is_empty() {
-        name.push_str(&format!("-wave-{}", waves.join("+")));
+        suffix.push_str(&format!("-wave-{}", waves.join("+")));
     }
     if simulate {
-        name.push_str("-simulate");
+        suffix.push_str("-simulate");
     }
-    if simulate {
-        name.push_str("-simulate");
-    }
-    let safe: String = name
-        .chars()
+    suffix
+}
+
+fn safe_file_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
                 c
@@ -412,10 +472,7 @@ pub fn default_journal_path(
                 '_'
             }
         })
-        .collect();
-    Path::new(".flotilla")
-        .join("journal")
-        .join(format!("{safe}.jsonl"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ pub mod record;
 pub mod report;
 pub mod resume;
 
-pub use file::{JournalError, JournalFile, default_journal_path, read_lines};
+pub use file::{
+    JournalError, JournalFile, default_journal_path, journals_of_other_hashes, read_lines,
+};
 pub use port::FileJournal;
 pub use record::{FORMAT_MARKER, FORMAT_VERSION, Header, OLDEST_READABLE_VERSION, Record};
 pub use resume::{JournalState, ResumeError};

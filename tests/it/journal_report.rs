@@ -214,3 +214,87 @@ async fn a_killed_runs_journal_lists_every_planned_operation_with_honest_times()
         .collect();
     assert_eq!(record_times.iter().max(), Some(&finished));
 }
+
+/// The hash `plan` prints is the plan's one hash: the default journal is named after it, and
+/// the report and the journal record it. A plan whose variables changed is another plan: its
+/// `--resume` points at the journal of the plan it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_plan_hash_names_the_journal_and_is_the_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = PlanSpec::new("hashed", 2, 1).rollout(&[
+        "rate: unlimited",
+        "request_timeout: 5s",
+        "wait: { enabled: true, timeout: 20s, poll: 20ms }",
+    ]);
+    spec.values = "{ imageTag: \"${TAG:-2.0.0}\" }".to_owned();
+    let plan = spec.write(dir.path());
+    let with_tag = |command: &mut std::process::Command, tag: &str| {
+        command.env("TAG", tag);
+    };
+
+    let mut command = flotilla(dir.path());
+    command.arg("plan").arg(&plan);
+    with_tag(&mut command, "2.5.0");
+    let output = output_within(LIMIT, command).await;
+    assert_eq!(exit_code(&output), Some(0), "{}", text(&output.stderr));
+    let shown = text(&output.stdout);
+    let short = shown
+        .split("sha256 ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("a hash in {shown}"))
+        .to_owned();
+    assert_eq!(short.len(), 12, "{shown}");
+
+    let apply = |tag: &str, extra: &[&str]| {
+        let mut command = flotilla(dir.path());
+        command.arg("apply").arg(&plan).args([
+            "--simulate",
+            "--sim-settle",
+            "20ms",
+            "--progress",
+            "never",
+        ]);
+        command.args(extra);
+        with_tag(&mut command, tag);
+        command
+    };
+    let output = output_within(LIMIT, apply("2.5.0", &["--report-json", "report.json"])).await;
+    assert_eq!(exit_code(&output), Some(0), "{}", text(&output.stderr));
+    let journals: Vec<String> = std::fs::read_dir(dir.path().join(".flotilla/journal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        journals,
+        [format!("hashed-{short}-simulate.jsonl")],
+        "named after the plan's hash, `-simulate` once"
+    );
+    let report = read_json(&dir.path().join("report.json"));
+    assert!(
+        report["plan"]["hash"].as_str().unwrap().starts_with(&short),
+        "{report:#}"
+    );
+    let journal = format!(".flotilla/journal/{}", journals[0]);
+    let output = output_within(LIMIT, report_of(dir.path(), &journal, "json")).await;
+    let from_journal: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(from_journal["plan"]["hash"], report["plan"]["hash"]);
+
+    // Another tag is another plan: its resume finds no journal of its own, and is pointed at
+    // the one of the plan it was.
+    let output = output_within(LIMIT, apply("2.6.0", &["--resume"])).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(exit_code(&output), Some(2), "{stderr}");
+    assert!(stderr.contains("another hash"), "{stderr}");
+    assert!(stderr.contains(&journal), "{stderr}");
+    assert!(stderr.contains("--force-resume"), "{stderr}");
+    let output = output_within(
+        LIMIT,
+        apply(
+            "2.6.0",
+            &["--resume", "--journal", &journal, "--force-resume"],
+        ),
+    )
+    .await;
+    assert_eq!(exit_code(&output), Some(0), "{}", text(&output.stderr));
+}
