@@ -157,8 +157,9 @@ impl JournalFile {
         ensure_ends_with_newline(&mut file).map_err(io_err)?;
         let is_new = match existing_format(&file).map_err(io_err)? {
             Some(first) => {
-                // Appending to a version 1 journal keeps it one: its records have the shape
-                // this build writes, and a header can only be a file's first line.
+                // Appending to an older journal keeps its header (a header can only be a
+                // file's first line); an older build ignores the new records' new fields, and
+                // skips the lines it cannot read (see the module `journal`).
                 format_of(&first).map_err(|problem| JournalError::format(path, problem))?;
                 false
             }
