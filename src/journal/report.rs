@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::record::{FinishedOperation, PlannedOperation, Record};
-use super::resume::JournalState;
+use super::resume::{JournalState, NewestRun};
 use crate::engine::{OperationResult, PriorState};
 use crate::report::convert;
 use crate::report::model::{ClusterInfo, OperationReport, Outcome, PlanInfo, RunReport, Summary};
@@ -29,7 +29,8 @@ impl JournalState {
     /// written before version 3 lists only the operations it has records of.
     pub fn to_report(&self) -> RunReport {
         let default_redactor = Redactor::default();
-        let newest = self.newest.clone().unwrap_or_default();
+        let no_run = NewestRun::default();
+        let newest = self.newest.as_ref().unwrap_or(&no_run);
         let operations = if newest.planned.is_empty() {
             self.recorded_operations(&default_redactor)
         } else {
@@ -50,14 +51,14 @@ impl JournalState {
             PlanInfo::from,
         );
         let (started_at, finished_at, duration_ms, halted, interrupted, credentials_refused) =
-            match newest.end {
+            match &newest.end {
                 Some(end) => (
-                    end.started_at,
-                    end.finished_at,
+                    end.started_at.clone(),
+                    end.finished_at.clone(),
                     end.duration_ms,
-                    end.halted,
+                    end.halted.clone(),
                     end.interrupted,
-                    end.credentials_refused.map(Into::into),
+                    end.credentials_refused.clone().map(Into::into),
                 ),
                 None => {
                     let started = newest.started_at.parse::<jiff::Timestamp>().ok();
@@ -88,13 +89,13 @@ impl JournalState {
             flotilla_version: if newest.flotilla_version.is_empty() {
                 env!("CARGO_PKG_VERSION").to_owned()
             } else {
-                newest.flotilla_version
+                newest.flotilla_version.clone()
             },
             plan,
             started_at,
             finished_at,
             duration_ms,
-            settings: newest.settings,
+            settings: newest.settings.clone(),
             summary: Summary::of(&operations),
             halted,
             interrupted,

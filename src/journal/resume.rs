@@ -91,7 +91,7 @@ impl JournalState {
                     resume,
                     settings,
                     flotilla_version,
-                    planned,
+                    ..
                 } => {
                     state.simulated = settings
                         .get("simulate")
@@ -113,7 +113,8 @@ impl JournalState {
                         started_at: started_at.clone(),
                         flotilla_version: flotilla_version.clone(),
                         settings: settings.clone(),
-                        planned: planned.clone(),
+                        // Moved in below: a large plan's list is not copied.
+                        planned: Vec::new(),
                         end: None,
                     });
                 }
@@ -150,7 +151,12 @@ impl JournalState {
                 Record::Finished { ref result, .. } => {
                     state.last.insert(result.index, record);
                 }
-                Record::Run { .. } | Record::End(_) => {}
+                Record::Run { planned, .. } => {
+                    if let Some(newest) = &mut state.newest {
+                        newest.planned = planned;
+                    }
+                }
+                Record::End(_) => {}
             }
         }
         state.unreadable = unreadable;
