@@ -19,7 +19,9 @@ use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
 use crate::engine::{self, EngineOptions};
 use crate::error::Exit;
-use crate::journal::{FileJournal, JournalFile, JournalState, Record, default_journal_path};
+use crate::journal::{
+    FileJournal, JournalFile, JournalState, Record, default_journal_path, journals_of_other_hashes,
+};
 use crate::plan::resolved::{ExpandedPlan, FailureBudget, Rate, RolloutOverrides};
 use crate::plan::select::Shard;
 use crate::report::model::WaveGate;
@@ -228,6 +230,31 @@ impl ApplySettings {
         });
         check_report_paths(args, &journal_path)?;
         let simulator = simulator_settings(&args.simulate)?;
+        if args.resume && args.journal.is_none() && !journal_path.exists() {
+            let others = journals_of_other_hashes(
+                &plan,
+                shard,
+                &args.selection.waves,
+                args.simulate.simulate,
+            );
+            if let Some(newest) = others.last() {
+                return Err(Error::Usage(format!(
+                    "--resume: no journal of this plan (sha256 {}) at {}; {} is a journal of \
+                     plan `{}` with another hash: the plan changed since it was written (its file, \
+                     or what its variables put in it). To resume that run anyway, pass \
+                     --journal {} --force-resume",
+                    plan.short_hash(),
+                    journal_path.display(),
+                    others
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    plan.name,
+                    newest.display()
+                )));
+            }
+        }
         check_journal_to_resume(args.resume, &journal_path)?;
         Ok(ApplySettings {
             plan,
@@ -439,6 +466,7 @@ async fn apply(
         .append(&Record::run_started(
             &plan,
             shard,
+            &gate_waves,
             resume.is_some(),
             settings_value.clone(),
         ))
@@ -490,6 +518,7 @@ async fn apply(
     }
 
     let plan = Arc::new(plan);
+    let journal = Arc::new(FileJournal::new(journal_file, Arc::clone(&plan)));
     let cancel = CancellationToken::new();
     let options = EngineOptions {
         dry_run: args.dry_run,
@@ -499,7 +528,7 @@ async fn apply(
             .map(JournalState::resume_states)
             .unwrap_or_default(),
         cancel: cancel.clone(),
-        journal: Some(Arc::new(FileJournal::new(journal_file, Arc::clone(&plan)))),
+        journal: Some(Arc::clone(&journal) as Arc<dyn engine::Journal>),
         seed: rand::rng().random(),
     };
     if let Some(state) = &resume {
@@ -520,8 +549,14 @@ async fn apply(
 
     watch_run(events, &mut progress, &plan, &cancel, &mut interrupts).await;
     let outcome = engine_task.await.map_err(Error::EngineStopped)?;
+    // The end makes the journal tell the run as its report does; without it, the journal
+    // tells a run that died (see `flotilla report`).
+    let ended = journal.run_ended(&outcome).await;
     progress.finish();
     logs.detach();
+    if let Err(error) = ended {
+        tracing::warn!("{error}: the journal does not record the end of the run");
+    }
 
     let mut report = convert::run_report(
         &outcome,

@@ -48,12 +48,18 @@ pub enum ReportCommand {
 
 /// A JSON report is one JSON object; a journal is JSON lines.
 pub(super) fn load(path: &Path) -> Result<RunReport, Error> {
+    load_telling(path).map(|(report, _)| report)
+}
+
+/// As [`load`], with what a person should be told first about a journal's run that died: its
+/// report is the journal's best account, not the run's own.
+fn load_telling(path: &Path) -> Result<(RunReport, Option<String>), Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Input {
         path: path.to_owned(),
         source,
     })?;
     if let Ok(report) = serde_json::from_slice::<RunReport>(&bytes) {
-        return Ok(report);
+        return Ok((report, None));
     }
     let state = JournalState::read(path).map_err(Error::Journal)?;
     if state.plans.is_empty() {
@@ -62,7 +68,21 @@ pub(super) fn load(path: &Path) -> Result<RunReport, Error> {
             path.display()
         )));
     }
-    Ok(state.to_report())
+    let report = state.to_report();
+    let died = state
+        .newest
+        .as_ref()
+        .is_some_and(|run| !run.planned.is_empty() && run.end.is_none());
+    let note = died.then(|| {
+        let (in_flight, not_started) = crate::journal::report::died_counts(&report);
+        format!(
+            "{}: the journal records no end of its newest run: it was killed or crashed. \
+             {in_flight} operation(s) were in flight (their PUT may have been applied; \
+             `apply --resume` reconciles them), {not_started} never started",
+            path.display()
+        )
+    });
+    Ok((report, note))
 }
 
 pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
@@ -92,7 +112,10 @@ pub fn run(args: ReportArgs, env: &Environment) -> Result<Exit, Error> {
             Ok(judge(&merged, no_soak))
         }
         (None, Some(input)) => {
-            let report = load(&input)?;
+            let (report, note) = load_telling(&input)?;
+            if let Some(note) = note {
+                eprintln!("note: {}", crate::terminal::escape_control(&note));
+            }
             print!(
                 "{}",
                 render::render(&report, args.format, env.terminal_width)

@@ -531,7 +531,6 @@ pub fn plan(rollout: Rollout, waves: Vec<Vec<(Arc<ClusterTarget>, String, &str)>
     ExpandedPlan {
         name: "test".into(),
         hash: "0".repeat(64),
-        file_hash: "0".repeat(64),
         rollout,
         waves,
         redactor: Default::default(),

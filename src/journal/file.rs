@@ -157,8 +157,9 @@ impl JournalFile {
         ensure_ends_with_newline(&mut file).map_err(io_err)?;
         let is_new = match existing_format(&file).map_err(io_err)? {
             Some(first) => {
-                // Appending to a version 1 journal keeps it one: its records have the shape
-                // this build writes, and a header can only be a file's first line.
+                // Appending to an older journal keeps its header (a header can only be a
+                // file's first line); an older build ignores the new records' new fields, and
+                // skips the lines it cannot read (see the module `journal`).
                 format_of(&first).map_err(|problem| JournalError::format(path, problem))?;
                 false
             }
@@ -381,30 +382,90 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(
     Ok((records, unreadable))
 }
 
-/// `.flotilla/journal/<plan name>-<short file hash>[-shard-K-of-N][-wave-W1+W2][-simulate].jsonl`:
+/// `.flotilla/journal/<plan name>-<short plan hash>[-shard-K-of-N][-wave-W1+W2][-simulate].jsonl`:
 /// one journal per plan, shard and set of waves, so that the jobs of a wave-by-wave CI run never
-/// share one, and a rehearsal (`simulate`) never writes over the journal of a real run.
+/// share one, and a rehearsal (`simulate`) never writes over the journal of a real run. The
+/// hash is the plan's, the one `flotilla plan` shows and the reports carry: a plan whose
+/// variables changed is another plan, with its own journal.
 pub fn default_journal_path(
     plan: &ExpandedPlan,
     shard: Option<Shard>,
     waves: &[String],
     simulate: bool,
 ) -> PathBuf {
-    let mut name = format!("{}-{}", plan.name, short(&plan.file_hash));
+    journal_dir().join(format!(
+        "{}-{}{}.jsonl",
+        safe_file_name(&plan.name),
+        short(&plan.hash),
+        safe_file_name(&journal_suffix(shard, waves, simulate))
+    ))
+}
+
+/// The journals in the default place of the plan named like `plan`, with the same shard, waves
+/// and rehearsal, but another hash: the plan, or its variables, changed since they were written.
+/// What `--resume` points at when the plan's own default journal is not there; the newest
+/// last.
+pub fn journals_of_other_hashes(
+    plan: &ExpandedPlan,
+    shard: Option<Shard>,
+    waves: &[String],
+    simulate: bool,
+) -> Vec<PathBuf> {
+    let prefix = format!("{}-", safe_file_name(&plan.name));
+    let suffix = format!(
+        "{}.jsonl",
+        safe_file_name(&journal_suffix(shard, waves, simulate))
+    );
+    let Ok(entries) = std::fs::read_dir(journal_dir()) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return false;
+            };
+            name.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(&suffix))
+                .is_some_and(|hash| {
+                    hash.len() == 12
+                        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                        && hash != short(&plan.hash)
+                })
+        })
+        .map(|entry| journal_dir().join(entry.file_name()))
+        .collect();
+    // The newest last: the one a resume most likely means.
+    found.sort_by_key(|path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|modified| (modified, path.clone()))
+    });
+    found
+}
+
+fn journal_dir() -> PathBuf {
+    Path::new(".flotilla").join("journal")
+}
+
+fn journal_suffix(shard: Option<Shard>, waves: &[String], simulate: bool) -> String {
+    let mut suffix = String::new();
     if let Some(shard) = shard {
-        name.push_str(&format!("-shard-{}-of-{}", shard.index, shard.count));
+        suffix.push_str(&format!("-shard-{}-of-{}", shard.index, shard.count));
     }
     if !waves.is_empty() {
-        name.push_str(&format!("-wave-{}", waves.join("+")));
+        suffix.push_str(&format!("-wave-{}", waves.join("+")));
     }
     if simulate {
-        name.push_str("-simulate");
+        suffix.push_str("-simulate");
     }
-    if simulate {
-        name.push_str("-simulate");
-    }
-    let safe: String = name
-        .chars()
+    suffix
+}
+
+fn safe_file_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
                 c
@@ -412,10 +473,7 @@ pub fn default_journal_path(
                 '_'
             }
         })
-        .collect();
-    Path::new(".flotilla")
-        .join("journal")
-        .join(format!("{safe}.jsonl"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -582,8 +640,8 @@ mod tests {
     fn a_journal_of_a_newer_version_is_neither_read_nor_appended_to() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.jsonl");
-        let future = "{\"format\":\"flotilla-journal\",\"version\":3,\"flotilla_version\":\"9.1.0\"}\n\
-                      {\"record\":\"run\",\"whatever\":\"version 3 holds\"}\n";
+        let future = "{\"format\":\"flotilla-journal\",\"version\":4,\"flotilla_version\":\"9.1.0\"}\n\
+                      {\"record\":\"run\",\"whatever\":\"version 4 holds\"}\n";
         std::fs::write(&path, future).unwrap();
         let Err(opened) = JournalFile::open(&path) else {
             panic!("a newer journal was opened for appending");
@@ -593,11 +651,11 @@ mod tests {
         };
         for error in [opened, read] {
             assert!(
-                matches!(error, JournalError::Version { version: 3, .. }),
+                matches!(error, JournalError::Version { version: 4, .. }),
                 "{error}"
             );
             let message = error.to_string();
-            assert!(message.contains("format version 3"), "{message}");
+            assert!(message.contains("format version 4"), "{message}");
             assert!(message.contains("flotilla 9.1.0"), "{message}");
             assert!(
                 message.contains(&format!("writes version {FORMAT_VERSION}")),

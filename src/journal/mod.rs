@@ -3,17 +3,20 @@
 //!
 //! # Format
 //!
-//! Version 2, which this build writes: the first line is the header,
-//! `{"format":"flotilla-journal","version":2,"flotilla_version":"0.1.0"}` ([`Header`]), then one
-//! [`Record`] per line, tagged by `record`: `run` when a run starts, `intent` before a PUT
-//! leaves (durable before it leaves), `finished` when an operation ends. Each run appends to the
-//! file; a run that is not a resume starts its record afresh.
+//! Version 3, which this build writes: the first line is the header,
+//! `{"format":"flotilla-journal","version":3,"flotilla_version":"0.1.0"}` ([`Header`]), then one
+//! [`Record`] per line, tagged by `record`: `run` when a run starts (with every operation it was
+//! given), `intent` before a PUT leaves (durable before it leaves), `finished` when an operation
+//! ends, `end` when the run ends. Each run appends to the file; a run that is not a resume starts
+//! its record afresh.
 //!
-//! Version 1, written by earlier builds, has no header: its first line is a record. Its records
-//! have the shape of version 2's, so this build reads it, and a run appended to it writes the
-//! same records and leaves it a version 1 file. A journal of a newer version, of an older one
-//! than [`OLDEST_READABLE_VERSION`], or with another `format`, is refused, by reading and by
-//! appending alike, with an error naming its version and this build's.
+//! Versions 1 (no header: its first line is a record) and 2, written by earlier builds, have
+//! version 3's records without the planned operations, the waves' gates, the time of `finished`
+//! and `end`; this build reads them. A run appended to one keeps its header and writes version
+//! 3's records, whose new fields the older build ignores and whose `end` line it skips as
+//! unreadable. A journal of a newer version, of an older one than [`OLDEST_READABLE_VERSION`],
+//! or with another `format`, is refused, by reading and by appending alike, with an error
+//! naming its version and this build's.
 //!
 //! The records are the journal's own types ([`record`]), converted from and to the engine's:
 //! changing the engine's types cannot change the file. A change to the records' shape is a new
@@ -31,7 +34,9 @@ pub mod record;
 pub mod report;
 pub mod resume;
 
-pub use file::{JournalError, JournalFile, default_journal_path, read_lines};
+pub use file::{
+    JournalError, JournalFile, default_journal_path, journals_of_other_hashes, read_lines,
+};
 pub use port::FileJournal;
 pub use record::{FORMAT_MARKER, FORMAT_VERSION, Header, OLDEST_READABLE_VERSION, Record};
 pub use resume::{JournalState, ResumeError};

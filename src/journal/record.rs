@@ -11,16 +11,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::cce::model::{Action, ReleaseStatus};
 use crate::engine::{self, OperationResult};
-use crate::plan::resolved::ExpandedPlan;
+use crate::plan::resolved::{ExpandedPlan, FailureBudget};
 use crate::plan::select::Shard;
-use crate::report::model::PlanInfo;
+use crate::report::model::{PlanInfo, WaveGate};
+use crate::secret::Redactor;
 
 /// What the header's `format` says: the file is a flotilla journal.
 pub const FORMAT_MARKER: &str = "flotilla-journal";
 
-/// The format this build writes. Version 1 is the journal of earlier builds, which had no
-/// header; its records have the same shape as version 2's, so this build reads it.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format this build writes. Version 3 added what a report of the run needs: the planned
+/// operations and the waves' gates in the `run` record, the time of each `finished` record, and
+/// the `end` record. Versions 1 (no header) and 2 are the journals of earlier builds; their
+/// records are version 3's without those, so this build reads them.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format this build reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -104,6 +107,10 @@ pub enum Record {
         operations: usize,
         resume: bool,
         settings: serde_json::Value,
+        /// Every operation the run was given, in plan order: what a report of a run that
+        /// died lists as in flight or not started. Absent before version 3.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        planned: Vec<PlannedOperation>,
     },
     /// An operation is about to send its PUT; written and fsynced before the PUT goes out.
     Intent {
@@ -127,14 +134,22 @@ pub enum Record {
         /// The name of the operation's wave.
         wave: String,
         result: Box<FinishedOperation>,
+        /// When the end was recorded (RFC 3339). Absent before version 3.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
     },
+    /// The run ended and returned its report: written after its last `finished` record. A run
+    /// without one was killed, or crashed. Since version 3.
+    End(Box<RunEnd>),
 }
 
 impl Record {
-    /// The line that opens a run of `plan`.
+    /// The line that opens a run of `plan`, given the waves' gates its report carries
+    /// (`waves`) and the effective `settings`.
     pub fn run_started(
         plan: &ExpandedPlan,
         shard: Option<Shard>,
+        waves: &[WaveGate],
         resume: bool,
         settings: serde_json::Value,
     ) -> Self {
@@ -143,12 +158,29 @@ impl Record {
                 name: plan.name.clone(),
                 hash: plan.hash.clone(),
                 shard: shard.map(|s| s.to_string()),
+                waves: waves.iter().map(RecordedWave::from).collect(),
+                max_failures: Some(plan.rollout.max_failures),
             },
             started_at: jiff::Timestamp::now().to_string(),
             flotilla_version: env!("CARGO_PKG_VERSION").to_owned(),
             operations: plan.operation_count(),
             resume,
             settings,
+            planned: plan
+                .waves
+                .iter()
+                .flat_map(|wave| {
+                    wave.operations.iter().map(|op| PlannedOperation {
+                        index: op.index,
+                        wave: wave.name.clone(),
+                        cluster_name: op.cluster.name.clone(),
+                        cluster_id: op.cluster.id.clone(),
+                        namespace: op.namespace.clone(),
+                        release: op.release.clone(),
+                        action: op.action.into(),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -168,11 +200,161 @@ impl Record {
         }
     }
 
-    /// The line of an operation's end, in wave `wave`.
-    pub fn finished(wave: String, result: OperationResult) -> Self {
+    /// The line of an operation's end, in wave `wave`, recorded at `at`. Its free text
+    /// (errors, reasons, notes) is masked by the plan's `redactor`, as the run's report masks
+    /// it: a file on disk holds no more than the report.
+    pub fn finished(
+        wave: String,
+        result: OperationResult,
+        at: jiff::Timestamp,
+        redactor: &Redactor,
+    ) -> Self {
+        let mut result = FinishedOperation::from(result);
+        result.mask(redactor);
         Record::Finished {
             wave,
-            result: Box::new(FinishedOperation::from(result)),
+            result: Box::new(result),
+            at: Some(at.to_string()),
+        }
+    }
+
+    /// The line of the end of `run`, its halt masked by the plan's `redactor`.
+    pub fn ended(run: &engine::RunReport, redactor: &Redactor) -> Self {
+        Record::End(Box::new(RunEnd {
+            started_at: run.started_at.to_string(),
+            finished_at: run.finished_at.to_string(),
+            duration_ms: millis(run.duration),
+            halted: run
+                .halted
+                .as_ref()
+                .map(|h| redactor.mask_text(h).into_owned()),
+            interrupted: run.cancelled,
+            credentials_refused: run.credentials_refused.clone().map(Into::into),
+        }))
+    }
+
+    /// When the record was written, when it says.
+    pub fn written_at(&self) -> Option<jiff::Timestamp> {
+        match self {
+            Record::Run { started_at, .. } => started_at.parse().ok(),
+            Record::Intent { at, .. } => at.parse().ok(),
+            Record::Finished { at, .. } => at.as_deref()?.parse().ok(),
+            Record::End(end) => end.finished_at.parse().ok(),
+        }
+    }
+}
+
+/// One operation a run was given: who it is, before anything became of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedOperation {
+    pub index: usize,
+    /// The name of its wave.
+    pub wave: String,
+    pub cluster_name: String,
+    pub cluster_id: String,
+    pub namespace: String,
+    pub release: String,
+    pub action: RecordedAction,
+}
+
+/// How a run ended, as its report tells it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunEnd {
+    /// When the engine started and finished (RFC 3339), and the time between, in milliseconds.
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    /// Why the run halted, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<String>,
+    /// A signal stopped it.
+    pub interrupted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_refused: Option<RecordedRefusal>,
+}
+
+/// An endpoint's refusal of the run's credentials.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRefusal {
+    pub endpoint: String,
+    pub failure: RecordedCredentialFailure,
+    pub status: u16,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordedCredentialFailure {
+    Authentication,
+    Authorization,
+}
+
+impl From<engine::CredentialRefusal> for RecordedRefusal {
+    fn from(refusal: engine::CredentialRefusal) -> Self {
+        use crate::cce::error::CredentialFailure;
+        RecordedRefusal {
+            endpoint: refusal.endpoint,
+            failure: match refusal.failure {
+                CredentialFailure::Authentication => RecordedCredentialFailure::Authentication,
+                CredentialFailure::Authorization => RecordedCredentialFailure::Authorization,
+            },
+            status: refusal.status,
+            code: refusal.code,
+            message: refusal.message,
+            request_id: refusal.request_id,
+        }
+    }
+}
+
+impl From<RecordedRefusal> for engine::CredentialRefusal {
+    fn from(refusal: RecordedRefusal) -> Self {
+        use crate::cce::error::CredentialFailure;
+        engine::CredentialRefusal {
+            endpoint: refusal.endpoint,
+            failure: match refusal.failure {
+                RecordedCredentialFailure::Authentication => CredentialFailure::Authentication,
+                RecordedCredentialFailure::Authorization => CredentialFailure::Authorization,
+            },
+            status: refusal.status,
+            code: refusal.code,
+            message: refusal.message,
+            request_id: refusal.request_id,
+        }
+    }
+}
+
+/// One wave with what its gate (`report merge`) judges it by, as the run's report carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedWave {
+    pub name: String,
+    /// As a plan writes it: a count, or a share such as `"10%"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<FailureBudget>,
+    pub soak_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_wave: Option<String>,
+}
+
+impl From<&WaveGate> for RecordedWave {
+    fn from(wave: &WaveGate) -> Self {
+        RecordedWave {
+            name: wave.name.clone(),
+            max_failures: wave.max_failures,
+            soak_ms: wave.soak_ms,
+            next_wave: wave.next_wave.clone(),
+        }
+    }
+}
+
+impl From<RecordedWave> for WaveGate {
+    fn from(wave: RecordedWave) -> Self {
+        WaveGate {
+            name: wave.name,
+            max_failures: wave.max_failures,
+            soak_ms: wave.soak_ms,
+            next_wave: wave.next_wave,
         }
     }
 }
@@ -186,6 +368,12 @@ pub struct RecordedPlan {
     /// `K/N` when the run was one shard of the plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// The waves the run was given, with their gates. Absent before version 3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<RecordedWave>,
+    /// The run's own failure budget. Absent before version 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<FailureBudget>,
 }
 
 impl From<RecordedPlan> for PlanInfo {
@@ -194,8 +382,8 @@ impl From<RecordedPlan> for PlanInfo {
             name: plan.name,
             hash: plan.hash,
             shard: plan.shard,
-            waves: Vec::new(),
-            max_failures: None,
+            waves: plan.waves.into_iter().map(Into::into).collect(),
+            max_failures: plan.max_failures,
         }
     }
 }
@@ -583,6 +771,35 @@ impl FinishedOperation {
     pub fn to_engine(&self) -> OperationResult {
         self.clone().into()
     }
+
+    /// Masks what `redactor` finds secret in the record's free text.
+    fn mask(&mut self, redactor: &Redactor) {
+        let mask = |text: &mut String| {
+            if let std::borrow::Cow::Owned(masked) = redactor.mask_text(text) {
+                *text = masked;
+            }
+        };
+        for error in [
+            self.error.as_mut(),
+            self.rollback.as_mut().and_then(|r| r.error.as_mut()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            mask(&mut error.message);
+        }
+        for text in [self.skip_reason.as_mut(), self.note.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            mask(text);
+        }
+        for attempt in &mut self.attempts {
+            if let Some(error) = attempt.error.as_mut() {
+                mask(error);
+            }
+        }
+    }
 }
 
 fn status_text(status: ReleaseStatus) -> String {
@@ -609,9 +826,10 @@ mod tests {
     #[test]
     fn a_version_1_finished_line_reads_back_and_is_written_the_same() {
         let record: Record = serde_json::from_str(V1_FINISHED).unwrap();
-        let Record::Finished { wave, result } = &record else {
+        let Record::Finished { wave, result, at } = &record else {
             panic!("not a finished record: {record:?}");
         };
+        assert_eq!(at, &None, "version 1 did not time its end lines");
         assert_eq!(wave, "canary");
         let engine = result.to_engine();
         assert_eq!(engine.outcome, engine::Outcome::Failed);
@@ -622,9 +840,67 @@ mod tests {
         let written = serde_json::to_value(&record).unwrap();
         let original: serde_json::Value = serde_json::from_str(V1_FINISHED).unwrap();
         assert_eq!(written, original);
-        // And through the engine's result and back: nothing is lost on the way.
-        let again = Record::finished(wave.clone(), engine);
-        assert_eq!(serde_json::to_value(&again).unwrap(), original);
+        // And through the engine's result and back: nothing is lost on the way, and the
+        // time of the end is added.
+        let when: jiff::Timestamp = "2026-12-04T10:00:00Z".parse().unwrap();
+        let again = Record::finished(wave.clone(), engine, when, &Redactor::default());
+        let mut expected = original.clone();
+        expected["at"] = json!("2026-12-04T10:00:00Z");
+        assert_eq!(serde_json::to_value(&again).unwrap(), expected);
+        assert_eq!(again.written_at(), Some(when));
+    }
+
+    #[test]
+    fn an_end_line_masks_what_the_plan_finds_secret() {
+        let mut line: serde_json::Value = serde_json::from_str(V1_FINISHED).unwrap();
+        line["result"]["error"]["message"] = json!("rejected hunter2-rotated for the chart");
+        line["result"]["note"] = json!("note: hunter2-rotated");
+        line["result"]["skip_reason"] = json!("because hunter2-rotated");
+        let record: Record = serde_json::from_value(line).unwrap();
+        let Record::Finished { wave, result, .. } = record else {
+            panic!("not a finished record");
+        };
+        // The value of a secret variable, say: the plan's own rule, not a built-in one.
+        let mut redactor = Redactor::default();
+        redactor.add_literal("hunter2-rotated");
+        let masked = Record::finished(
+            wave,
+            result.to_engine(),
+            jiff::Timestamp::UNIX_EPOCH,
+            &redactor,
+        );
+        let text = serde_json::to_string(&masked).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("rejected ******"), "{text}");
+    }
+
+    #[test]
+    fn a_run_line_lists_its_planned_operations_and_an_end_line_reads_back() {
+        let plan = crate::plan::load_source(
+            std::path::Path::new("p.yaml"),
+            b"version: 1\nname: p\ntarget: { region: cn-north-4 }\nclusters:\n  c1: { id: 00000000-0000-0000-0000-000000000001 }\ndefaults: { chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05, action: upgrade }\nreleases:\n  - { name: web, namespace: shop, selector: { labels: {} }, values: {} }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let gates = WaveGate::of_run(&plan, &[], &plan);
+        let run = Record::run_started(&plan, None, &gates, false, json!({"dry_run": false}));
+        let line = serde_json::to_value(&run).unwrap();
+        assert_eq!(
+            line["planned"],
+            json!([{"index": 0, "wave": plan.waves[0].name, "cluster_name": "c1",
+                    "cluster_id": "00000000-0000-0000-0000-000000000001",
+                    "namespace": "shop", "release": "web", "action": "upgrade"}])
+        );
+        assert_eq!(line["plan"]["max_failures"], json!(0));
+        let back: Record = serde_json::from_value(line).unwrap();
+        assert_eq!(back, run);
+
+        let end = json!({"record": "end", "started_at": "2026-12-04T10:00:00Z",
+            "finished_at": "2026-12-04T10:00:21.781Z", "duration_ms": 21781,
+            "halted": "wave \"canary\" exceeded its failure budget", "interrupted": false});
+        let record: Record = serde_json::from_value(end.clone()).unwrap();
+        assert!(matches!(&record, Record::End(end) if end.duration_ms == 21781));
+        assert_eq!(serde_json::to_value(&record).unwrap(), end);
     }
 
     #[test]
@@ -674,11 +950,11 @@ mod tests {
     #[test]
     fn a_newer_version_or_an_unknown_format_is_refused() {
         let newer =
-            json!({"format": "flotilla-journal", "version": 3, "flotilla_version": "9.0.0"});
+            json!({"format": "flotilla-journal", "version": 4, "flotilla_version": "9.0.0"});
         assert_eq!(
             format_of(newer.as_object().unwrap()),
             Err(FormatProblem::Version {
-                version: 3,
+                version: 4,
                 written_by: Some("9.0.0".into())
             })
         );

@@ -1,12 +1,12 @@
 //! A journal read back for `--resume`: what is done, what may be in flight, whether the plan is
 //! the one the journal recorded, and how long to wait out the requests of a run that died.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::file::{JournalError, read_lines};
-use super::record::{Record, RecordedOutcome, RecordedPlan};
+use super::record::{PlannedOperation, Record, RecordedOutcome, RecordedPlan, RunEnd};
 use crate::engine;
 
 /// A PUT can leave a moment after the journal write that preceded it.
@@ -25,6 +25,24 @@ pub struct JournalState {
     pub last_written: Option<jiff::Timestamp>,
     /// The newest run recorded was a rehearsal against the simulator (`--simulate`).
     pub simulated: bool,
+    /// The newest run: how it began, and how it ended if its end is recorded.
+    pub newest: Option<NewestRun>,
+    /// The operations whose last word the newest run wrote (the others' is an earlier run's).
+    pub written_by_newest: BTreeSet<usize>,
+    /// When the newest record that says its time was written.
+    pub last_record_at: Option<jiff::Timestamp>,
+}
+
+/// The newest run a journal records, as its `run` record and its `end` record tell it.
+#[derive(Clone, Debug, Default)]
+pub struct NewestRun {
+    pub started_at: String,
+    pub flotilla_version: String,
+    pub settings: serde_json::Value,
+    /// Every operation it was given, in plan order; empty in journals before version 3.
+    pub planned: Vec<PlannedOperation>,
+    /// How it ended; none when it was killed or crashed (or before version 3).
+    pub end: Option<RunEnd>,
 }
 
 /// Why `--resume` cannot continue the run a journal records.
@@ -61,6 +79,9 @@ impl JournalState {
     pub fn read(path: &Path) -> Result<Self, JournalError> {
         let (records, unreadable) = read_lines::<Record>(path)?;
         let mut state = JournalState::default();
+        // Journals before version 3 do not time their end records: the run's start and the
+        // operation's own times (from the engine's start, a moment after) tell it closely.
+        let mut run_start: Option<jiff::Timestamp> = None;
         for record in records {
             match &record {
                 Record::Run {
@@ -69,6 +90,7 @@ impl JournalState {
                     operations,
                     resume,
                     settings,
+                    flotilla_version,
                     ..
                 } => {
                     state.simulated = settings
@@ -86,13 +108,55 @@ impl JournalState {
                         .first_started_at
                         .get_or_insert_with(|| started_at.clone());
                     state.operations_in_plan = *operations;
+                    state.written_by_newest.clear();
+                    state.newest = Some(NewestRun {
+                        started_at: started_at.clone(),
+                        flotilla_version: flotilla_version.clone(),
+                        settings: settings.clone(),
+                        // Moved in below: a large plan's list is not copied.
+                        planned: Vec::new(),
+                        end: None,
+                    });
                 }
                 Record::Intent { index, .. } => {
-                    state.last.insert(*index, record);
+                    state.written_by_newest.insert(*index);
                 }
                 Record::Finished { result, .. } => {
+                    state.written_by_newest.insert(result.index);
+                }
+                Record::End(end) => {
+                    if let Some(newest) = &mut state.newest {
+                        newest.end = Some((**end).clone());
+                    }
+                }
+            }
+            if let Record::Run { started_at, .. } = &record {
+                run_start = started_at.parse().ok();
+            }
+            let written_at = record.written_at().or_else(|| match &record {
+                Record::Finished { result, .. } => run_start?
+                    .checked_add(Duration::from_millis(
+                        result.started_at.saturating_add(result.duration),
+                    ))
+                    .ok(),
+                _ => None,
+            });
+            if let Some(at) = written_at {
+                state.last_record_at = Some(state.last_record_at.map_or(at, |last| last.max(at)));
+            }
+            match record {
+                Record::Intent { index, .. } => {
+                    state.last.insert(index, record);
+                }
+                Record::Finished { ref result, .. } => {
                     state.last.insert(result.index, record);
                 }
+                Record::Run { planned, .. } => {
+                    if let Some(newest) = &mut state.newest {
+                        newest.planned = planned;
+                    }
+                }
+                Record::End(_) => {}
             }
         }
         state.unreadable = unreadable;
@@ -168,7 +232,7 @@ impl JournalState {
             Record::Intent { version_before, .. } => Some(engine::PriorState::InFlight {
                 version_before: *version_before,
             }),
-            Record::Run { .. } => None,
+            Record::Run { .. } | Record::End(_) => None,
         }
     }
 
@@ -261,7 +325,12 @@ mod tests {
         let mut result = engine::OperationResult::new(&op, outcome, false);
         result.put_sent = put_sent;
         result.version_before = Some(1);
-        Record::finished("all".into(), result)
+        Record::finished(
+            "all".into(),
+            result,
+            "2026-11-26T00:00:05Z".parse().unwrap(),
+            &crate::secret::Redactor::default(),
+        )
     }
 
     fn intent(index: usize) -> Record {
@@ -307,12 +376,16 @@ mod tests {
                 name: "p".into(),
                 hash: "ab".repeat(32),
                 shard: None,
+                waves: Vec::new(),
+                max_failures: None,
             },
             started_at: "2026-11-26T00:00:00Z".into(),
             flotilla_version: "0".into(),
             operations,
             resume,
             settings: json!({}),
+            // As a journal before version 3: no planned operations.
+            planned: Vec::new(),
         };
         for record in [
             run(5, false),
@@ -383,7 +456,7 @@ mod tests {
             let index = match &record {
                 Record::Intent { index, .. } => *index,
                 Record::Finished { result, .. } => result.index,
-                Record::Run { .. } => continue,
+                Record::Run { .. } | Record::End(_) => continue,
             };
             state.last.insert(index, record);
         }
@@ -525,6 +598,8 @@ mod tests {
                 name: "p".into(),
                 hash: "ab".repeat(32),
                 shard: None,
+                waves: Vec::new(),
+                max_failures: None,
             }],
             ..JournalState::default()
         };

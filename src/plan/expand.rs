@@ -81,7 +81,6 @@ pub fn expand(
     raw: &RawPlan,
     name: String,
     hash: String,
-    file_hash: String,
     ctx: &mut Context<'_>,
 ) -> Option<ExpandedPlan> {
     let clusters = resolve_clusters(raw, ctx);
@@ -239,7 +238,6 @@ pub fn expand(
     Some(ExpandedPlan {
         name,
         hash,
-        file_hash,
         rollout,
         waves,
         redactor: crate::secret::Redactor::default(),

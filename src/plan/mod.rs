@@ -57,21 +57,16 @@ pub fn load_path(path: &Path) -> Result<ExpandedPlan, LoadError> {
     load_source(path, &bytes, &|name| std::env::var(name).ok())
 }
 
-/// The file's SHA-256, and the plan's identity: SHA-256 of the file and of what variables put
-/// into it (see [`interpolate::Interpolation::substituted`]), the file's own without variables.
-/// The file is read once for both.
-fn hashes(bytes: &[u8], substituted: &[String]) -> (String, String) {
+/// The plan's identity, its one hash: SHA-256 of the file and of what variables put into it
+/// (see [`interpolate::Interpolation::substituted`]); the file's own without variables.
+fn plan_hash(bytes: &[u8], substituted: &[String]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(bytes);
-    let file_hash = hex::encode(hasher.clone().finalize());
-    if substituted.is_empty() {
-        return (file_hash.clone(), file_hash);
-    }
     for line in substituted {
         hasher.update(b"\0");
         hasher.update(line.as_bytes());
     }
-    (file_hash, hex::encode(hasher.finalize()))
+    hex::encode(hasher.finalize())
 }
 
 /// [`load_path`] on bytes already read, with the variable lookup as a parameter;
@@ -131,7 +126,7 @@ pub fn load_source(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "plan".to_owned())
     });
-    let (file_hash, hash) = hashes(bytes, &interpolation.substituted);
+    let hash = plan_hash(bytes, &interpolation.substituted);
     let lines = new_lines();
     let mut ctx = expand::Context {
         path,
@@ -142,7 +137,7 @@ pub fn load_source(
             .map(|p| Diagnostic::in_lines(path, &lines, p.pos, p.message))
             .collect(),
     };
-    match expand::expand(&raw, name, hash, file_hash, &mut ctx) {
+    match expand::expand(&raw, name, hash, &mut ctx) {
         Some(mut plan) if ctx.problems.is_empty() => {
             plan.redactor = redactor;
             Ok(plan)

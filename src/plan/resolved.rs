@@ -13,12 +13,11 @@ use crate::cce::model::{Action, UpdateReleaseBody};
 pub struct ExpandedPlan {
     /// `name` from the plan, or the file stem when it has none.
     pub name: String,
-    /// The plan's identity: lowercase hex SHA-256 of the file and of what its variables put
-    /// in it (see `plan::plan_hash`). `--resume` and `report merge` compare it.
+    /// The plan's identity, and its one hash: lowercase hex SHA-256 of the file and of what its
+    /// variables put in it (see `plan::plan_hash`). `plan` shows it, it names the default
+    /// journal, the journal and the reports record it, and `--resume` and `report merge`
+    /// compare it.
     pub hash: String,
-    /// SHA-256 of the file's bytes alone. It names the default journal, so that a resume under
-    /// changed variables finds the journal, and is told that the plan changed.
-    pub file_hash: String,
     pub rollout: Rollout,
     /// In execution order; operations no wave selects form a final implicit wave.
     pub waves: Vec<Wave>,

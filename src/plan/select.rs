@@ -373,7 +373,6 @@ fn filter_waves(
     Ok(ExpandedPlan {
         name: plan.name.clone(),
         hash: plan.hash.clone(),
-        file_hash: plan.file_hash.clone(),
         rollout: plan.rollout.clone(),
         waves,
         redactor: plan.redactor.clone(),

@@ -125,6 +125,7 @@ pub fn run_report(
         interrupted: run.cancelled,
         credentials_refused: run.credentials_refused.clone(),
         missing_shards: Vec::new(),
+        incomplete: false,
         operations,
     }
 }

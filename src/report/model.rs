@@ -38,6 +38,10 @@ pub struct RunReport {
     /// not in it, so the merged run does not count as a success.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_shards: Vec<String>,
+    /// A merged report that lacks a shard's report (see `missing_shards`): it accounts for
+    /// part of what it covers only. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
     pub operations: Vec<OperationReport>,
 }
 

@@ -161,12 +161,17 @@ fn refused_line(report: &RunReport) -> Option<String> {
 
 /// A merged report without every shard says so next to its counts.
 fn missing_shards_line(report: &RunReport) -> Option<String> {
-    (!report.missing_shards.is_empty()).then(|| {
+    is_incomplete(report).then(|| {
         format!(
-            "shards missing: {} (their operations are not in this report)",
+            "incomplete: shards missing: {} (their operations are not in this report)",
             report.missing_shards.join(", ")
         )
     })
+}
+
+/// A merged report that lacks a shard's report.
+fn is_incomplete(report: &RunReport) -> bool {
+    report.incomplete || !report.missing_shards.is_empty()
 }
 
 /// Beyond this many operations the end-of-run table lists only those that need a look.
@@ -302,14 +307,15 @@ fn md_cell(text: &str) -> String {
 pub fn markdown(report: &RunReport) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "## flotilla: {}\n", md_cell(&report.plan.name));
-    let icon = if report.summary.all_succeeded() {
-        "✅"
-    } else {
-        "❌"
+    // A merge missing a shard is not a success, however its operations went.
+    let (icon, incomplete) = match (report.summary.all_succeeded(), is_incomplete(report)) {
+        (_, true) => ("❌", "**incomplete:** "),
+        (true, false) => ("✅", ""),
+        (false, false) => ("❌", ""),
     };
     let _ = writeln!(
         md,
-        "{icon} {}\n",
+        "{icon} {incomplete}{}\n",
         summary_line(&report.summary, report.duration_ms)
     );
     if let Some(refusal) = &report.credentials_refused {

@@ -191,7 +191,6 @@ pub fn plan_undo(
     Ok(UndoPlan {
         plan: ExpandedPlan {
             name: format!("undo-{}", run.plan.name),
-            file_hash: hash.clone(),
             hash,
             rollout: plan.rollout.clone(),
             waves: undo_waves,

@@ -114,9 +114,20 @@ pub fn read_json(path: &Path) -> Result<RunReport, ReportError> {
 /// shard once; shards not given are listed as missing, so that a merged report never passes for
 /// the whole of what it covers without all of it. Reports of other waves may be merged along
 /// (a merged canary gate with the shards of the next wave, say), never two covering one wave.
+///
+/// The merged report carries no single shard's settings: `settings.shard` gives way to
+/// `settings.shards`, every shard merged, and `settings.wave` names every wave merged when the
+/// reports' differ. One that lacks a shard is marked `incomplete`.
 pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError> {
     check_one_run(&reports)?;
-    let (missing_shards, waves) = check_split(&reports)?;
+    let Split {
+        missing: missing_shards,
+        present: shards,
+        waves,
+    } = check_split(&reports)?;
+    let same_waves_setting = reports
+        .windows(2)
+        .all(|pair| pair[0].1.settings.get("wave") == pair[1].1.settings.get("wave"));
     let mut reports = reports.into_iter();
     let (_, mut merged) = reports.next().ok_or(ReportError::Empty)?;
     for (path, report) in reports {
@@ -144,10 +155,27 @@ pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError
     }
     merged.operations.sort_by_key(|op| op.index);
     merged.plan.shard = None;
+    if let Some(settings) = merged.settings.as_object_mut() {
+        settings.remove("shard");
+        settings.insert("shards".into(), shards.into());
+        if !same_waves_setting {
+            let names: Vec<&str> = waves.iter().map(|w| w.name.as_str()).collect();
+            settings.insert("wave".into(), names.into());
+        }
+    }
     merged.plan.waves = waves;
+    merged.incomplete = !missing_shards.is_empty();
     merged.missing_shards = missing_shards;
     merged.summary = Summary::of(&merged.operations);
     Ok(merged)
+}
+
+/// What the shards of a merge are: those missing and those given (`K/N`, with the waves in
+/// brackets for a wave selection), and the waves of all of them in plan order.
+struct Split {
+    missing: Vec<String>,
+    present: Vec<String>,
+    waves: Vec<WaveGate>,
 }
 
 /// The reports of one wave selection: its waves (empty: the whole plan, or a report older than
@@ -217,9 +245,7 @@ fn check_one_run(reports: &[(String, RunReport)]) -> Result<(), ReportError> {
     Ok(())
 }
 
-fn check_split(
-    reports: &[(String, RunReport)],
-) -> Result<(Vec<String>, Vec<WaveGate>), ReportError> {
+fn check_split(reports: &[(String, RunReport)]) -> Result<Split, ReportError> {
     let mut groups: Vec<Group<'_>> = Vec::new();
     for entry in reports {
         let waves = entry.1.plan.waves.as_slice();
@@ -263,6 +289,7 @@ fn check_split(
     }
     groups.sort_by_key(Group::first_index);
     let mut missing = Vec::new();
+    let mut present = Vec::new();
     let mut waves = Vec::new();
     for group in &groups {
         let label = if group.waves.is_empty() {
@@ -275,9 +302,39 @@ fn check_split(
                 .into_iter()
                 .map(|shard| format!("{shard}{label}")),
         );
+        let mut given = Vec::new();
+        for (_, report) in &group.reports {
+            match &report.plan.shard {
+                Some(shard) => given.push(format!("{shard}{label}")),
+                // A merged report: the shards it merged.
+                None => given.extend(
+                    report
+                        .settings
+                        .get("shards")
+                        .and_then(serde_json::Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s.as_str().map(ToOwned::to_owned)),
+                ),
+            }
+        }
+        given.sort_by_key(|label| shard_number(label));
+        present.extend(given);
         waves.extend(group.waves.iter().cloned());
     }
-    Ok((missing, waves))
+    Ok(Split {
+        missing,
+        present,
+        waves,
+    })
+}
+
+/// K of `K/N` or `K/N (waves)`.
+fn shard_number(label: &str) -> u32 {
+    label
+        .split_once('/')
+        .and_then(|(k, _)| k.parse().ok())
+        .unwrap_or(u32::MAX)
 }
 
 /// One group's reports form at most one split `1/N … N/N`, each shard once; returns the shards

@@ -196,6 +196,8 @@ async fn killed_three_times_then_resumed(flags: &[&str]) {
         })
         .collect();
     assert_eq!(names.len(), OPERATIONS, "every release once in the report");
+    // A journal of several runs tells the last one as that run's own report did, whole.
+    assert_eq!(from_journal, final_report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,6 +105,12 @@ async fn sigint_stops_sending_exits_130_and_writes_the_report() {
         let output = output_within(Duration::from_secs(20), command).await;
         assert_eq!(exit_code(&output), Some(130), "report {rendered}");
     }
+    // Word for word: an interrupted run records its end too.
+    let mut command = flotilla(dir.path());
+    command.args(["report", "journal.jsonl", "--format", "json"]);
+    let output = output_within(Duration::from_secs(20), command).await;
+    let from_journal: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(from_journal, report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

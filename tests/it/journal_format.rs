@@ -68,7 +68,13 @@ async fn a_new_journal_begins_with_its_header_and_a_version_1_journal_is_still_r
     let plan = plan(dir.path());
     let first = output_within(
         LIMIT,
-        apply(dir.path(), &plan, "journal.jsonl", "first.jsonl", &[]),
+        apply(
+            dir.path(),
+            &plan,
+            "journal.jsonl",
+            "first.jsonl",
+            &["--report-json", "report.json"],
+        ),
     )
     .await;
     assert_eq!(exit_code(&first), Some(0), "{}", text(&first.stderr));
@@ -77,7 +83,7 @@ async fn a_new_journal_begins_with_its_header_and_a_version_1_journal_is_still_r
         written[0],
         serde_json::json!({
             "format": "flotilla-journal",
-            "version": 2,
+            "version": 3,
             "flotilla_version": env!("CARGO_PKG_VERSION"),
         })
     );
@@ -85,18 +91,52 @@ async fn a_new_journal_begins_with_its_header_and_a_version_1_journal_is_still_r
 
     let reported = output_within(LIMIT, report(dir.path(), "journal.jsonl")).await;
     assert_eq!(exit_code(&reported), Some(0), "{}", text(&reported.stderr));
+    let from_v3: serde_json::Value = serde_json::from_slice(&reported.stdout).unwrap();
+    assert_eq!(from_v3["summary"]["succeeded"], 4, "{from_v3:#}");
+    assert_eq!(from_v3, read_json(&dir.path().join("report.json")));
+
+    // As a version 2 flotilla wrote it: no planned operations, untimed end lines, no end
+    // record. Still the same operations, in a report that cannot know more.
+    let mut v2 = String::new();
+    for mut line in lines(&dir.path().join("journal.jsonl")) {
+        if line["record"] == "end" {
+            continue;
+        }
+        let object = line.as_object_mut().unwrap();
+        object.remove("planned");
+        object
+            .remove("at")
+            .filter(|_| object["record"] == "finished");
+        if let Some(plan) = object.get_mut("plan").and_then(|p| p.as_object_mut()) {
+            plan.remove("waves");
+            plan.remove("max_failures");
+        }
+        if object.get("format").is_some() {
+            object.insert("version".into(), 2.into());
+        }
+        v2.push_str(&format!("{line}\n"));
+    }
+    std::fs::write(dir.path().join("v2.jsonl"), v2).unwrap();
+    let reported = output_within(LIMIT, report(dir.path(), "v2.jsonl")).await;
+    assert_eq!(exit_code(&reported), Some(0), "{}", text(&reported.stderr));
     let from_v2: serde_json::Value = serde_json::from_slice(&reported.stdout).unwrap();
-    assert_eq!(from_v2["summary"]["succeeded"], 4, "{from_v2:#}");
+    assert_eq!(from_v2["summary"], from_v3["summary"]);
+    assert_eq!(from_v2["operations"], from_v3["operations"]);
+    assert_eq!(
+        from_v2["interrupted"], false,
+        "a version 2 journal has no end record to miss"
+    );
+    assert!(from_v2["duration_ms"].as_u64().unwrap() > 0, "{from_v2:#}");
 
     // The same journal as an earlier flotilla wrote it: the records alone, no header.
-    let text_v2 = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
-    let (_, records) = text_v2.split_once('\n').unwrap();
+    let text_v3 = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+    let (_, records) = text_v3.split_once('\n').unwrap();
     std::fs::write(dir.path().join("v1.jsonl"), records).unwrap();
     let reported = output_within(LIMIT, report(dir.path(), "v1.jsonl")).await;
     assert_eq!(exit_code(&reported), Some(0), "{}", text(&reported.stderr));
     let from_v1: serde_json::Value = serde_json::from_slice(&reported.stdout).unwrap();
     assert_eq!(
-        from_v1, from_v2,
+        from_v1, from_v3,
         "a version 1 journal reads as the same run"
     );
 
@@ -128,19 +168,19 @@ async fn a_journal_of_a_newer_version_or_another_format_is_refused_with_nothing_
     let plan = plan(dir.path());
     let run = r#"{"record":"run","plan":{"name":"versioned","hash":"00"},"started_at":"2026-11-26T00:00:00Z","flotilla_version":"9.1.0","operations":4,"resume":false,"settings":{}}"#;
     let future = format!(
-        "{{\"format\":\"flotilla-journal\",\"version\":3,\"flotilla_version\":\"9.1.0\"}}\n{run}\n"
+        "{{\"format\":\"flotilla-journal\",\"version\":4,\"flotilla_version\":\"9.1.0\"}}\n{run}\n"
     );
     let other = format!("{{\"format\":\"other-tool\",\"version\":1}}\n{run}\n");
     for (name, content, expected) in [
         (
             "future.jsonl",
             &future,
-            ["format version 3", "by flotilla 9.1.0", "writes version 2"],
+            ["format version 4", "by flotilla 9.1.0", "writes version 3"],
         ),
         (
             "other.jsonl",
             &other,
-            ["not a flotilla journal", "\"other-tool\"", "version 2"],
+            ["not a flotilla journal", "\"other-tool\"", "version 3"],
         ),
     ] {
         let path = dir.path().join(name);

@@ -19,6 +19,7 @@ mod docs_links;
 mod e2e_support;
 mod fuzz_regressions;
 mod journal_format;
+mod journal_report;
 mod layers;
 mod null_fields;
 mod plan_cli;

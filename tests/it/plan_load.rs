@@ -198,11 +198,19 @@ fn the_plan_hash_covers_what_variables_put_in_except_secrets() {
     assert_eq!(hash("2.5.0", "a"), hash("2.5.0", "a"));
     assert_ne!(hash("2.5.0", "a"), hash("2.6.0", "a"));
     assert_eq!(hash("2.5.0", "a"), hash("2.5.0", "b"));
-    // The journal is named after the file, so a resume under a changed variable finds it and
-    // is refused for the plan's change, not for a missing journal.
-    let journal =
-        |tag: &str| flotilla::journal::default_journal_path(&plan(tag, "a"), None, &[], false);
-    assert_eq!(journal("2.5.0"), journal("2.6.0"));
+    // One hash everywhere: the journal is named after the plan's hash, so a plan whose
+    // variables changed has its own journal (and `--resume` points at the other one).
+    let journal = |tag: &str, password: &str| {
+        flotilla::journal::default_journal_path(&plan(tag, password), None, &[], false)
+    };
+    assert_ne!(journal("2.5.0", "a"), journal("2.6.0", "a"));
+    assert_eq!(
+        journal("2.5.0", "a"),
+        journal("2.5.0", "b"),
+        "a secret is not in the hash"
+    );
+    let name = journal("2.6.0", "a").display().to_string();
+    assert!(name.contains(&hash("2.6.0", "a")[..12]), "{name}");
 
     use sha2::Digest as _;
     let file_hash = hex::encode(sha2::Sha256::digest(FLEET.as_bytes()));

@@ -113,6 +113,7 @@ fn sample() -> RunReport {
         interrupted: false,
         credentials_refused: None,
         missing_shards: Vec::new(),
+        incomplete: false,
         operations,
     }
 }
@@ -285,6 +286,78 @@ fn merge_lists_missing_shards_and_does_not_count_as_success() {
     // Merging the merge again does not forget what it lacks.
     let again = write::merge(vec![("merged.json".into(), merged)]).unwrap();
     assert_eq!(again.missing_shards, ["2/3", "3/3"]);
+    assert!(again.incomplete);
+}
+
+/// Every operation of the shards given succeeded, yet a shard is missing: no format may show
+/// the merge as a success, and it carries no one shard's settings.
+#[test]
+fn a_merge_missing_a_shard_is_incomplete_in_every_format() {
+    let given = |k: u32| {
+        let mut report = shard(k, 4);
+        for op in &mut report.operations {
+            op.outcome = Outcome::Succeeded;
+            op.error = None;
+            op.skip_reason = None;
+        }
+        report.summary = Summary::of(&report.operations);
+        report.halted = None;
+        report.settings["shard"] = serde_json::json!(format!("{k}/4"));
+        report
+    };
+    let merged = write::merge(vec![
+        ("3.json".into(), given(3)),
+        ("1.json".into(), given(1)),
+    ])
+    .unwrap();
+    assert!(merged.summary.all_succeeded(), "{:?}", merged.summary);
+    assert_eq!(merged.verdict(), Verdict::Failed);
+
+    let json = serde_json::to_value(&merged).unwrap();
+    assert_eq!(json["incomplete"], true);
+    assert_eq!(json["missing_shards"], serde_json::json!(["2/4", "4/4"]));
+    assert_eq!(json["plan"].get("shard"), None);
+    assert_eq!(
+        json["settings"].get("shard"),
+        None,
+        "no one shard's settings"
+    );
+    assert_eq!(
+        json["settings"]["shards"],
+        serde_json::json!(["1/4", "3/4"])
+    );
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&json), "the schema knows `incomplete`");
+
+    let markdown = render::markdown(&merged);
+    let headline = markdown.lines().find(|l| l.contains("succeeded")).unwrap();
+    assert!(headline.starts_with("❌ **incomplete:** "), "{headline}");
+    assert!(!markdown.contains('✅'), "{markdown}");
+
+    let table = render::table(&merged, Some(120));
+    assert!(
+        table.contains("incomplete: shards missing: 2/4, 4/4"),
+        "{table}"
+    );
+
+    let junit = quick_junit::Report::deserialize_from_str(&render::junit(&merged)).unwrap();
+    assert_eq!(junit.failures, 2, "one failed test case per missing shard");
+
+    // A complete merge is none of this.
+    let whole = write::merge((1..=4).map(|k| (format!("{k}.json"), given(k))).collect()).unwrap();
+    assert!(!whole.incomplete);
+    assert_eq!(whole.verdict(), Verdict::Succeeded);
+    assert_eq!(
+        serde_json::to_value(&whole).unwrap().get("incomplete"),
+        None
+    );
+    assert!(render::markdown(&whole).contains("✅ 6 succeeded"));
+    assert_eq!(
+        whole.settings["shards"],
+        serde_json::json!(["1/4", "2/4", "3/4", "4/4"])
+    );
 }
 
 #[test]

@@ -45,7 +45,6 @@ pub fn plan(targets: &[(&str, &str, &str, &str)]) -> ExpandedPlan {
     ExpandedPlan {
         name: "test".into(),
         hash: "0".repeat(64),
-        file_hash: "0".repeat(64),
         rollout: Rollout::default(),
         waves: vec![Wave {
             name: "all".into(),

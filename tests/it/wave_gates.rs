@@ -257,6 +257,33 @@ async fn the_gate_applies_the_waves_budget_over_all_its_shards_and_does_not_soak
         "{}",
         text(&output.stderr)
     );
+    // And the merged report says so in every format, with no one shard's settings.
+    let merged: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_valid_report(&merged);
+    assert_eq!(merged["incomplete"], true, "{merged:#}");
+    assert_eq!(
+        merged["missing_shards"],
+        serde_json::json!(["2/2 (canary)"])
+    );
+    assert_eq!(merged["settings"].get("shard"), None, "{merged:#}");
+    assert_eq!(
+        merged["settings"]["shards"],
+        serde_json::json!(["1/2 (canary)"])
+    );
+    std::fs::write(dir.path().join("incomplete.json"), &output.stdout).unwrap();
+    for (format, says) in [
+        ("md", "❌ **incomplete:** "),
+        ("table", "incomplete: shards missing: 2/2 (canary)"),
+        ("junit", "missing shards"),
+    ] {
+        let mut command = flotilla(dir.path());
+        command.args(["report", "incomplete.json", "--format", format]);
+        let output = output_within(LIMIT, command).await;
+        assert_eq!(exit_code(&output), Some(1), "--format {format}");
+        let rendered = text(&output.stdout);
+        assert!(rendered.contains(says), "--format {format}: {rendered}");
+        assert!(!rendered.contains('✅'), "--format {format}: {rendered}");
+    }
 }
 
 /// The opt-out is loud: a warning at the start and a record in the report's settings.

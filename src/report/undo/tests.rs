@@ -68,6 +68,7 @@ fn run_of(plan: &ExpandedPlan, operations: Vec<OperationReport>) -> RunReport {
         interrupted: false,
         credentials_refused: None,
         missing_shards: Vec::new(),
+        incomplete: false,
         operations,
     }
 }
