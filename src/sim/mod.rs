@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod delay;
+pub mod errors;
 pub mod faults;
 pub mod log;
 mod server;
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use auth::SimAuth;
+pub use errors::ErrorStyle;
 pub use faults::{Fault, FaultRates};
 pub use log::LogEntry;
 pub use store::{ReleaseSnapshot, RevisionSnapshot, SimStateSnapshot, Store};
@@ -63,6 +65,10 @@ pub struct SimConfig {
     pub state_file: Option<PathBuf>,
     /// A pinned "now" for the `X-Sdk-Date` window, e.g. to replay recorded signatures.
     pub clock: Option<jiff::Timestamp>,
+    /// The shape of every error answer's body.
+    pub error_style: ErrorStyle,
+    /// The status a change to a busy (`PENDING_*`) release is refused with: 400, 403 or 409.
+    pub busy_status: u16,
 }
 
 impl Default for SimConfig {
@@ -85,6 +91,8 @@ impl Default for SimConfig {
             retain_log: true,
             state_file: None,
             clock: None,
+            error_style: ErrorStyle::default(),
+            busy_status: errors::DEFAULT_BUSY_STATUS,
         }
     }
 }
@@ -120,6 +128,16 @@ impl SimConfig {
         self
     }
 
+    pub fn with_error_style(mut self, style: ErrorStyle) -> Self {
+        self.error_style = style;
+        self
+    }
+
+    pub fn with_busy_status(mut self, status: u16) -> Self {
+        self.busy_status = status;
+        self
+    }
+
     pub fn with_clock(mut self, now: jiff::Timestamp) -> Self {
         self.clock = Some(now);
         self
@@ -148,6 +166,12 @@ impl SimConfig {
     /// Refuses rates outside `0..=1`, request fault rates adding past 1, and a throttle ≤ 0.
     pub fn check(&self) -> Result<(), SimError> {
         self.fault_rates().check().map_err(SimError::Config)?;
+        if !errors::BUSY_STATUSES.contains(&self.busy_status) {
+            return Err(SimError::Config(format!(
+                "busy status {} is not one of 400, 403, 409",
+                self.busy_status
+            )));
+        }
         if let Some(rps) = self.throttle
             && !(rps.is_finite() && rps > 0.0)
         {
@@ -236,6 +260,8 @@ impl Simulator {
             latency: config.latency,
             delay,
             retry_after: config.retry_after,
+            error_style: config.error_style,
+            busy_status: config.busy_status,
             next_seq: AtomicU64::new(0),
             id_prefix,
             redactor,
