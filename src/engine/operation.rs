@@ -512,7 +512,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         if let Some(relative) = self.op.relative_version {
             match self.resolve_relative(relative, &current).await {
                 Ok(()) => {}
-                Err(End::Failed(error)) => return Preview::Unresolved(error.message),
+                Err(End::Failed(error)) => return Preview::Unresolved(error),
                 Err(_) => return Preview::Cancelled,
             }
         }
@@ -563,7 +563,8 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     )),
                     Err(ReadError::Cancelled) => Err(Stop::Cancelled),
                     Err(ReadError::Api(error)) => {
-                        let error = OperationError::from_api("ShowAutopilotChart", &error).message;
+                        // The one display of an API error: code, message and request id.
+                        let error = format!("ShowAutopilotChart: {error}");
                         let chart = DesiredChart::Unresolved {
                             chart_id,
                             error: &error,
@@ -594,9 +595,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                             }
                             Err(ReadError::Cancelled) => Err(Stop::Cancelled),
                             Err(ReadError::Api(error)) => {
-                                let error =
-                                    OperationError::from_api("ShowAutopilotReleaseHistory", &error)
-                                        .message;
+                                let error = format!("ShowAutopilotReleaseHistory: {error}");
                                 Ok(judge(
                                     body,
                                     kept,
