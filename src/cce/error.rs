@@ -563,7 +563,9 @@ mod tests {
 
     #[test]
     fn flotilla_reads_what_either_reader_reads() {
-        let cases: [(&str, Option<&str>, Option<&str>, Option<&str>); 13] = [
+        /// The body, its content type, the code and the message read.
+        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        let cases: [Case; 13] = [
             (
                 r#"{"error_code":"APIG.0308","error_msg":"The throttling threshold has been reached"}"#,
                 None,
@@ -649,7 +651,9 @@ mod tests {
     #[test]
     fn a_busy_release_is_told_by_its_message_whatever_the_status_and_by_a_409_to_a_change() {
         let busy = "Update release is forbidden: release web is PENDING_UPGRADE";
-        let table: [(Option<u16>, Option<&str>, Option<&str>, bool, bool); 13] = [
+        /// Status, code, message, whether the request was a change, and whether it is busy.
+        type Row<'a> = (Option<u16>, Option<&'a str>, Option<&'a str>, bool, bool);
+        let table: [Row; 13] = [
             (Some(400), Some("CCE.01400001"), Some(busy), true, true),
             (Some(403), Some("CCE.01403001"), Some(busy), true, true),
             (Some(409), Some("CCE.01409001"), Some(busy), true, true),
