@@ -861,7 +861,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 Decision::Fail => {
                     let context = if error.release_busy(true) {
                         format!(
-                            "busy: the release was busy with another operation and refused the PUT {puts} time(s), the retry budget"
+                            "busy: the release was busy with another operation at each of the {puts} PUT attempts of the retry budget"
                         )
                     } else if puts > 1 {
                         format!("PUT failed after {puts} attempts")
