@@ -142,7 +142,8 @@ impl<'a> Fields<'a> {
 }
 
 /// Arbitrary bytes as an HTTP error answer (status, `Content-Type`, `Retry-After`, body): the
-/// client's error reading never panics and keeps its excerpt of a non-JSON body short.
+/// client's error reading, and each SDK reader it combines, never panics, and it keeps its
+/// excerpt of a non-JSON body short.
 pub fn error_parse(data: &[u8]) {
     let mut fields = Fields { data };
     let status = 400 + u16::from(fields.byte()) % 200;
@@ -160,6 +161,11 @@ pub fn error_parse(data: &[u8]) {
     );
     assert_eq!(error.status, Some(status));
     assert_eq!(error.retry_after, retry_after);
+    // Each SDK reader on its own never panics either; the core one always has a code (the
+    // status when the body gives none).
+    let _ = flotilla::cce::error::read_as_cce_handler(body);
+    let core = flotilla::cce::error::read_as_core_handler(status, body);
+    assert!(core.code.is_some());
     if serde_json::from_slice::<serde_json::Value>(body).is_err()
         && let Some(message) = &error.message
     {

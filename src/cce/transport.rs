@@ -1,10 +1,10 @@
 //! Turning what came back into an [`ApiError`]: a transport failure (whether the request may
-//! have been applied), an HTTP error status with its body's code and message, and
-//! `Retry-After`.
+//! have been applied), an HTTP error status with its body's code and message (read in
+//! `cce::error`), and `Retry-After`.
 
 use std::time::Duration;
 
-use crate::cce::error::{ApiError, FailureKind};
+use crate::cce::error::{ApiError, FailureKind, read_error_body};
 
 /// Where a transport failure happened decides whether the request may have been applied.
 pub(super) fn transport_error(e: &reqwest::Error) -> ApiError {
@@ -51,8 +51,9 @@ pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> 
 }
 
 /// The [`ApiError`] for an answer with error status `status`: the service's code and message
-/// read from `body` (see [`error_fields`]), with the `Content-Type`, `X-Request-Id` and parsed
-/// `Retry-After` headers the caller took from the answer. Never fails, whatever the body.
+/// as either SDK reader reads them from `body` (see [`read_error_body`]), with the
+/// `Content-Type`, `X-Request-Id` and parsed `Retry-After` headers the caller took from the
+/// answer. Never fails, whatever the body.
 pub fn http_error(
     status: u16,
     body: &[u8],
@@ -60,62 +61,23 @@ pub fn http_error(
     request_id: Option<String>,
     retry_after: Option<Duration>,
 ) -> ApiError {
-    let (code, message) = error_fields(body, content_type);
+    let read = read_error_body(body, content_type);
+    // Kept as the SDKs keep it: it tells which policy refused an authorization.
+    let message = match (read.message, read.encoded_authorization_message) {
+        (Some(message), Some(encoded)) => Some(format!(
+            "{message} (encoded authorization message: {encoded})"
+        )),
+        (None, Some(encoded)) => Some(format!("encoded authorization message: {encoded}")),
+        (message, None) => message,
+    };
     ApiError {
         kind: FailureKind::Http,
         status: Some(status),
-        code,
+        code: read.code,
         message,
         request_id,
         retry_after,
     }
-}
-
-/// `error_code`/`error_msg` (or `errorCode`/`errorMessage`, or IAM's nested `error`), with
-/// `message` added; for a body that is not JSON (a gateway's HTML page), a short excerpt.
-fn error_fields(body: &[u8], content_type: Option<&str>) -> (Option<String>, Option<String>) {
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) {
-        let text = |m: &serde_json::Map<String, serde_json::Value>, keys: &[&str]| {
-            keys.iter().find_map(|k| match m.get(*k) {
-                Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                _ => None,
-            })
-        };
-        let nested = map.get("error").and_then(|e| e.as_object());
-        let code = text(&map, &["error_code", "errorCode", "code"])
-            .or_else(|| nested.and_then(|n| text(n, &["code", "error_code"])));
-        let primary = text(&map, &["error_msg", "errorMessage"])
-            .or_else(|| nested.and_then(|n| text(n, &["message", "error_msg"])));
-        let detail = text(&map, &["message"]);
-        let message = match (primary, detail) {
-            (Some(p), Some(d)) if p != d => Some(format!("{p} ({d})")),
-            (Some(p), _) => Some(p),
-            (None, d) => d,
-        };
-        return (code, message);
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return (None, None);
-    }
-    let excerpt = html_title(text).unwrap_or(text);
-    let mut collapsed: String = excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
-    if collapsed.chars().count() > 200 {
-        collapsed = collapsed.chars().take(200).collect::<String>() + "…";
-    }
-    let kind = content_type
-        .and_then(|c| c.split(';').next())
-        .unwrap_or("non-JSON");
-    (None, Some(format!("{kind} answer: {collapsed}")))
-}
-
-fn html_title(text: &str) -> Option<&str> {
-    let lower = text.to_ascii_lowercase();
-    let start = lower.find("<title>")? + "<title>".len();
-    let end = start + lower[start..].find("</title>")?;
-    Some(text[start..end].trim()).filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -138,36 +100,17 @@ mod tests {
     }
 
     #[test]
-    fn error_bodies_of_every_shape() {
-        let cases: [(&str, Option<&str>, Option<&str>); 6] = [
-            (
-                r#"{"error_code":"APIG.0308","error_msg":"The throttling threshold has been reached"}"#,
-                Some("APIG.0308"),
-                Some("The throttling threshold has been reached"),
-            ),
-            (
-                r#"{"errorCode":"CCE.01","errorMessage":"bad","message":"more detail"}"#,
-                Some("CCE.01"),
-                Some("bad (more detail)"),
-            ),
-            (r#"{"message":"only this"}"#, None, Some("only this")),
-            (
-                r#"{"error":{"code":"IAM.1","message":"nested"}}"#,
-                Some("IAM.1"),
-                Some("nested"),
-            ),
-            (
-                "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
-                None,
-                Some("text/html answer: 502 Bad Gateway"),
-            ),
-            ("", None, None),
-        ];
-        for (body, code, message) in cases {
-            let ct = body.starts_with('<').then_some("text/html; charset=utf-8");
-            let (c, m) = error_fields(body.as_bytes(), ct);
-            assert_eq!(c.as_deref(), code, "{body}");
-            assert_eq!(m.as_deref(), message, "{body}");
-        }
+    fn an_error_keeps_what_the_body_and_headers_say() {
+        let body = br#"{"error_code":"IAM.0002","error_msg":"denied","encoded_authorization_message":"enc-123"}"#;
+        let error = http_error(403, body, None, Some("req-9".into()), None);
+        assert_eq!(error.code.as_deref(), Some("IAM.0002"));
+        assert_eq!(
+            error.message.as_deref(),
+            Some("denied (encoded authorization message: enc-123)")
+        );
+        assert_eq!(
+            error.to_string(),
+            "HTTP 403 IAM.0002: denied (encoded authorization message: enc-123) (request id req-9)"
+        );
     }
 }

@@ -11,7 +11,7 @@ use super::error::Error;
 use super::{Environment, values};
 use crate::error::Exit;
 use crate::secret::Secret;
-use crate::sim::{SimAuth, SimConfig, Simulator};
+use crate::sim::{ErrorStyle, SimAuth, SimConfig, Simulator};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -87,6 +87,20 @@ pub struct SimArgs {
     /// Write one JSON line per request to this file.
     #[arg(long, value_name = "FILE")]
     pub request_log: Option<PathBuf>,
+    /// The shape of error bodies: snake (error_code/error_msg), camel (errorCode/errorMsg) or
+    /// nested ({"error":{"code","message"}}).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "snake",
+        hide_possible_values = true,
+        value_name = "STYLE"
+    )]
+    pub error_style: ErrorStyle,
+    /// The status a change to a busy (PENDING_*) release is refused with, its message saying
+    /// "Update release is forbidden": 400, 403 or 409.
+    #[arg(long, default_value = "400", value_parser = crate::sim::errors::parse_busy_status, value_name = "STATUS")]
+    pub busy_status: u16,
     /// Run F times faster: settling, latency and jitter divided by F, the throttle multiplied
     /// by F (for a plan rehearsed with the same factor).
     #[arg(long, value_parser = values::time_scale, value_name = "F")]
@@ -132,6 +146,8 @@ impl SimArgs {
             state_file: self.state.clone(),
             clock: None,
             null_fields: self.null_fields,
+            error_style: self.error_style,
+            busy_status: self.busy_status,
         };
         if let Some(factor) = self.time_scale {
             config.speed_up(factor);

@@ -35,6 +35,12 @@ pub enum Fault {
     ResetBeforeApply,
     /// No fault: the call is answered as usual, so that a script can fault a later one.
     Pass,
+    /// Refused with this status because the release is busy (the service's
+    /// `Update release is forbidden`), nothing applied, whatever the release looks like.
+    Busy(u16),
+    /// Another pipeline's change (this body) lands just before the call: the call then meets
+    /// the release as that change left it, busy.
+    ChangedFirst(Box<UpdateReleaseBody>),
 }
 
 /// What the tests script for one release.
@@ -365,6 +371,15 @@ impl ReleaseApi for FakeApi {
                     self.edit_answer(&at, &mut release, |script| &mut script.put_answers);
                     release
                 }),
+                Some(Fault::Busy(status)) => Err(http(
+                    status,
+                    codes::RELEASE_BUSY,
+                    format!("{} (scripted)", crate::cce::error::BUSY_PHRASE),
+                )),
+                Some(Fault::ChangedFirst(other)) => {
+                    let _ = self.apply(&at, &other);
+                    self.apply(&at, body)
+                }
                 Some(Fault::Http(status, code)) => Err(scripted(status, code)),
                 Some(Fault::ResetBeforeApply) => Err(ApiError::new(FailureKind::ConnectionLost)),
                 Some(Fault::AppliedThen500) => {

@@ -128,6 +128,9 @@ enum PollEnd {
 enum PutEnd {
     /// Applied; the revision the PUT answered with, when it answered.
     Applied(Option<i64>),
+    /// Refused because the release is busy with another operation: nothing applied; the
+    /// caller waits for it to settle before sending again.
+    Busy,
     Failed(OperationError),
     Cancelled,
 }
@@ -315,36 +318,8 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                         return stop.into();
                     }
                     let current = self.as_settled(waited, release);
-                    if let Some(expected) = self.op.expected_revision
-                        && current.version != Some(expected)
-                        && !self.ctx.force
-                    {
-                        return End::Skipped(format!(
-                            "changed since the run being undone: at revision {}, not the {expected} that run left; not rolled back (--force rolls it back anyway)",
-                            current.revision_text()
-                        ));
-                    }
-                    if let Some(relative) = self.op.relative_version
-                        && let Err(end) = self.resolve_relative(relative, &current).await
-                    {
+                    if let Err(end) = self.prepare_change(&current).await {
                         return end;
-                    }
-                    if rollout.preflight && !self.ctx.force {
-                        let decision = match self.converge(&current).await {
-                            Ok(decision) => decision,
-                            Err(stop) => return stop.into(),
-                        };
-                        self.result.convergence = Some(decision.label());
-                        let note = decision.note();
-                        if decision.sends(false) {
-                            self.result.note = Some(note);
-                        } else if self.ctx.dry_run {
-                            // A dry run validates every request of the plan: it still sends.
-                            self.result.note = Some(format!("{note} (dry run: sent anyway)"));
-                        } else {
-                            self.result.note = Some(note);
-                            return End::Unchanged;
-                        }
                     }
                 }
                 Err(ReadError::Api(error)) if error.status == Some(404) => {
@@ -360,20 +335,32 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         let applied = match already_applied {
             Some(version) => version,
             None => {
-                let resolved = self.resolved.clone();
-                let body = resolved.as_deref().unwrap_or(self.body);
-                let durable = announced
-                    .take()
-                    .or_else(|| self.ctx.journal_change(self.op, body, version_before));
-                if let Some(durable) = durable
-                    && let Err(error) = durable.await
-                {
-                    return End::Failed(OperationError::message(format!("{error}; nothing sent")));
-                }
-                match self.put(body, version_before, Phase::Put).await {
-                    PutEnd::Applied(release) => release,
-                    PutEnd::Failed(error) => return End::Failed(error),
-                    PutEnd::Cancelled => return End::Cancelled,
+                let mut puts = 0;
+                loop {
+                    let resolved = self.resolved.clone();
+                    let body = resolved.as_deref().unwrap_or(self.body);
+                    // After a busy release was waited out the change is journaled again, with
+                    // the revision it is now judged against.
+                    let durable = announced
+                        .take()
+                        .or_else(|| self.ctx.journal_change(self.op, body, version_before));
+                    if let Some(durable) = durable
+                        && let Err(error) = durable.await
+                    {
+                        return End::Failed(OperationError::message(format!(
+                            "{error}; nothing sent"
+                        )));
+                    }
+                    match self.put(body, version_before, Phase::Put, &mut puts).await {
+                        PutEnd::Applied(release) => break release,
+                        PutEnd::Busy => {
+                            if let Err(end) = self.after_busy(&mut version_before).await {
+                                return end;
+                            }
+                        }
+                        PutEnd::Failed(error) => return End::Failed(error),
+                        PutEnd::Cancelled => return End::Cancelled,
+                    }
                 }
             }
         };
@@ -401,6 +388,65 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             self.result.rollback = Some(rollback);
         }
         End::Failed(error)
+    }
+
+    /// Judges the settled release before its change, as the preflight does: an undo's expected
+    /// revision, a relative `release_version` resolved on it, and (with preflight on, without
+    /// `--force`) whether the PUT would change anything. `Err` ends the operation there.
+    async fn prepare_change(&mut self, current: &Release) -> Result<(), End> {
+        if let Some(expected) = self.op.expected_revision
+            && current.version != Some(expected)
+            && !self.ctx.force
+        {
+            return Err(End::Skipped(format!(
+                "changed since the run being undone: at revision {}, not the {expected} that run left; not rolled back (--force rolls it back anyway)",
+                current.revision_text()
+            )));
+        }
+        if let Some(relative) = self.op.relative_version {
+            self.resolve_relative(relative, current).await?;
+        }
+        if self.ctx.rollout.preflight && !self.ctx.force {
+            let decision = self.converge(current).await.map_err(End::from)?;
+            self.result.convergence = Some(decision.label());
+            let note = decision.note();
+            if decision.sends(false) {
+                self.result.note = Some(note);
+            } else if self.ctx.dry_run {
+                // A dry run validates every request of the plan: it still sends.
+                self.result.note = Some(format!("{note} (dry run: sent anyway)"));
+            } else {
+                self.result.note = Some(note);
+                return Err(End::Unchanged);
+            }
+        }
+        Ok(())
+    }
+
+    /// The service refused the change because the release is busy with another operation:
+    /// nothing was applied. Waits (up to `wait.timeout`) for the release to settle, makes the
+    /// revision it settled at `version_before`, and judges it again as the preflight would (it
+    /// may now be as planned: `Err(End::Unchanged)`).
+    async fn after_busy(&mut self, version_before: &mut Option<i64>) -> Result<(), End> {
+        if let Err(stop) = self.settle_before_put(version_before).await {
+            return Err(match stop {
+                Stop::Failed(mut error) => {
+                    error.message = format!(
+                        "busy: the change was refused and not sent again; {}",
+                        error.message
+                    );
+                    End::Failed(error)
+                }
+                stop => stop.into(),
+            });
+        }
+        let Some(settled) = self.last_seen.as_deref().cloned() else {
+            return Ok(());
+        };
+        if self.ctx.rollout.preflight || self.op.reads_before_put() {
+            self.prepare_change(&settled).await?;
+        }
+        Ok(())
     }
 
     /// The release as the change is judged against: the one it settled as when the operation
@@ -486,7 +532,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         if let Some(relative) = self.op.relative_version {
             match self.resolve_relative(relative, &current).await {
                 Ok(()) => {}
-                Err(End::Failed(error)) => return Preview::Unresolved(error.message),
+                Err(End::Failed(error)) => return Preview::Unresolved(error),
                 Err(_) => return Preview::Cancelled,
             }
         }
@@ -537,7 +583,8 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     )),
                     Err(ReadError::Cancelled) => Err(Stop::Cancelled),
                     Err(ReadError::Api(error)) => {
-                        let error = OperationError::from_api("ShowAutopilotChart", &error).message;
+                        // The one display of an API error: code, message and request id.
+                        let error = format!("ShowAutopilotChart: {error}");
                         let chart = DesiredChart::Unresolved {
                             chart_id,
                             error: &error,
@@ -565,9 +612,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                             }
                             Err(ReadError::Cancelled) => Err(Stop::Cancelled),
                             Err(ReadError::Api(error)) => {
-                                let error =
-                                    OperationError::from_api("ShowAutopilotReleaseHistory", &error)
-                                        .message;
+                                let error = format!("ShowAutopilotReleaseHistory: {error}");
                                 Ok(judge(
                                     body,
                                     kept,
@@ -783,7 +828,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 }
             }
         }
-        let current = self.last_seen.as_ref().and_then(|r| r.version);
+        let mut current = self.last_seen.as_ref().and_then(|r| r.version);
         let body = UpdateReleaseBody {
             chart_id: self.body.chart_id.clone(),
             action: Action::Rollback,
@@ -793,28 +838,56 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             }),
             values: None,
         };
-        if let Some(journal) = self.ctx.journal {
-            let intent = PutIntent {
-                operation: self.op,
-                version_before: current,
-                release_version: Some(to_version),
-                rollback: true,
-                dry_run: false,
-            };
-            if let Err(error) = journal.before_put(intent).await {
-                rollback.error = Some(OperationError::message(format!("{error}; nothing sent")));
-                return rollback;
+        let mut puts = 0;
+        let answer = loop {
+            if let Some(journal) = self.ctx.journal {
+                let intent = PutIntent {
+                    operation: self.op,
+                    version_before: current,
+                    release_version: Some(to_version),
+                    rollback: true,
+                    dry_run: false,
+                };
+                if let Err(error) = journal.before_put(intent).await {
+                    rollback.error =
+                        Some(OperationError::message(format!("{error}; nothing sent")));
+                    return rollback;
+                }
             }
-        }
-        let answer = match self.put(&body, current, Phase::RollbackPut).await {
-            PutEnd::Applied(answer) => answer,
-            PutEnd::Failed(error) => {
-                rollback.error = Some(error);
-                return rollback;
-            }
-            PutEnd::Cancelled => {
-                rollback.outcome = Outcome::Cancelled;
-                return rollback;
+            match self
+                .put(&body, current, Phase::RollbackPut, &mut puts)
+                .await
+            {
+                PutEnd::Applied(answer) => break answer,
+                PutEnd::Busy => {
+                    // Busy with another operation: the rollback goes out once it has ended.
+                    let settled = self
+                        .until_settled(
+                            Phase::RollbackWait,
+                            "for the operation it is busy with to end (busy: not rolled back)",
+                            "waiting for a busy release to roll it back",
+                        )
+                        .await;
+                    match settled {
+                        Ok(()) => current = self.last_seen.as_ref().and_then(|r| r.version),
+                        Err(Stop::Cancelled) => {
+                            rollback.outcome = Outcome::Cancelled;
+                            return rollback;
+                        }
+                        Err(Stop::Failed(error)) => {
+                            rollback.error = Some(error);
+                            return rollback;
+                        }
+                    }
+                }
+                PutEnd::Failed(error) => {
+                    rollback.error = Some(error);
+                    return rollback;
+                }
+                PutEnd::Cancelled => {
+                    rollback.outcome = Outcome::Cancelled;
+                    return rollback;
+                }
             }
         };
         let first_new = first_new_version(current, answer);
@@ -838,20 +911,23 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
     }
 
     /// The PUT with retries; an ambiguous failure is reconciled before anything is resent.
+    /// `puts` counts the PUTs of this change across the waits for a busy release, so that
+    /// they share one retry budget.
     async fn put(
         &mut self,
         body: &UpdateReleaseBody,
         version_before: Option<i64>,
         phase: Phase,
+        puts: &mut u32,
     ) -> PutEnd {
         let policy = &self.ctx.rollout.retry;
-        let mut puts = 0u32;
         let mut delay = Duration::ZERO;
         loop {
             let Ok(sent_at) = self.acquire().await else {
                 return PutEnd::Cancelled;
             };
-            puts += 1;
+            *puts += 1;
+            let puts = *puts;
             if phase == Phase::Put {
                 self.result.put_attempts += 1;
                 self.result.put_sent = true;
@@ -867,24 +943,24 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 }
                 Err(error) => error,
             };
-            let mut class = error.class();
-            if self.ctx.dry_run && class == ErrorClass::Ambiguous {
-                // A dry run changes nothing: sending it again is always safe.
-                class = ErrorClass::Retryable;
-            }
             let draw = self.next_draw();
-            let decision = retry::decide(RequestKind::Put, puts, class, policy, draw);
+            let decision = retry::decide_put(puts, &error, self.ctx.dry_run, policy, draw);
             self.record(phase, sent_at, delay, Some(&error), decision.retry_delay())
                 .await;
             match decision {
                 Decision::Fail => {
-                    let context = if puts > 1 {
+                    let context = if error.release_busy(true) {
+                        format!(
+                            "busy: the release was busy with another operation at each of the {puts} PUT attempts of the retry budget"
+                        )
+                    } else if puts > 1 {
                         format!("PUT failed after {puts} attempts")
                     } else {
                         "PUT failed".to_owned()
                     };
                     return PutEnd::Failed(OperationError::from_api(&context, &error));
                 }
+                Decision::AwaitSettled => return PutEnd::Busy,
                 Decision::Retry { delay: next } => {
                     if self.sleep(next).await.is_err() {
                         return PutEnd::Cancelled;

@@ -31,8 +31,9 @@ pub enum Preview {
         /// The revision `release_version: previous` or `-N` resolved to on this release.
         resolved_version: Option<i64>,
     },
-    /// `release_version: previous` or `-N` names no revision this release has; why.
-    Unresolved(String),
+    /// `release_version: previous` or `-N` names no revision this release has, or its history
+    /// could not be read; why, with the service's code and request id when it answered.
+    Unresolved(super::outcome::OperationError),
     /// The release does not exist (404): `apply` would fail this operation.
     Missing(ApiError),
     /// The release could not be read, retries included.

@@ -1,9 +1,9 @@
-//! Retry decisions as pure functions: what to do after a failed request, and how long to back off
-//! (exponential, full jitter, capped).
+//! Retry decisions as pure functions: what to do after a failed request (a change refused by a
+//! busy release included), and how long to back off (exponential, full jitter, capped).
 
 use std::time::Duration;
 
-use crate::cce::error::ErrorClass;
+use crate::cce::error::{ApiError, ErrorClass};
 use crate::plan::resolved::RetryPolicy;
 
 /// The kind of request that failed: a PUT may have changed the release, a GET never does.
@@ -19,6 +19,9 @@ pub enum Decision {
     Retry { delay: Duration },
     /// The PUT may have been applied: GET the release before anything else.
     Reconcile,
+    /// The release is busy with another operation and refused the change (nothing applied):
+    /// wait for it to settle, judge it again, and send the change again.
+    AwaitSettled,
     /// Give up: the operation fails with this error.
     Fail,
 }
@@ -28,7 +31,7 @@ impl Decision {
     pub fn retry_delay(&self) -> Option<Duration> {
         match self {
             Decision::Retry { delay } => Some(*delay),
-            Decision::Reconcile | Decision::Fail => None,
+            Decision::Reconcile | Decision::AwaitSettled | Decision::Fail => None,
         }
     }
 }
@@ -47,6 +50,31 @@ pub fn decide(
         (ErrorClass::Ambiguous, RequestKind::Put) => Decision::Reconcile,
         _ => retry_or_fail(attempts_made, policy, draw),
     }
+}
+
+/// What to do after PUT number `puts` (1 for the first) failed with `error`. A refusal because
+/// the release is busy (see [`ApiError::release_busy`]) waits for it to settle while attempts
+/// remain, whatever its status; a dry run changes nothing, so an ambiguous one is simply sent
+/// again; anything else is [`decide`]d by its class.
+pub fn decide_put(
+    puts: u32,
+    error: &ApiError,
+    dry_run: bool,
+    policy: &RetryPolicy,
+    draw: f64,
+) -> Decision {
+    if error.release_busy(true) {
+        return if puts < policy.attempts {
+            Decision::AwaitSettled
+        } else {
+            Decision::Fail
+        };
+    }
+    let class = match error.class() {
+        ErrorClass::Ambiguous if dry_run => ErrorClass::Retryable,
+        class => class,
+    };
+    decide(RequestKind::Put, puts, class, policy, draw)
 }
 
 /// Retry while attempts remain (the first attempt counts), else fail.
@@ -131,6 +159,54 @@ mod tests {
                 decide(request, attempts, class, &p, draw),
                 expected,
                 "{request:?} attempt {attempts} {class:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_busy_release_is_waited_out_within_the_attempts_whatever_its_status() {
+        use crate::cce::error::{BUSY_PHRASE, FailureKind};
+        let p = policy();
+        let answer = |status: u16, message: &str| ApiError {
+            status: Some(status),
+            message: Some(message.to_owned()),
+            ..ApiError::new(FailureKind::Http)
+        };
+        let busy = format!("{BUSY_PHRASE}: the release is busy");
+        let table = [
+            (1, answer(400, &busy), false, Decision::AwaitSettled),
+            (2, answer(403, &busy), false, Decision::AwaitSettled),
+            (1, answer(409, &busy), false, Decision::AwaitSettled),
+            (1, answer(409, "conflict"), false, Decision::AwaitSettled),
+            (1, answer(409, "conflict"), true, Decision::AwaitSettled),
+            // The budget spent: give up.
+            (3, answer(400, &busy), false, Decision::Fail),
+            // Not busy: by class, as before.
+            (1, answer(400, "bad values"), false, Decision::Fail),
+            (1, answer(403, "forbidden"), false, Decision::Fail),
+            (1, answer(500, "internal"), false, Decision::Reconcile),
+            (
+                1,
+                answer(500, "internal"),
+                true,
+                Decision::Retry {
+                    delay: Duration::from_millis(500),
+                },
+            ),
+            (
+                1,
+                answer(503, "unavailable"),
+                false,
+                Decision::Retry {
+                    delay: Duration::from_millis(500),
+                },
+            ),
+        ];
+        for (puts, error, dry_run, expected) in table {
+            assert_eq!(
+                decide_put(puts, &error, dry_run, &p, 0.5),
+                expected,
+                "PUT {puts} {error} dry run {dry_run}"
             );
         }
     }

@@ -1,6 +1,7 @@
 //! `plan --diff` as it is shown: what `apply` would do to each release (`change`, `unchanged`,
-//! `unknown`, `missing` or `error`), why, and the `values` keys it would add, change or remove,
-//! secrets redacted; as text, or added to the plan's JSON document.
+//! `unknown`, `missing` or `error`, an error with the service's code and request id as every
+//! report shows them), why, and the `values` keys it would add, change or remove, secrets
+//! redacted; as text, or added to the plan's JSON document.
 
 use std::collections::HashMap;
 
@@ -13,6 +14,7 @@ use crate::engine::converge::{Convergence, Decision};
 use crate::engine::outcome::OperationError;
 use crate::engine::preview::Preview;
 use crate::plan::resolved::ExpandedPlan;
+use crate::report::model::ErrorReport;
 use crate::report::plan::operation_line;
 use crate::secret::Redactor;
 use crate::terminal::push_line;
@@ -23,9 +25,23 @@ pub enum OperationDiff {
     /// The release was read and compared.
     Compared(Compared),
     /// The release does not exist (404): `apply` would fail this operation.
-    Missing { error: String },
+    Missing { error: ErrorReport },
     /// The release could not be read.
-    Error { error: String },
+    Error { error: ErrorReport },
+}
+
+/// An error as the run's reports show it: the service's code, the message, the request id.
+fn reported(error: OperationError) -> ErrorReport {
+    ErrorReport {
+        code: error.code,
+        message: error.message,
+        request_id: error.request_id,
+    }
+}
+
+/// An error of flotilla's own, with no answer behind it.
+fn own(message: &str) -> ErrorReport {
+    reported(OperationError::message(message))
 }
 
 impl OperationDiff {
@@ -63,17 +79,19 @@ impl From<Preview> for OperationDiff {
                 })
             }
             Preview::Missing(error) => OperationDiff::Missing {
-                error: OperationError::from_api("release not found", &error).message,
+                error: reported(OperationError::from_api("release not found", &error)),
             },
-            Preview::Unresolved(error) => OperationDiff::Error { error },
+            Preview::Unresolved(error) => OperationDiff::Error {
+                error: reported(error),
+            },
             Preview::Unreadable(error) => OperationDiff::Error {
-                error: OperationError::from_api("reading the release", &error).message,
+                error: reported(OperationError::from_api("reading the release", &error)),
             },
             Preview::Cancelled => OperationDiff::Error {
-                error: "interrupted before the release was read".to_owned(),
+                error: own("interrupted before the release was read"),
             },
             Preview::NotRead => OperationDiff::Error {
-                error: "not read: an endpoint refused the credentials".to_owned(),
+                error: own("not read: an endpoint refused the credentials"),
             },
         }
     }
@@ -211,14 +229,14 @@ pub fn render_text(plan: &ExpandedPlan, diffs: &[OperationDiff]) -> String {
                         &mut out,
                         &format!(
                             "         the release does not exist: apply would fail ({})",
-                            plan.redactor.mask_text(error)
+                            plan.redactor.mask_text(&error.to_string())
                         ),
                     );
                 }
                 OperationDiff::Error { error } => {
                     push_line(
                         &mut out,
-                        &format!("         {}", plan.redactor.mask_text(error)),
+                        &format!("         {}", plan.redactor.mask_text(&error.to_string())),
                     );
                 }
             }
@@ -304,13 +322,24 @@ fn diff_json(diff: &OperationDiff, redactor: &Redactor) -> Value {
             }
             shown
         }
-        OperationDiff::Missing { error } => {
-            json!({"label": "missing", "error": redactor.mask_text(error)})
+        OperationDiff::Missing { error } => error_json("missing", error, redactor),
+        OperationDiff::Error { error } => error_json("error", error, redactor),
+    }
+}
+
+/// `error` is the error as the text shows it (code, message, request id), with the code and the
+/// request id on their own as well, for a program to read.
+fn error_json(label: &str, error: &ErrorReport, redactor: &Redactor) -> Value {
+    let mut shown = json!({"label": label, "error": redactor.mask_text(&error.to_string())});
+    if let Some(object) = shown.as_object_mut() {
+        if let Some(code) = &error.code {
+            object.insert("code".to_owned(), json!(code));
         }
-        OperationDiff::Error { error } => {
-            json!({"label": "error", "error": redactor.mask_text(error)})
+        if let Some(id) = &error.request_id {
+            object.insert("request_id".to_owned(), json!(id));
         }
     }
+    shown
 }
 
 /// A change as the plan's own rules allow it to be shown: both sides masked when any key on

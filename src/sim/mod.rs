@@ -7,6 +7,7 @@
 mod answers;
 pub mod auth;
 mod delay;
+pub mod errors;
 pub mod faults;
 pub mod log;
 mod server;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use auth::SimAuth;
+pub use errors::ErrorStyle;
 pub use faults::{Fault, FaultRates};
 pub use log::LogEntry;
 pub use store::{ReleaseSnapshot, RevisionSnapshot, SimStateSnapshot, Store};
@@ -67,6 +69,10 @@ pub struct SimConfig {
     /// `--null-fields`: the probability that each field of a release or chart in an answer is
     /// `null` or left out (drawn from `rng_seed`, apart from the fault dice).
     pub null_fields: f64,
+    /// The shape of every error answer's body.
+    pub error_style: ErrorStyle,
+    /// The status a change to a busy (`PENDING_*`) release is refused with: 400, 403 or 409.
+    pub busy_status: u16,
 }
 
 impl Default for SimConfig {
@@ -90,6 +96,8 @@ impl Default for SimConfig {
             state_file: None,
             clock: None,
             null_fields: 0.0,
+            error_style: ErrorStyle::default(),
+            busy_status: errors::DEFAULT_BUSY_STATUS,
         }
     }
 }
@@ -131,6 +139,16 @@ impl SimConfig {
         self
     }
 
+    pub fn with_error_style(mut self, style: ErrorStyle) -> Self {
+        self.error_style = style;
+        self
+    }
+
+    pub fn with_busy_status(mut self, status: u16) -> Self {
+        self.busy_status = status;
+        self
+    }
+
     pub fn with_clock(mut self, now: jiff::Timestamp) -> Self {
         self.clock = Some(now);
         self
@@ -163,6 +181,12 @@ impl SimConfig {
             return Err(SimError::Config(format!(
                 "null fields {} is not between 0 and 1",
                 self.null_fields
+            )));
+        }
+        if !errors::BUSY_STATUSES.contains(&self.busy_status) {
+            return Err(SimError::Config(format!(
+                "busy status {} is not one of 400, 403, 409",
+                self.busy_status
             )));
         }
         if let Some(rps) = self.throttle
@@ -253,6 +277,8 @@ impl Simulator {
             latency: config.latency,
             delay,
             retry_after: config.retry_after,
+            error_style: config.error_style,
+            busy_status: config.busy_status,
             next_seq: AtomicU64::new(0),
             id_prefix,
             redactor,

@@ -47,6 +47,10 @@ pub(crate) struct Shared {
     /// Times latency precisely; `None` when there is none.
     pub delay: Option<super::delay::PreciseDelay>,
     pub retry_after: bool,
+    /// The shape of error bodies.
+    pub error_style: super::errors::ErrorStyle,
+    /// The status a change to a busy release is refused with.
+    pub busy_status: u16,
     pub next_seq: AtomicU64,
     pub id_prefix: u64,
     /// What `GET /_sim/state` masks: the built-in rules and the seed plans' own.
@@ -188,8 +192,10 @@ enum Ending {
 
 struct Answer {
     status: u16,
+    /// The body; for an error, empty until rendered in the configured style.
     body: Bytes,
     error_code: Option<&'static str>,
+    error_message: Option<String>,
     retry_after: Option<u64>,
 }
 
@@ -200,6 +206,7 @@ impl Answer {
                 status,
                 body: Bytes::from(body),
                 error_code: None,
+                error_message: None,
                 retry_after: None,
             },
             Err(e) => Answer::error(500, "CCE.01500001", &format!("encoding the answer: {e}")),
@@ -242,21 +249,35 @@ impl Answer {
     }
 
     fn error(status: u16, code: &'static str, message: &str) -> Self {
-        let body = serde_json::json!({"error_code": code, "error_msg": message});
         Answer {
             status,
-            body: Bytes::from(body.to_string()),
+            body: Bytes::new(),
             error_code: Some(code),
+            error_message: Some(message.to_owned()),
             retry_after: None,
         }
     }
 
-    fn rejected(rejection: Rejection) -> Self {
-        Answer::error(rejection.status, rejection.code, &rejection.message)
+    /// The store's refusal; a change to a busy release is refused with the configured status.
+    fn rejected(rejection: Rejection, busy_status: u16) -> Self {
+        let status = if rejection.code == super::store::codes::RELEASE_BUSY {
+            busy_status
+        } else {
+            rejection.status
+        };
+        Answer::error(status, rejection.code, &rejection.message)
     }
 
-    fn into_response(self, request_id: &str) -> Response<Full<Bytes>> {
-        let mut response = Response::new(Full::new(self.body));
+    fn into_response(
+        self,
+        request_id: &str,
+        style: super::errors::ErrorStyle,
+    ) -> Response<Full<Bytes>> {
+        let body = match (self.error_code, &self.error_message) {
+            (Some(code), Some(message)) => Bytes::from(style.body(code, message).to_string()),
+            _ => self.body,
+        };
+        let mut response = Response::new(Full::new(body));
         *response.status_mut() =
             StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
@@ -330,7 +351,7 @@ async fn handle(
         });
     }
     match ending {
-        Ending::Answer(answer) => Ok(answer.into_response(&request_id)),
+        Ending::Answer(answer) => Ok(answer.into_response(&request_id, shared.error_style)),
         Ending::Cut => {
             control.cut();
             std::future::pending().await
@@ -581,5 +602,5 @@ fn operate(
             Answer::json(200, &serde_json::json!({"values": {"basic": basic}}))
         }),
     };
-    result.unwrap_or_else(Answer::rejected)
+    result.unwrap_or_else(|rejection| Answer::rejected(rejection, shared.busy_status))
 }

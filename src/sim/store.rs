@@ -27,7 +27,7 @@ pub mod codes {
     pub const CLUSTER_NOT_FOUND: &str = "CCE.01404001";
     pub const RELEASE_NOT_FOUND: &str = "CCE.01404002";
     pub const CHART_NOT_FOUND: &str = "CCE.01404003";
-    /// A PUT or DELETE while the release is `PENDING_*`.
+    /// A PUT or DELETE while the release is `PENDING_*` (HTTP 400 by default, `--busy-status`).
     pub const RELEASE_BUSY: &str = "CCE.01409001";
     /// A create for a release that already exists.
     pub const RELEASE_EXISTS: &str = "CCE.01409002";
@@ -53,6 +53,15 @@ impl Rejection {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, codes::BAD_REQUEST, message)
     }
+}
+
+/// The refusal of a change to a busy release, with the phrase the service's refusal contains
+/// (and that flotilla, like the Terraform provider, recognises whatever the status).
+fn busy_message(name: &str, status: &ReleaseStatus) -> String {
+    format!(
+        "{}: release {name} is {status}; wait until its operation ends",
+        crate::cce::error::BUSY_PHRASE
+    )
 }
 
 /// A release's address in the store.
@@ -463,10 +472,7 @@ impl Store {
             return Err(Rejection::new(
                 409,
                 codes::RELEASE_BUSY,
-                format!(
-                    "release {} is {status}: wait until its operation ends",
-                    key.name
-                ),
+                busy_message(&key.name, &status),
             ));
         }
         let current = record.current();
@@ -660,7 +666,7 @@ impl Store {
             return Err(Rejection::new(
                 409,
                 codes::RELEASE_BUSY,
-                format!("release {} is {status}", key.name),
+                busy_message(&key.name, &status),
             ));
         }
         self.releases.remove(key);

@@ -402,7 +402,7 @@ async fn every_error_shape_and_class() {
             ),
             status: 503,
             code: Some("CCE.503"),
-            message: Some("busy (try later)"),
+            message: Some("busy, try later"),
             retry_after: Some(Duration::from_secs(5)),
             class: ErrorClass::Retryable,
         },

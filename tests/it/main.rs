@@ -17,6 +17,7 @@ mod converge;
 mod docs_commands;
 mod docs_links;
 mod e2e_support;
+mod error_shapes;
 mod fuzz_regressions;
 mod journal_format;
 mod journal_report;

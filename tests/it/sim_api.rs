@@ -95,6 +95,56 @@ async fn errors_carry_the_documented_body_and_a_request_id() {
 }
 
 #[tokio::test]
+async fn error_bodies_take_the_configured_style_and_busy_the_configured_status() {
+    use flotilla::sim::ErrorStyle;
+    let cases = [
+        (ErrorStyle::Snake, 409, "/error_code", "/error_msg"),
+        (ErrorStyle::Camel, 403, "/errorCode", "/errorMsg"),
+        (ErrorStyle::Nested, 400, "/error/code", "/error/message"),
+    ];
+    for (style, busy_status, code_at, message_at) in cases {
+        let config = SimConfig::default()
+            .with_settle(Duration::from_secs(60))
+            .with_error_style(style)
+            .with_busy_status(busy_status);
+        let sim = Simulator::start(config, &[&fleet()]).await.unwrap();
+        let c = client();
+        let base = sim.base_url();
+        let missing = get(&c, &release_url(&base, "c1", "web", "nope")).await;
+        assert_eq!(missing.status, 404, "{style:?}");
+        assert_eq!(
+            missing.body.pointer(code_at),
+            Some(&json!("CCE.01404002")),
+            "{style:?}: {}",
+            missing.body
+        );
+        assert!(
+            missing.body.pointer(message_at).is_some(),
+            "{style:?}: {}",
+            missing.body
+        );
+
+        let url = release_url(&base, "c1", "web", "frontend");
+        let change = json!({"action": "upgrade", "values": {"imageTag": "v2"}});
+        assert_eq!(put(&c, &url, change.clone()).await.status, 200);
+        let busy = put(&c, &url, change).await;
+        assert_eq!(busy.status, busy_status, "{style:?}");
+        assert_eq!(
+            busy.body.pointer(code_at),
+            Some(&json!("CCE.01409001")),
+            "{style:?}"
+        );
+        let message = busy
+            .body
+            .pointer(message_at)
+            .and_then(Value::as_str)
+            .unwrap();
+        assert!(message.contains("Update release is forbidden"), "{message}");
+        sim.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn put_upgrade_is_pending_then_deployed_and_counted_once() {
     let sim = start(Duration::from_millis(200)).await;
     let c = client();
@@ -118,9 +168,19 @@ async fn put_upgrade_is_pending_then_deployed_and_counted_once() {
         json!({"action": "upgrade", "values": {"imageTag": "v3"}}),
     )
     .await;
+    // Refused as the service refuses a busy release: the phrase, with 400 by default (the
+    // status is `--busy-status`), so that the status alone is never what a client relies on.
     assert_eq!(
         (busy.status, busy.body["error_code"].as_str()),
-        (409, Some("CCE.01409001"))
+        (400, Some("CCE.01409001"))
+    );
+    assert!(
+        busy.body["error_msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("Update release is forbidden"),
+        "{}",
+        busy.body
     );
 
     // Settles after 200 ms of real time (real sockets: paused time would fire the client's

@@ -188,7 +188,37 @@ fn sim_help_lists_every_flag() {
         "--null-fields",
         "--rng-seed",
         "--request-log",
+        "--error-style",
+        "--busy-status",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+}
+
+/// The process answers errors in the `--error-style` asked for, and refuses a `--busy-status`
+/// that is not one of the three seen.
+#[tokio::test]
+async fn the_error_style_reaches_the_answers_and_a_strange_busy_status_is_refused() {
+    let sim = spawn(&["--error-style", "nested", "--busy-status", "409"], &[]).await;
+    let missing = crate::sim_support::get(
+        &crate::sim_support::client(),
+        &release_url(&sim.base_url, "nope", "web", "frontend"),
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.body["error"]["code"], "CCE.01404001",
+        "{}",
+        missing.body
+    );
+    let (code, _) = terminate(sim).await;
+    assert_eq!(code, Some(0));
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["sim", "--busy-status", "500"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("400, 403, 409"), "{stderr}");
 }

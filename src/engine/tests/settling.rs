@@ -122,3 +122,128 @@ async fn a_rollback_after_a_wait_time_out_waits_for_the_release_to_settle() {
     assert_eq!(current.version, 3);
     assert_eq!(current.values, release.history[0].values);
 }
+
+/// Another pipeline's change made the release busy before this PUT, with preflight off: the
+/// service refuses it (`Update release is forbidden`), the operation waits for the release to
+/// settle, and sends it again, judged against the revision it settled at.
+#[tokio::test(start_paused = true)]
+async fn a_put_refused_by_a_busy_release_waits_for_it_to_settle_and_goes_out_again() {
+    let mut r = rollout();
+    r.preflight = false;
+    let (c, p, api) = seeded_with(r, 1, "v2");
+    let start = Instant::now();
+    api.edit_release(&c.id, "app-0", |r| {
+        let busy = pending_revision(
+            &r.history[0],
+            2,
+            ReleaseStatus::PendingUpgrade,
+            Duration::from_secs(20),
+        );
+        r.history.push(busy);
+    });
+    let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    ok(&report);
+    let puts = api.puts();
+    assert_eq!(puts.len(), 2, "{puts:#?}");
+    assert!(
+        puts[1].at >= start + Duration::from_secs(20),
+        "{:?}",
+        puts[1].at - start
+    );
+    let r = &report.results[0];
+    assert_eq!(r.put_attempts, 2);
+    assert_eq!((r.version_before, r.version_after), (Some(2), Some(3)));
+    let refused = &r.attempts[0];
+    assert_eq!(refused.status, Some(409));
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap()
+            .contains(crate::cce::error::BUSY_PHRASE),
+        "{refused:#?}"
+    );
+}
+
+/// A second pipeline changed the release, to what this plan wants, between the preflight and
+/// the PUT: the busy answer is waited out, the release judged again, and found as planned.
+#[tokio::test(start_paused = true)]
+async fn a_release_made_as_planned_by_another_change_while_busy_ends_unchanged() {
+    let (c, p, api) = seeded_on_one_cluster(1);
+    let other = p.waves[0].operations[0].body.as_ref().clone();
+    api.script(&c.id, "app-0", |s| {
+        s.put_faults.push_back(Fault::ChangedFirst(Box::new(other)))
+    });
+    let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let r = &report.results[0];
+    assert_eq!(r.outcome, Outcome::Unchanged, "{r:#?}");
+    assert_eq!(r.put_attempts, 1);
+    assert_eq!(r.version_before, Some(2));
+    assert!(
+        r.note.as_deref().unwrap().starts_with("unchanged"),
+        "{r:#?}"
+    );
+    // Only the other pipeline's change applied.
+    assert_eq!(api.release(&c.id, "app-0").applied_puts, 1);
+}
+
+/// Busy whatever the status, never fatal on the first answer; given up only once the retry
+/// budget is spent, and then the error says busy.
+#[tokio::test(start_paused = true)]
+async fn a_release_busy_past_the_retry_budget_fails_saying_busy() {
+    for status in [400, 403, 409] {
+        let (c, p, api) = seeded_on_one_cluster(1);
+        let attempts = p.rollout.retry.attempts;
+        api.script(&c.id, "app-0", |s| {
+            for _ in 0..attempts {
+                s.put_faults.push_back(Fault::Busy(status));
+            }
+        });
+        let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+        let r = &report.results[0];
+        assert_eq!(r.outcome, Outcome::Failed, "{status}: {r:#?}");
+        assert_eq!(r.put_attempts, attempts, "{status}");
+        let error = r.error.as_ref().unwrap();
+        assert!(error.message.starts_with("busy:"), "{status}: {error:?}");
+        assert_eq!(error.status, Some(status));
+        assert_eq!(
+            error.code.as_deref(),
+            Some(crate::sim::store::codes::RELEASE_BUSY)
+        );
+
+        // One busy answer fewer than the budget: the last PUT goes through.
+        let (c, p, api) = seeded_on_one_cluster(1);
+        api.script(&c.id, "app-0", |s| {
+            for _ in 1..attempts {
+                s.put_faults.push_back(Fault::Busy(status));
+            }
+        });
+        let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+        ok(&report);
+        assert_eq!(report.results[0].put_attempts, attempts, "{status}");
+    }
+}
+
+/// A rollback refused by a busy release waits for it too, then goes out.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_refused_by_a_busy_release_goes_out_once_it_settles() {
+    let c = cluster("a", "r1");
+    let mut p = plan(
+        rollout(),
+        vec![ops_on(std::slice::from_ref(&c), 1, "fail-v2")],
+    );
+    p.waves[0].operations[0].rollback_on_failure = true;
+    let api = FakeApi::new();
+    api.seed(&p);
+    api.script(&c.id, "app-0", |s| {
+        s.put_faults.push_back(Fault::Pass);
+        s.put_faults.push_back(Fault::Busy(400));
+    });
+    let (report, _) = run_plan(&p, api.clone(), EngineOptions::default()).await;
+    let r = &report.results[0];
+    let rollback = r.rollback.as_ref().expect("rolled back");
+    assert_eq!(rollback.outcome, Outcome::Succeeded, "{rollback:#?}");
+    assert_eq!(api.puts().len(), 3);
+    let release = api.release(&c.id, "app-0");
+    assert_eq!(release.current().unwrap().values, release.history[0].values);
+}
