@@ -21,6 +21,7 @@ mod journal_format;
 mod layers;
 mod plan_cli;
 mod plan_load;
+mod plan_schema;
 mod properties;
 mod rehearsal;
 mod report_render;
