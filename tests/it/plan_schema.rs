@@ -222,3 +222,36 @@ fn a_bad_value_from_a_variable_is_refused_where_the_reference_is_written() {
         "{stderr}"
     );
 }
+
+/// README's example plan starts with the schema URL of this version, and flotilla takes the
+/// plan as it is, that line included.
+#[test]
+fn readmes_plan_names_the_schema_of_this_version_and_is_accepted() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let blocks = plan_blocks(&readme);
+    let [(_, plan)] = blocks.as_slice() else {
+        panic!("README has one example plan: {blocks:?}");
+    };
+    let first = plan.lines().next().unwrap();
+    let url = first
+        .strip_prefix("# yaml-language-server: $schema=")
+        .unwrap_or_else(|| panic!("the first line names the schema: {first}"));
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(url.starts_with("https://"), "{url}");
+    assert!(
+        url.ends_with(&format!("/v{version}/schema/plan.schema.json")),
+        "{url} is not the schema of v{version}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("readme.yaml"), plan).unwrap();
+    let validated = flotilla(dir.path())
+        .args(["validate", "readme.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        validated.status.code(),
+        Some(0),
+        "{}",
+        text(&validated.stderr)
+    );
+}
