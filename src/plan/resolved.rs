@@ -70,7 +70,13 @@ impl ExpandedPlan {
         }
     }
 
+    /// Points every cluster at `endpoint`.
     pub fn retarget(&mut self, endpoint: &str) {
+        self.retarget_each(|_| endpoint.to_owned());
+    }
+
+    /// Points each cluster at the endpoint `endpoint_of` gives for it (as the plan has it).
+    pub fn retarget_each(&mut self, endpoint_of: impl Fn(&ClusterTarget) -> String) {
         let mut retargeted: std::collections::HashMap<String, Arc<ClusterTarget>> =
             std::collections::HashMap::new();
         for op in self.waves.iter_mut().flat_map(|w| w.operations.iter_mut()) {
@@ -78,12 +84,29 @@ impl ExpandedPlan {
                 .entry(op.cluster.name.clone())
                 .or_insert_with(|| {
                     Arc::new(ClusterTarget {
-                        endpoint: endpoint.to_owned(),
+                        endpoint: endpoint_of(&op.cluster),
                         ..(*op.cluster).clone()
                     })
                 });
             op.cluster = Arc::clone(cluster);
         }
+    }
+
+    /// Each endpoint the plan's clusters use, once, in plan order, with the regions of the
+    /// clusters that use it.
+    pub fn endpoints(&self) -> Vec<(String, Vec<String>)> {
+        let mut found: Vec<(String, Vec<String>)> = Vec::new();
+        for op in self.operations() {
+            let cluster = &op.cluster;
+            match found.iter_mut().find(|(url, _)| *url == cluster.endpoint) {
+                Some((_, regions)) if !regions.contains(&cluster.region) => {
+                    regions.push(cluster.region.clone());
+                }
+                Some(_) => {}
+                None => found.push((cluster.endpoint.clone(), vec![cluster.region.clone()])),
+            }
+        }
+        found
     }
 
     /// The first 12 hex digits of [`Self::hash`], as shown to people.
