@@ -174,10 +174,15 @@ async fn serve(
             source,
         })?;
     {
-        let mut stdout = std::io::stdout().lock();
-        sim.base_urls()
+        // One write for every line, so that a reader of the first line gets them all at once.
+        let lines: String = sim
+            .base_urls()
             .iter()
-            .try_for_each(|url| writeln!(stdout, "listening on {url}"))
+            .map(|url| format!("listening on {url}\n"))
+            .collect();
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(lines.as_bytes())
             .and_then(|()| stdout.flush())
             .map_err(|e| Error::io("writing to stdout", e))?;
     }

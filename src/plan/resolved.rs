@@ -514,6 +514,57 @@ releases: [ { name: web, namespace: shop, cluster: c } ]
         assert_eq!(plan.rollout.rate, Rate::Unlimited);
     }
 
+    /// Each endpoint once, in plan order, with its regions; and each cluster pointed at the
+    /// endpoint standing for its own (as `apply --simulate` does).
+    #[test]
+    fn endpoints_are_listed_once_and_each_cluster_retargeted_by_its_own() {
+        let mut plan = crate::plan::load_source(
+            std::path::Path::new("t.yaml"),
+            br#"version: 1
+target: { region: cn-north-4 }
+clusters:
+  a: { id: 00000001-0000-4000-8000-000000000000 }
+  b: { id: 00000002-0000-4000-8000-000000000000, region: cn-east-3 }
+  c: { id: 00000003-0000-4000-8000-000000000000 }
+  d: { id: 00000004-0000-4000-8000-000000000000, region: eu-private, endpoint: https://cce.example.com }
+defaults: { chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05 }
+releases: [ { name: web, namespace: shop, selector: { labels: {} } } ]
+"#,
+            &|_| None,
+        )
+        .unwrap();
+        let endpoints = plan.endpoints();
+        let listed: Vec<(&str, Vec<&str>)> = endpoints
+            .iter()
+            .map(|(url, regions)| (url.as_str(), regions.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "https://cce.cn-north-4.myhuaweicloud.com",
+                    vec!["cn-north-4"]
+                ),
+                ("https://cce.cn-east-3.myhuaweicloud.com", vec!["cn-east-3"]),
+                ("https://cce.example.com", vec!["eu-private"]),
+            ]
+        );
+        plan.retarget_each(|cluster| format!("http://sim/{}", cluster.region));
+        let pointed: Vec<(&str, &str)> = plan
+            .operations()
+            .map(|op| (op.cluster.name.as_str(), op.cluster.endpoint.as_str()))
+            .collect();
+        assert_eq!(
+            pointed,
+            [
+                ("a", "http://sim/cn-north-4"),
+                ("b", "http://sim/cn-east-3"),
+                ("c", "http://sim/cn-north-4"),
+                ("d", "http://sim/eu-private"),
+            ]
+        );
+    }
+
     #[test]
     fn overrides_replace_only_what_they_name() {
         let plan = Rollout::default();
