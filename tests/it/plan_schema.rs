@@ -145,12 +145,11 @@ fn the_independent_validator_still_refuses_bad_plans() {
     };
     let good_cluster = format!("  c1: {{ id: {} }}", cluster_id(1));
     assert_eq!(validator.validate(&plan(&good_cluster, "")), Ok(()));
-    let referenced = format!(
-        "  c1: {{ id: \"${{CLUSTER_ID}}\", project_id: \"${{P:-abc}}\", region: \"${{R:?the region}}\" }}"
-    );
+    let referenced = "  c1: { id: \"${CLUSTER_ID}\", project_id: \"${P:-abc}\", \
+                      region: \"${R:?the region}\" }";
     let soak = "rollout: { max_failures: \"${MAX:-10%}\", rate: \"${RATE:-unlimited}\", \
                 waves: [{ name: w, select: { clusters: [c1] }, soak: \"${SOAK:-1m}\" }] }\n";
-    assert_eq!(validator.validate(&plan(&referenced, soak)), Ok(()));
+    assert_eq!(validator.validate(&plan(referenced, soak)), Ok(()));
     for (clusters, extra) in [
         // Not a reference: written out, and invalid.
         (

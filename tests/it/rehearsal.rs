@@ -220,7 +220,7 @@ fn seed_revisions_give_every_release_a_history() {
 fn each_region_rehearses_against_its_own_endpoint_and_throttle() {
     let dir = tempfile::tempdir().unwrap();
     let mut plan =
-        format!("version: 1\nname: two-regions\ntarget: {{ region: cn-north-4 }}\nclusters:\n");
+        "version: 1\nname: two-regions\ntarget: { region: cn-north-4 }\nclusters:\n".to_owned();
     for n in 1..=8 {
         let region = if n <= 4 { "cn-north-4" } else { "cn-east-3" };
         plan.push_str(&format!(
