@@ -195,6 +195,10 @@ pub struct SimulateArgs {
     /// Write the simulator's request log (JSON lines) here.
     #[arg(long, requires = "simulate", value_name = "PATH")]
     pub sim_request_log: Option<PathBuf>,
+    /// Give every release the simulator seeds at least N revisions (1 to 1000; a rollback in
+    /// the plan gets the revisions it needs anyway).
+    #[arg(long, requires = "simulate", value_parser = values::seed_revisions, value_name = "N")]
+    pub sim_seed_revisions: Option<u32>,
     /// Load the simulator's releases from this file (`flotilla sim --state`; missing: none)
     /// and write them back at the end, so that a rehearsal can go on (e.g. with `undo`).
     #[arg(long, requires = "simulate", value_name = "PATH")]
@@ -361,6 +365,8 @@ pub(super) fn run_with(
 struct Target {
     credentials: Credentials,
     simulator: Option<RunningSim>,
+    /// With `--simulate`: each simulated endpoint, and the regions of the plan it stands for.
+    simulated: Vec<(String, Vec<String>)>,
 }
 
 async fn connect(
@@ -369,16 +375,35 @@ async fn connect(
     simulator: Option<(SimConfig, Credentials)>,
 ) -> Result<Target, Error> {
     if let Some((config, credentials)) = simulator {
+        // One simulated endpoint for each endpoint of the plan (each region's, or a cluster's
+        // own), each with its own throttle, so that pacing and 429s are per region as in the
+        // cloud.
+        let endpoints = plan.endpoints();
+        let config = config.with_endpoints(endpoints.len());
         let sim = Simulator::start(config, &[&*plan])
             .await
             .map_err(|source| Error::Simulator {
                 context: "starting the simulator: ",
                 source,
             })?;
-        plan.retarget(&sim.base_url());
+        let urls = sim.base_urls();
+        let simulated_url = |real: &str| {
+            endpoints
+                .iter()
+                .zip(&urls)
+                .find_map(|((url, _), simulated)| (url == real).then(|| simulated.clone()))
+                .unwrap_or_else(|| sim.base_url())
+        };
+        plan.retarget_each(|cluster| simulated_url(&cluster.endpoint));
+        let simulated = urls
+            .iter()
+            .zip(endpoints)
+            .map(|(url, (_, regions))| (url.clone(), regions))
+            .collect();
         return Ok(Target {
             credentials,
             simulator: Some(sim),
+            simulated,
         });
     }
     args.net.retarget(plan)?;
@@ -386,7 +411,17 @@ async fn connect(
     Ok(Target {
         credentials,
         simulator: None,
+        simulated: Vec::new(),
     })
+}
+
+/// `http://127.0.0.1:4001 (cn-north-4), http://127.0.0.1:4002 (cn-east-3)`.
+fn simulated_endpoints_text(simulated: &[(String, Vec<String>)]) -> String {
+    simulated
+        .iter()
+        .map(|(url, regions)| format!("{url} ({})", regions.join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The simulator's settings and the throwaway credentials that its signature checks expect.
@@ -408,6 +443,7 @@ fn simulator_config(flags: &SimulateArgs) -> (SimConfig, Credentials) {
     config.rng_seed = flags.sim_rng_seed.unwrap_or_else(|| rng.random());
     config.request_log = flags.sim_request_log.clone();
     config.state_file = flags.sim_state.clone();
+    config.seed_revisions = flags.sim_seed_revisions.unwrap_or(config.seed_revisions);
     if let Some(factor) = flags.time_scale {
         config.speed_up(factor);
     }
@@ -481,7 +517,7 @@ async fn apply(
         progress.note(&format!(
             "simulator listening on {} (signature checks on, throwaway credentials; \
              replay its faults with --sim-rng-seed {})",
-            sim.base_url(),
+            simulated_endpoints_text(&target.simulated),
             sim.rng_seed()
         ));
         if let Some(factor) = args.simulate.time_scale {

@@ -17,17 +17,23 @@ const EXAMPLES: &str = "\
 Examples:
   flotilla sim --seed plans/demo.yaml
   flotilla sim --seed plans/demo.yaml --throttle 20 --error-rate 0.05 --ambiguous-rate 0.02 --rng-seed 7
+  flotilla sim --seed plans/demo.yaml --listen 127.0.0.1:8001 --listen 127.0.0.1:8002 --throttle 5
   FLOTILLA_SIM_AK=AK... FLOTILLA_SIM_SK=SK... flotilla sim --listen 127.0.0.1:8443 --state sim-state.json";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct SimArgs {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on; port 0 picks a free port. Repeatable: each address is an endpoint
+    /// with its own throttle (one per region, say), all serving the same releases.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
-    pub listen: SocketAddr,
-    /// Create every release this plan targets at revision 1, DEPLOYED (repeatable).
+    pub listen: Vec<SocketAddr>,
+    /// Create every release this plan targets, DEPLOYED, with the revisions its rollbacks need
+    /// (repeatable).
     #[arg(long, value_name = "PLAN")]
     pub seed: Vec<PathBuf>,
+    /// Give every seeded release at least N revisions (1 to 1000).
+    #[arg(long, default_value_t = 1, value_parser = values::seed_revisions, value_name = "N")]
+    pub seed_revisions: u32,
     /// Load the state from this JSON file at start (missing: empty) and write it on shutdown.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
@@ -128,7 +134,7 @@ impl SimArgs {
             _ => SimAuth::None,
         };
         let mut config = SimConfig {
-            listen: self.listen,
+            listen: self.listen.clone(),
             auth,
             settle: self.settle,
             deploy_fail_rate: self.deploy_fail_rate,
@@ -144,6 +150,7 @@ impl SimArgs {
             request_log: self.request_log.clone(),
             retain_log: false,
             state_file: self.state.clone(),
+            seed_revisions: self.seed_revisions,
             clock: None,
             null_fields: self.null_fields,
             error_style: self.error_style,
@@ -188,8 +195,15 @@ async fn serve(
             source,
         })?;
     {
+        // One write for every line, so that a reader of the first line gets them all at once.
+        let lines: String = sim
+            .base_urls()
+            .iter()
+            .map(|url| format!("listening on {url}\n"))
+            .collect();
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {}", sim.base_url())
+        stdout
+            .write_all(lines.as_bytes())
             .and_then(|()| stdout.flush())
             .map_err(|e| Error::io("writing to stdout", e))?;
     }

@@ -48,6 +48,18 @@ pub fn time_scale(text: &str) -> Result<f64, String> {
     }
 }
 
+/// How many revisions the simulator seeds each release with: 1 to
+/// [`crate::sim::store::MAX_SEEDED_REVISIONS`].
+pub fn seed_revisions(text: &str) -> Result<u32, String> {
+    let max = crate::sim::store::MAX_SEEDED_REVISIONS;
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of revisions from 1 to {max}"
+        )),
+    }
+}
+
 /// A positive number of requests per second.
 pub fn per_second(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {

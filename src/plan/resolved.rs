@@ -69,7 +69,13 @@ impl ExpandedPlan {
         }
     }
 
+    /// Points every cluster at `endpoint`.
     pub fn retarget(&mut self, endpoint: &str) {
+        self.retarget_each(|_| endpoint.to_owned());
+    }
+
+    /// Points each cluster at the endpoint `endpoint_of` gives for it (as the plan has it).
+    pub fn retarget_each(&mut self, endpoint_of: impl Fn(&ClusterTarget) -> String) {
         let mut retargeted: std::collections::HashMap<String, Arc<ClusterTarget>> =
             std::collections::HashMap::new();
         for op in self.waves.iter_mut().flat_map(|w| w.operations.iter_mut()) {
@@ -77,12 +83,29 @@ impl ExpandedPlan {
                 .entry(op.cluster.name.clone())
                 .or_insert_with(|| {
                     Arc::new(ClusterTarget {
-                        endpoint: endpoint.to_owned(),
+                        endpoint: endpoint_of(&op.cluster),
                         ..(*op.cluster).clone()
                     })
                 });
             op.cluster = Arc::clone(cluster);
         }
+    }
+
+    /// Each endpoint the plan's clusters use, once, in plan order, with the regions of the
+    /// clusters that use it.
+    pub fn endpoints(&self) -> Vec<(String, Vec<String>)> {
+        let mut found: Vec<(String, Vec<String>)> = Vec::new();
+        for op in self.operations() {
+            let cluster = &op.cluster;
+            match found.iter_mut().find(|(url, _)| *url == cluster.endpoint) {
+                Some((_, regions)) if !regions.contains(&cluster.region) => {
+                    regions.push(cluster.region.clone());
+                }
+                Some(_) => {}
+                None => found.push((cluster.endpoint.clone(), vec![cluster.region.clone()])),
+            }
+        }
+        found
     }
 
     /// The first 12 hex digits of [`Self::hash`], as shown to people.
@@ -488,6 +511,57 @@ releases: [ { name: web, namespace: shop, cluster: c } ]
         plan.rollout.rate = Rate::Unlimited;
         plan.speed_up(2.0);
         assert_eq!(plan.rollout.rate, Rate::Unlimited);
+    }
+
+    /// Each endpoint once, in plan order, with its regions; and each cluster pointed at the
+    /// endpoint standing for its own (as `apply --simulate` does).
+    #[test]
+    fn endpoints_are_listed_once_and_each_cluster_retargeted_by_its_own() {
+        let mut plan = crate::plan::load_source(
+            std::path::Path::new("t.yaml"),
+            br#"version: 1
+target: { region: cn-north-4 }
+clusters:
+  a: { id: 00000001-0000-4000-8000-000000000000 }
+  b: { id: 00000002-0000-4000-8000-000000000000, region: cn-east-3 }
+  c: { id: 00000003-0000-4000-8000-000000000000 }
+  d: { id: 00000004-0000-4000-8000-000000000000, region: eu-private, endpoint: https://cce.example.com }
+defaults: { chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05 }
+releases: [ { name: web, namespace: shop, selector: { labels: {} } } ]
+"#,
+            &|_| None,
+        )
+        .unwrap();
+        let endpoints = plan.endpoints();
+        let listed: Vec<(&str, Vec<&str>)> = endpoints
+            .iter()
+            .map(|(url, regions)| (url.as_str(), regions.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "https://cce.cn-north-4.myhuaweicloud.com",
+                    vec!["cn-north-4"]
+                ),
+                ("https://cce.cn-east-3.myhuaweicloud.com", vec!["cn-east-3"]),
+                ("https://cce.example.com", vec!["eu-private"]),
+            ]
+        );
+        plan.retarget_each(|cluster| format!("http://sim/{}", cluster.region));
+        let pointed: Vec<(&str, &str)> = plan
+            .operations()
+            .map(|op| (op.cluster.name.as_str(), op.cluster.endpoint.as_str()))
+            .collect();
+        assert_eq!(
+            pointed,
+            [
+                ("a", "http://sim/cn-north-4"),
+                ("b", "http://sim/cn-east-3"),
+                ("c", "http://sim/cn-north-4"),
+                ("d", "http://sim/eu-private"),
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! The plan's JSON Schema, embedded in the binary: the single source of truth for the plan's shape.
 //! Validation against it reports every error, each mapped back to its YAML position.
+//!
+//! The published schema describes the plan as written, so a field checked by a pattern, an
+//! enum or a type with a string form also accepts a `${VAR}` reference (`$defs/interpolated`).
+//! flotilla validates the plan after substitution, against the same schema without those
+//! alternatives ([`SCHEMA`]): what a variable gives is held to the field's own rule.
 
 use std::sync::LazyLock;
 
@@ -9,12 +14,20 @@ use serde_json::Value;
 use super::diagnostic::{Pos, suggestion_suffix};
 use super::source::{Positions, push_pointer};
 
+/// The published schema (`flotilla schema`, `schema/plan.schema.json`): the plan as written.
 pub const SCHEMA_TEXT: &str = include_str!("../../schema/plan.schema.json");
 
-/// The schema as JSON (parsed once).
-pub static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+/// Where the published schema lets a field hold a variable reference instead of its value.
+const INTERPOLATED_REF: &str = "#/$defs/interpolated";
+
+/// The published schema as JSON (parsed once).
+pub static PUBLISHED: LazyLock<Value> = LazyLock::new(|| {
     serde_json::from_str(SCHEMA_TEXT).expect("the embedded schema is valid JSON (tested)")
 });
+
+/// The schema a plan is held to after `${VAR}` substitution: the published one without its
+/// variable references (parsed once).
+pub static SCHEMA: LazyLock<Value> = LazyLock::new(|| without_references(&PUBLISHED));
 
 static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
     jsonschema::draft202012::new(&SCHEMA).expect("the embedded schema compiles (tested)")
@@ -46,6 +59,42 @@ pub fn rollout_number_maximum(path: &[&str]) -> f64 {
     rollout_setting(path)["anyOf"][0]["maximum"]
         .as_f64()
         .unwrap_or_else(|| panic!("the schema gives rollout {path:?} a numeric maximum"))
+}
+
+/// `schema` without the alternatives that accept a variable reference: each `anyOf` loses
+/// its `{"$ref": "#/$defs/interpolated"}`, and one left with a single alternative becomes that
+/// alternative, so that the schema reads (and its errors point) as the field's own rule.
+pub fn without_references(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::with_capacity(map.len());
+            for (key, value) in map {
+                if key == "anyOf"
+                    && let Value::Array(alternatives) = value
+                {
+                    let kept: Vec<Value> = alternatives
+                        .iter()
+                        .filter(|a| a.get("$ref").and_then(Value::as_str) != Some(INTERPOLATED_REF))
+                        .map(without_references)
+                        .collect();
+                    match <[Value; 1]>::try_from(kept) {
+                        Ok([Value::Object(only)]) => out.extend(only),
+                        Ok([only]) => {
+                            out.insert(key.clone(), Value::Array(vec![only]));
+                        }
+                        Err(kept) => {
+                            out.insert(key.clone(), Value::Array(kept));
+                        }
+                    }
+                } else {
+                    out.insert(key.clone(), without_references(value));
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(without_references).collect()),
+        other => other.clone(),
+    }
 }
 
 /// A schema violation at a position.
@@ -333,6 +382,89 @@ mod tests {
         visit(&SCHEMA, "", &mut problems);
         assert!(problems.is_empty(), "{problems:#?}");
         let _ = &*VALIDATOR;
+    }
+
+    /// What flotilla validates after substitution is the published schema without a single
+    /// variable reference, each field back to its own rule.
+    #[test]
+    fn the_substituted_schema_has_no_variable_references_left() {
+        let text = SCHEMA.to_string();
+        assert!(!text.contains(INTERPOLATED_REF), "{text}");
+        assert!(PUBLISHED.to_string().contains(INTERPOLATED_REF));
+        let project_id = &SCHEMA["$defs"]["project_id"];
+        assert_eq!(project_id["type"], "string");
+        assert_eq!(project_id["pattern"], "^[A-Za-z0-9-]{1,64}$");
+        assert!(project_id.get("anyOf").is_none());
+        let rate = &SCHEMA["properties"]["rollout"]["properties"]["rate"]["anyOf"];
+        assert_eq!(rate.as_array().map(Vec::len), Some(2));
+        let action = &SCHEMA["$defs"]["release"]["properties"]["action"];
+        assert_eq!(action["enum"], serde_json::json!(["upgrade", "rollback"]));
+        assert!(action.get("description").is_some());
+    }
+
+    /// A string the published schema takes for a variable reference is one that flotilla's
+    /// interpolation substitutes without a problem, and the other way round.
+    mod interpolated_pattern {
+        use proptest::prelude::*;
+
+        use super::super::PUBLISHED;
+        use crate::plan::interpolate::interpolate_tree;
+
+        fn pattern() -> regex::Regex {
+            let text = PUBLISHED["$defs"]["interpolated"]["pattern"]
+                .as_str()
+                .expect("a pattern");
+            regex::Regex::new(text).expect("the pattern compiles")
+        }
+
+        /// Substituted with every variable set: a reference, and no problem.
+        fn substitutes(text: &str) -> bool {
+            let mut tree = serde_json::Value::String(text.to_owned());
+            let done = interpolate_tree(&mut tree, &|_| Some("value".to_owned()));
+            done.problems.is_empty() && !done.spans.is_empty()
+        }
+
+        #[test]
+        fn examples() {
+            let pattern = pattern();
+            for text in [
+                "${A}",
+                "${CN_EAST_3_PROJECT_ID:-0b1c}",
+                "${A:?the project id}",
+                "${A:?a ${b}",
+                "x-${A}-${B:-}",
+                "x$${A}${B}",
+                "cost $5 ${A}",
+                "${A:-a:?b}",
+                "${A:-x$}",
+            ] {
+                assert!(pattern.is_match(text), "{text}");
+                assert!(substitutes(text), "{text}");
+            }
+            for text in [
+                "plain",
+                "$${A}",
+                "$$${A}",
+                "${A",
+                "${1A}",
+                "${A:x}",
+                "${A:-${B}}",
+                "${A:-$${B}}",
+                "${}",
+                "${A} ${",
+                "${A} ${1B}",
+            ] {
+                assert!(!pattern.is_match(text), "{text}");
+                assert!(!substitutes(text), "{text}");
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn agrees_with_interpolation(text in "[$${}:?\\-Ab1_ ]{0,14}") {
+                prop_assert_eq!(pattern().is_match(&text), substitutes(&text), "{:?}", text);
+            }
+        }
     }
 
     #[test]

@@ -13,8 +13,12 @@ use tokio::time::Instant;
 /// One request, as the log records it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
-    /// Arrival order, from 0.
+    /// Arrival order, from 0, over every endpoint of the simulator.
     pub seq: u64,
+    /// The simulated endpoint the request came to, `http://127.0.0.1:PORT` (one per region or
+    /// endpoint of the plan with `apply --simulate`, one per `--listen` with `flotilla sim`).
+    #[serde(default)]
+    pub endpoint: String,
     /// The `X-Request-Id` of the answer (also set when no answer was sent).
     pub request_id: String,
     /// Arrival and finish, RFC 3339 UTC with microseconds.

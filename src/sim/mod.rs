@@ -2,7 +2,9 @@
 //! `flotilla sim`, by `apply --simulate` and by tests, in-process.
 //!
 //! [`Simulator::start`] binds, seeds and serves; [`RunningSim`] tells where, shows the state and
-//! the request log, and shuts down (flushing the log and writing the `--state` file).
+//! the request log, and shuts down (flushing the log and writing the `--state` file). A simulator
+//! has one endpoint per listening address, each with its own throttle, as each region of the
+//! cloud has its own gateway; all of them serve the same releases.
 
 mod answers;
 pub mod auth;
@@ -41,7 +43,8 @@ use server::Shared;
 /// no authentication, 2 s settle, no faults, seed 0, log kept in memory only.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    pub listen: SocketAddr,
+    /// One endpoint per address, each with its own throttle (at least one; port 0: a free port).
+    pub listen: Vec<SocketAddr>,
     pub auth: SimAuth,
     /// How long `PENDING_*` lasts after a change.
     pub settle: Duration,
@@ -64,6 +67,10 @@ pub struct SimConfig {
     pub retain_log: bool,
     /// Load the state from this file at start (missing: empty) and write it at shutdown.
     pub state_file: Option<PathBuf>,
+    /// The least revisions each seeded release starts with (`--seed-revisions`); a seed plan's
+    /// rollback of a release gives it as many more as it needs (see
+    /// [`store::revisions_needed`]).
+    pub seed_revisions: u32,
     /// A pinned "now" for the `X-Sdk-Date` window, e.g. to replay recorded signatures.
     pub clock: Option<jiff::Timestamp>,
     /// `--null-fields`: the probability that each field of a release or chart in an answer is
@@ -78,7 +85,7 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             auth: SimAuth::None,
             settle: Duration::from_secs(2),
             deploy_fail_rate: 0.0,
@@ -94,6 +101,7 @@ impl Default for SimConfig {
             request_log: None,
             retain_log: true,
             state_file: None,
+            seed_revisions: 1,
             clock: None,
             null_fields: 0.0,
             error_style: ErrorStyle::default(),
@@ -103,6 +111,12 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// `count` endpoints, each on a free loopback port with its own throttle.
+    pub fn with_endpoints(mut self, count: usize) -> Self {
+        self.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0)); count.max(1)];
+        self
+    }
+
     pub fn with_settle(mut self, settle: Duration) -> Self {
         self.settle = settle;
         self
@@ -174,7 +188,8 @@ impl SimConfig {
         }
     }
 
-    /// Refuses rates outside `0..=1`, request fault rates adding past 1, and a throttle ≤ 0.
+    /// Refuses rates outside `0..=1`, request fault rates adding past 1, a throttle ≤ 0, and
+    /// no address to listen on.
     pub fn check(&self) -> Result<(), SimError> {
         self.fault_rates().check().map_err(SimError::Config)?;
         if !(0.0..=1.0).contains(&self.null_fields) {
@@ -188,6 +203,9 @@ impl SimConfig {
                 "busy status {} is not one of 400, 403, 409",
                 self.busy_status
             )));
+        }
+        if self.listen.is_empty() {
+            return Err(SimError::Config("no address to listen on".to_owned()));
         }
         if let Some(rps) = self.throttle
             && !(rps.is_finite() && rps > 0.0)
@@ -232,7 +250,8 @@ pub enum SimError {
 pub struct Simulator;
 
 impl Simulator {
-    /// Loads the `--state` file, seeds every release the plans target, binds and serves.
+    /// Loads the `--state` file, seeds every release the plans target (with the history their
+    /// rollbacks need), binds and serves.
     pub async fn start(config: SimConfig, seed: &[&ExpandedPlan]) -> Result<RunningSim, SimError> {
         config.check()?;
         let mut store = match &config.state_file {
@@ -242,20 +261,23 @@ impl Simulator {
         // What the state views mask: the built-in rules and every seed plan's own.
         let mut redactor = crate::secret::Redactor::default();
         for plan in seed {
-            store.seed(plan);
+            store.seed_with_history(plan, config.seed_revisions);
             redactor.merge(&plan.redactor);
         }
-        let log = RequestLog::open(config.request_log.as_deref(), config.retain_log)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| SimError::Bind {
-                addr: config.listen,
+        let log = Arc::new(RequestLog::open(
+            config.request_log.as_deref(),
+            config.retain_log,
+        )?);
+        let mut listeners = Vec::with_capacity(config.listen.len());
+        for &wanted in &config.listen {
+            let bind_error = |source| SimError::Bind {
+                addr: wanted,
                 source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+            };
+            let listener = TcpListener::bind(wanted).await.map_err(bind_error)?;
+            let addr = listener.local_addr().map_err(bind_error)?;
+            listeners.push((listener, addr));
+        }
         let dice = FaultDice::new(config.rng_seed, config.fault_rates(), config.jitter);
         let id_prefix = u64::from_be_bytes(
             Sha256::digest(config.rng_seed.to_be_bytes())[..8]
@@ -265,45 +287,71 @@ impl Simulator {
         let delay = if config.latency.is_zero() && config.jitter.is_zero() {
             None
         } else {
-            Some(delay::PreciseDelay::start().map_err(SimError::Timer)?)
+            Some(Arc::new(
+                delay::PreciseDelay::start().map_err(SimError::Timer)?,
+            ))
         };
-        let shared = Arc::new(Shared {
-            store: Mutex::new(store),
-            dice_idle: dice.is_idle(),
-            dice: Mutex::new(dice),
-            throttle: config.throttle.map(|rps| Mutex::new(Throttle::new(rps))),
-            auth: Authenticator::new(config.auth.clone(), config.clock),
-            log,
-            latency: config.latency,
-            delay,
-            retry_after: config.retry_after,
-            error_style: config.error_style,
-            busy_status: config.busy_status,
-            next_seq: AtomicU64::new(0),
-            id_prefix,
-            redactor,
-            null_fields: answers::NullFields::new(config.null_fields, config.rng_seed),
-        });
-        let (stop, stopped) = watch::channel(false);
-        let server = tokio::spawn(server::accept_loop(
-            listener,
-            shared.clone(),
-            stopped.clone(),
+        let dice_idle = dice.is_idle();
+        let store = Arc::new(Mutex::new(store));
+        let dice = Arc::new(Mutex::new(dice));
+        let auth = Arc::new(Authenticator::new(config.auth.clone(), config.clock));
+        let next_seq = Arc::new(AtomicU64::new(0));
+        let null_fields = Arc::new(answers::NullFields::new(
+            config.null_fields,
+            config.rng_seed,
         ));
-        let flusher = shared
-            .log
+        let (stop, stopped) = watch::channel(false);
+        let mut endpoints = Vec::with_capacity(listeners.len());
+        for (listener, addr) in listeners {
+            let shared = Arc::new(Shared {
+                endpoint: format!("http://{addr}"),
+                store: Arc::clone(&store),
+                dice_idle,
+                dice: Arc::clone(&dice),
+                throttle: config.throttle.map(|rps| Mutex::new(Throttle::new(rps))),
+                auth: Arc::clone(&auth),
+                log: Arc::clone(&log),
+                latency: config.latency,
+                delay: delay.clone(),
+                retry_after: config.retry_after,
+                error_style: config.error_style,
+                busy_status: config.busy_status,
+                next_seq: Arc::clone(&next_seq),
+                id_prefix,
+                redactor: redactor.clone(),
+                null_fields: Arc::clone(&null_fields),
+            });
+            let server = tokio::spawn(server::accept_loop(
+                listener,
+                shared.clone(),
+                stopped.clone(),
+            ));
+            endpoints.push(Endpoint {
+                addr,
+                shared,
+                server: Some(server),
+            });
+        }
+        let shared = Arc::clone(&endpoints[0].shared);
+        let flusher = log
             .has_file()
             .then(|| tokio::spawn(flush_periodically(shared.clone(), stopped)));
         Ok(RunningSim {
-            addr,
             shared,
+            endpoints,
             stop,
-            server: Some(server),
             flusher,
             state_file: config.state_file,
             rng_seed: config.rng_seed,
         })
     }
+}
+
+/// One simulated endpoint: a listener and its throttle.
+struct Endpoint {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: Option<JoinHandle<()>>,
 }
 
 fn load_state(path: &Path, settle: Duration) -> Result<Store, SimError> {
@@ -340,10 +388,11 @@ async fn flush_periodically(
 /// A simulator serving in the background. Dropping it stops the server without writing the
 /// state file; [`RunningSim::shutdown`] stops it properly.
 pub struct RunningSim {
-    addr: SocketAddr,
+    /// The first endpoint's: the state, the log and the rest are the same for all of them.
     shared: Arc<Shared>,
+    /// At least one.
+    endpoints: Vec<Endpoint>,
     stop: watch::Sender<bool>,
-    server: Option<JoinHandle<()>>,
     flusher: Option<JoinHandle<Result<(), log::LogError>>>,
     state_file: Option<PathBuf>,
     rng_seed: u64,
@@ -352,19 +401,34 @@ pub struct RunningSim {
 impl std::fmt::Debug for RunningSim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningSim")
-            .field("addr", &self.addr)
+            .field("addrs", &self.addrs())
             .finish()
     }
 }
 
 impl RunningSim {
+    /// The first endpoint's address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.endpoints[0].addr
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash: what a cluster's endpoint is set to.
+    /// Every endpoint's address, in the order of [`SimConfig::listen`].
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.endpoints.iter().map(|e| e.addr).collect()
+    }
+
+    /// `http://127.0.0.1:PORT` of the first endpoint, no trailing slash: what a cluster's
+    /// endpoint is set to.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.endpoints[0].shared.endpoint.clone()
+    }
+
+    /// Every endpoint's base URL, in the order of [`SimConfig::listen`].
+    pub fn base_urls(&self) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .map(|e| e.shared.endpoint.clone())
+            .collect()
     }
 
     /// The seed of its faults and jitter: the same seed replays the same run.
@@ -400,8 +464,10 @@ impl RunningSim {
     /// `--state` file.
     pub async fn shutdown(mut self) -> Result<(), SimError> {
         let _ = self.stop.send(true);
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
+        for endpoint in &mut self.endpoints {
+            if let Some(server) = endpoint.server.take() {
+                let _ = server.await;
+            }
         }
         if let Some(flusher) = self.flusher.take()
             && let Ok(Err(e)) = flusher.await

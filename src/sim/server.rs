@@ -34,29 +34,33 @@ use crate::cce::model::UpdateReleaseBody;
 /// The largest request body read.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// What every connection's requests share.
+/// What every connection's requests to one simulated endpoint share. The state, the dice, the
+/// log, the latency timer and the request ids are the simulator's, shared by all its endpoints
+/// (`Arc`); the throttle is the endpoint's own, as a region's gateway is.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub store: Mutex<Store>,
-    pub dice: Mutex<FaultDice>,
+    /// This endpoint's base URL, `http://127.0.0.1:PORT`, as the request log names it.
+    pub endpoint: String,
+    pub store: Arc<Mutex<Store>>,
+    pub dice: Arc<Mutex<FaultDice>>,
     pub dice_idle: bool,
     pub throttle: Option<Mutex<Throttle>>,
-    pub auth: Authenticator,
-    pub log: RequestLog,
+    pub auth: Arc<Authenticator>,
+    pub log: Arc<RequestLog>,
     pub latency: Duration,
     /// Times latency precisely; `None` when there is none.
-    pub delay: Option<super::delay::PreciseDelay>,
+    pub delay: Option<Arc<super::delay::PreciseDelay>>,
     pub retry_after: bool,
     /// The shape of error bodies.
     pub error_style: super::errors::ErrorStyle,
     /// The status a change to a busy release is refused with.
     pub busy_status: u16,
-    pub next_seq: AtomicU64,
+    pub next_seq: Arc<AtomicU64>,
     pub id_prefix: u64,
     /// What `GET /_sim/state` masks: the built-in rules and the seed plans' own.
     pub redactor: crate::secret::Redactor,
     /// `--null-fields`: fields of answers left out or `null` at random.
-    pub null_fields: NullFields,
+    pub null_fields: Arc<NullFields>,
 }
 
 impl Shared {
@@ -335,6 +339,7 @@ async fn handle(
         let finished = shared.log.stamp();
         shared.log.record(LogEntry {
             seq,
+            endpoint: shared.endpoint.clone(),
             request_id: request_id.clone(),
             arrived: arrived.rfc3339(),
             finished: finished.rfc3339(),

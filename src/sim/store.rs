@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::cce::model::{
     Action, Chart, Release, ReleaseParameters, ReleaseStatus, UpdateReleaseBody,
 };
-use crate::plan::resolved::ExpandedPlan;
+use crate::plan::resolved::{ExpandedPlan, Operation};
 use crate::secret;
 
 /// The simulator's own error codes (besides the gateway's `APIG.*`), as documented in
@@ -356,6 +356,21 @@ impl Store {
     /// Creates every release the plan targets, at revision 1 `DEPLOYED` with the plan's chart,
     /// unless it exists already; registers the plan's clusters and charts.
     pub fn seed(&mut self, plan: &ExpandedPlan) {
+        self.seed_revisions(plan, |_| 1);
+    }
+
+    /// [`Store::seed`] with a history: each new release gets at least `minimum` revisions, and
+    /// as many as the plan's rollback of it needs (see [`revisions_needed`]), at most
+    /// [`MAX_SEEDED_REVISIONS`].
+    pub fn seed_with_history(&mut self, plan: &ExpandedPlan, minimum: u32) {
+        self.seed_revisions(plan, |op| {
+            revisions_needed(op)
+                .max(minimum)
+                .clamp(1, MAX_SEEDED_REVISIONS)
+        });
+    }
+
+    fn seed_revisions(&mut self, plan: &ExpandedPlan, revisions: impl Fn(&Operation) -> u32) {
         let now = wall_now();
         for op in plan.operations() {
             self.clusters
@@ -374,12 +389,7 @@ impl Store {
             let key = ReleaseKey::new(&op.cluster.id, &op.namespace, &op.release);
             self.releases.entry(key).or_insert_with(|| ReleaseRecord {
                 cluster_name: op.cluster.name.clone(),
-                history: vec![new_revision(
-                    &chart,
-                    Map::new(),
-                    ReleaseParameters::default(),
-                    ReleaseStatus::Deployed,
-                )],
+                history: seeded_history(&chart, revisions(op)),
                 applied_puts: 0,
                 pending: None,
             });
@@ -782,6 +792,57 @@ fn cluster_not_found(cluster_id: &str) -> Rejection {
     )
 }
 
+/// The most revisions a release is seeded with: more than any rollback names in practice, and
+/// few enough that a typo (`release_version: 4100000`) cannot fill the memory; a rollback past
+/// it is refused as one to a missing revision.
+pub const MAX_SEEDED_REVISIONS: u32 = 1000;
+
+/// How many revisions a release needs before `op` for its rollback to find its target and to
+/// change something: `release_version: R` needs R + 1 (R is then an earlier revision, not the
+/// current one), `previous` 2 and `-N` N + 1. Anything else needs the one every release has.
+pub fn revisions_needed(op: &Operation) -> u32 {
+    if op.action != Action::Rollback {
+        return 1;
+    }
+    if let Some(relative) = op.relative_version {
+        return relative.back().saturating_add(1);
+    }
+    op.body
+        .parameters
+        .as_ref()
+        .and_then(|p| p.release_version)
+        .and_then(|target| u32::try_from(target).ok())
+        .map_or(1, |target| target.saturating_add(1))
+}
+
+/// Revisions 1 to `count` of a release on `chart`, all `DEPLOYED`: an install, then upgrades.
+/// Each revision before the current one holds `seededRevision: N` in its values, so that a
+/// rollback to it is a change (and shows which revision it went back to); the current one has
+/// the empty values a release seeded without history has.
+fn seeded_history(chart: &Chart, count: u32) -> Vec<RevisionSnapshot> {
+    let current = i64::from(count.max(1));
+    (1..=current)
+        .map(|version| {
+            let mut values = Map::new();
+            if version < current {
+                values.insert("seededRevision".to_owned(), Value::from(version));
+            }
+            let mut revision = new_revision(
+                chart,
+                values,
+                ReleaseParameters::default(),
+                ReleaseStatus::Deployed,
+            );
+            revision.version = version;
+            if version > 1 {
+                revision.action = "upgrade".into();
+                revision.description = "Upgrade complete".into();
+            }
+            revision
+        })
+        .collect()
+}
+
 fn new_revision(
     chart: &Chart,
     values: Map<String, Value>,
@@ -912,6 +973,100 @@ pub fn plausible_chart(chart_id: &str, name: &str, created: &str) -> Chart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan on one cluster: `back` rolls back to `target`, `prev` to `previous`, `up` upgrades.
+    fn rollback_plan(target: &str) -> ExpandedPlan {
+        let text = format!(
+            "version: 1\ntarget: {{ region: cn-north-4 }}\nclusters:\n  \
+             c1: {{ id: 00000000-0000-0000-0000-000000000001 }}\nreleases:\n  \
+             - {{ name: back, namespace: shop, cluster: c1, action: rollback, \
+             parameters: {{ release_version: {target} }} }}\n  \
+             - {{ name: prev, namespace: shop, cluster: c1, action: rollback, \
+             parameters: {{ release_version: previous }} }}\n  \
+             - {{ name: back3, namespace: shop, cluster: c1, action: rollback, \
+             parameters: {{ release_version: -3 }} }}\n  \
+             - {{ name: up, namespace: shop, cluster: c1, \
+             chart_id: af4b699e-018c-11ec-b8b0-0255ac100b05 }}\n"
+        );
+        crate::plan::load_source(std::path::Path::new("p.yaml"), text.as_bytes(), &|_| None)
+            .expect("a valid plan")
+    }
+
+    fn seeded_key(name: &str) -> ReleaseKey {
+        ReleaseKey::new("00000000-0000-0000-0000-000000000001", "shop", name)
+    }
+
+    #[test]
+    fn a_rollback_needs_one_revision_more_than_it_goes_back_to() {
+        let plan = rollback_plan("41");
+        let needed: Vec<(String, u32)> = plan
+            .operations()
+            .map(|op| (op.release.clone(), revisions_needed(op)))
+            .collect();
+        assert_eq!(
+            needed,
+            [
+                ("back".to_owned(), 42),
+                ("prev".to_owned(), 2),
+                ("back3".to_owned(), 4),
+                ("up".to_owned(), 1)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_seeded_history_lets_the_plans_rollbacks_change_something() {
+        let mut store = Store::new(Duration::ZERO);
+        store.seed_with_history(&rollback_plan("3"), 1);
+        let versions = |store: &mut Store, name: &str| -> Vec<i64> {
+            let release = store.release(&seeded_key(name)).expect("seeded");
+            release.history.iter().map(|r| r.version).collect()
+        };
+        assert_eq!(versions(&mut store, "back"), [1, 2, 3, 4]);
+        assert_eq!(versions(&mut store, "prev"), [1, 2]);
+        assert_eq!(versions(&mut store, "back3"), [1, 2, 3, 4]);
+        assert_eq!(versions(&mut store, "up"), [1]);
+        let back = store.release(&seeded_key("back")).unwrap();
+        assert_eq!(back.status, ReleaseStatus::Deployed);
+        assert_eq!(back.applied_puts, 0);
+        assert_eq!(back.history[0].action, "install");
+        assert_eq!(back.history[3].action, "upgrade");
+        assert!(back.history[3].values.is_empty());
+        assert_eq!(back.history[2].values["seededRevision"], 3);
+
+        let rollback = UpdateReleaseBody {
+            chart_id: None,
+            action: Action::Rollback,
+            parameters: Some(ReleaseParameters {
+                release_version: Some(3),
+                ..ReleaseParameters::default()
+            }),
+            values: None,
+        };
+        let outcome = store.update(&seeded_key("back"), &rollback, false).unwrap();
+        assert!(outcome.applied);
+        let after = store.release(&seeded_key("back")).unwrap();
+        assert_eq!(after.version, 5);
+        assert_eq!(after.history[4].values["seededRevision"], 3);
+    }
+
+    #[test]
+    fn every_release_gets_at_least_the_minimum_and_no_more_than_the_cap() {
+        let mut store = Store::new(Duration::ZERO);
+        store.seed_with_history(&rollback_plan("5000"), 6);
+        let count =
+            |store: &mut Store, name: &str| store.release(&seeded_key(name)).unwrap().history.len();
+        assert_eq!(count(&mut store, "up"), 6);
+        assert_eq!(count(&mut store, "prev"), 6);
+        assert_eq!(count(&mut store, "back"), MAX_SEEDED_REVISIONS as usize);
+        // A release the store holds already keeps its own history.
+        store.seed_with_history(&rollback_plan("3"), 9);
+        assert_eq!(count(&mut store, "up"), 6);
+        // Without a history, one revision, as ever.
+        let mut plain = Store::new(Duration::ZERO);
+        plain.seed(&rollback_plan("3"));
+        assert_eq!(count(&mut plain, "back"), 1);
+    }
 
     /// A store with one release, `web` in namespace `default` of cluster `c1`, at revision 1.
     fn store_with_one_release() -> (Store, ReleaseKey) {

@@ -25,6 +25,7 @@ mod layers;
 mod null_fields;
 mod plan_cli;
 mod plan_load;
+mod plan_schema;
 mod properties;
 mod rehearsal;
 mod report_render;

@@ -12,6 +12,8 @@ use tokio::process::{Child, Command};
 struct Sim {
     child: Child,
     base_url: String,
+    /// The `listening on` lines after the first (one per further `--listen`).
+    more_lines: Vec<String>,
 }
 
 async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Sim {
@@ -41,7 +43,21 @@ async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Sim {
         .unwrap_or_else(|| panic!("first line: {first:?}"))
         .to_owned();
     assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url}");
-    Sim { child, base_url }
+    let listens = args.iter().filter(|a| **a == "--listen").count();
+    let mut more_lines = Vec::new();
+    for _ in 1..listens {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
+            .await
+            .expect("every listening line comes at once")
+            .unwrap();
+        more_lines.push(line.trim_end().to_owned());
+    }
+    Sim {
+        child,
+        base_url,
+        more_lines,
+    }
 }
 
 /// Sends SIGTERM and waits for the exit; answers the exit code and stderr.
@@ -221,4 +237,48 @@ async fn the_error_style_reaches_the_answers_and_a_strange_busy_status_is_refuse
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("400, 403, 409"), "{stderr}");
+}
+
+/// `--listen` twice: two endpoints, one `listening on` line each, serving the same releases,
+/// each with its own throttle.
+#[tokio::test]
+async fn each_listen_address_is_an_endpoint_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_path = dir.path().join("state.json");
+    let mut store = Store::new(Duration::ZERO);
+    store.seed(&fleet());
+    std::fs::write(&state_path, serde_json::to_vec(&store.snapshot()).unwrap()).unwrap();
+    let state_arg = state_path.to_str().unwrap();
+    let mut sim = spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--throttle",
+            "1",
+            "--state",
+            state_arg,
+        ],
+        &[],
+    )
+    .await;
+    let second = sim.more_lines.remove(0);
+    let second = second
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("second line: {second:?}"))
+        .to_owned();
+    assert_ne!(second, sim.base_url);
+    let client = reqwest::Client::new();
+    let get = |base: &str| {
+        client
+            .get(release_url(base, "c1", "web", "frontend"))
+            .send()
+    };
+    assert_eq!(get(&sim.base_url).await.unwrap().status(), 200);
+    assert_eq!(get(&sim.base_url).await.unwrap().status(), 429);
+    // The other endpoint: the same release, its own (full) bucket.
+    assert_eq!(get(&second).await.unwrap().status(), 200);
+    let (code, stderr) = terminate(sim).await;
+    assert_eq!(code, Some(0), "{stderr}");
 }

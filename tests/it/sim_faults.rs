@@ -127,8 +127,9 @@ async fn hang_rate_leaves_requests_unanswered_at_its_rate() {
         ..SimConfig::default()
     })
     .await;
+    // Long enough that a loaded machine's slow answer is not taken for a hang.
     let c = reqwest::Client::builder()
-        .timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(3))
         .build()
         .unwrap();
     let url = release_url(&sim.base_url(), "c1", "web", "frontend");
@@ -274,6 +275,51 @@ async fn throttle_answers_the_documented_429_with_retry_after_per_credential() {
     send(&c, reqwest::Method::GET, &url, None).await.unwrap();
     let reply = send(&c, reqwest::Method::GET, &url, None).await.unwrap();
     assert_eq!((reply.status, reply.retry_after), (429, None));
+}
+
+/// Each endpoint of one simulator (one per region with `apply --simulate`, one per `--listen`)
+/// throttles on its own, as each region's gateway does, and all serve the same releases.
+#[tokio::test]
+async fn each_endpoint_throttles_on_its_own_and_all_serve_the_same_releases() {
+    let sim = start(SimConfig::default().with_endpoints(2).with_throttle(1.0)).await;
+    let urls = sim.base_urls();
+    assert_eq!(urls.len(), 2);
+    assert_ne!(urls[0], urls[1]);
+    assert_eq!(sim.base_url(), urls[0]);
+    let c = client();
+    let at = |base: &str| release_url(base, "c1", "web", "frontend");
+    // One request a second: the first endpoint's bucket is empty after one GET...
+    let first = send(&c, reqwest::Method::GET, &at(&urls[0]), None)
+        .await
+        .unwrap();
+    let second = send(&c, reqwest::Method::GET, &at(&urls[0]), None)
+        .await
+        .unwrap();
+    assert_eq!((first.status, second.status), (200, 429));
+    // ... and the other endpoint's is full: the same credential, another gateway.
+    let upgrade = json!({"action": "upgrade", "values": {"imageTag": "v3"}});
+    let put = send(&c, reqwest::Method::PUT, &at(&urls[1]), Some(upgrade))
+        .await
+        .unwrap();
+    assert_eq!(put.status, 200);
+    assert_eq!(put.body["version"], 2);
+    let state = sim.state();
+    assert_eq!(state.release("c1", "web", "frontend").unwrap().version, 2);
+    let log = sim.request_log();
+    let seen: Vec<(&str, Option<u16>)> = log
+        .iter()
+        .map(|e| (e.endpoint.as_str(), e.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (urls[0].as_str(), Some(200)),
+            (urls[0].as_str(), Some(429)),
+            (urls[1].as_str(), Some(200))
+        ]
+    );
+    let sequence: Vec<u64> = log.iter().map(|e| e.seq).collect();
+    assert_eq!(sequence, [0, 1, 2], "one request order over every endpoint");
 }
 
 #[tokio::test]
