@@ -271,6 +271,8 @@ pub enum RecordedPhase {
     Wait,
     RollbackPut,
     RollbackWait,
+    /// Since version 3: before it, a rollback's reconcile GET was recorded as `reconcile`.
+    RollbackReconcile,
 }
 
 impl From<engine::Phase> for RecordedPhase {
@@ -282,6 +284,7 @@ impl From<engine::Phase> for RecordedPhase {
             engine::Phase::Wait => RecordedPhase::Wait,
             engine::Phase::RollbackPut => RecordedPhase::RollbackPut,
             engine::Phase::RollbackWait => RecordedPhase::RollbackWait,
+            engine::Phase::RollbackReconcile => RecordedPhase::RollbackReconcile,
         }
     }
 }
@@ -295,6 +298,7 @@ impl From<RecordedPhase> for engine::Phase {
             RecordedPhase::Wait => engine::Phase::Wait,
             RecordedPhase::RollbackPut => engine::Phase::RollbackPut,
             RecordedPhase::RollbackWait => engine::Phase::RollbackWait,
+            RecordedPhase::RollbackReconcile => engine::Phase::RollbackReconcile,
         }
     }
 }
@@ -358,6 +362,10 @@ impl From<RecordedConvergence> for engine::Convergence {
 pub struct RecordedAttempt {
     pub phase: RecordedPhase,
     pub method: RecordedMethod,
+    /// What became of it, as the report spells it (`ok`, `throttled`, ...). Absent before
+    /// version 3, and read then as `unrecorded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub status: Option<u16>,
     pub error_code: Option<String>,
     pub error: Option<String>,
@@ -374,6 +382,8 @@ impl From<engine::Attempt> for RecordedAttempt {
         RecordedAttempt {
             phase: attempt.phase.into(),
             method: attempt.method.into(),
+            kind: (attempt.kind != engine::AttemptKind::Unrecorded)
+                .then(|| attempt.kind.as_str().to_owned()),
             status: attempt.status,
             error_code: attempt.error_code,
             error: attempt.error,
@@ -390,6 +400,11 @@ impl From<RecordedAttempt> for engine::Attempt {
         engine::Attempt {
             phase: attempt.phase.into(),
             method: attempt.method.into(),
+            kind: attempt
+                .kind
+                .as_deref()
+                .and_then(engine::AttemptKind::parse)
+                .unwrap_or_default(),
             status: attempt.status,
             error_code: attempt.error_code,
             error: attempt.error,

@@ -48,6 +48,9 @@ impl JournalState {
                     version_after: None,
                     release_version: *release_version,
                     attempts: Vec::new(),
+                    // Its intent was written before its PUT: whether the PUT left is not known.
+                    change_sent: false,
+                    change_applied: false,
                     reconciled: false,
                     rollback: None,
                     duration_ms: 0,

@@ -21,6 +21,8 @@ fn op(index: usize, cluster: &str, name: &str, wave: &str, outcome: Outcome) -> 
         version_after: None,
         release_version: None,
         attempts: vec![],
+        change_sent: false,
+        change_applied: false,
         reconciled: false,
         rollback: None,
         duration_ms: 0,
@@ -31,11 +33,24 @@ fn op(index: usize, cluster: &str, name: &str, wave: &str, outcome: Outcome) -> 
 }
 
 fn put(status: Option<u16>, code: Option<&str>, delay_ms: u64) -> AttemptReport {
+    let kind = match status {
+        Some(200) => AttemptKind::Ok,
+        Some(429) => AttemptKind::Throttled,
+        Some(_) => AttemptKind::ServerError,
+        None => AttemptKind::TimedOut,
+    };
     AttemptReport {
         request: "put".into(),
+        kind,
         status,
-        error_code: code.map(Into::into),
-        failure: status.is_none().then(|| "timed_out".into()),
+        code: code.map(Into::into),
+        request_id: code.map(|_| "req-0041".into()),
+        throttled: status == Some(429),
+        message: match kind {
+            AttemptKind::Ok => None,
+            AttemptKind::Throttled => Some("HTTP 429: The throttling threshold has been reached".into()),
+            _ => Some("timed out waiting for the answer".into()),
+        },
         delay_ms,
     }
 }
@@ -57,9 +72,12 @@ fn sample() -> RunReport {
         put(None, None, 800),
         AttemptReport {
             request: "get".into(),
+            kind: AttemptKind::Ok,
             status: Some(200),
-            error_code: None,
-            failure: None,
+            code: None,
+            request_id: None,
+            throttled: false,
+            message: None,
             delay_ms: 0,
         },
     ];
@@ -71,6 +89,8 @@ fn sample() -> RunReport {
     failed.version_after = Some(8);
     failed.final_status = Some("FAILED".into());
     failed.attempts = vec![put(Some(200), None, 0)];
+    failed.change_sent = true;
+    failed.change_applied = true;
     failed.error = Some(ErrorReport {
         code: Some("FLOTILLA.DEPLOY_FAILED".into()),
         message: "release reached FAILED".into(),
@@ -78,6 +98,7 @@ fn sample() -> RunReport {
     });
     failed.rollback = Some(RollbackReport {
         outcome: Outcome::Succeeded,
+        attempts: vec![put(Some(200), None, 0)],
         to_version: Some(7),
         final_status: Some("DEPLOYED".into()),
         error: None,
