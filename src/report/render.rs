@@ -60,8 +60,8 @@ fn seconds(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
 
-/// What the error column says: the error, and the rollback's fate. Nothing else: a reason or
-/// a remark is the note column's.
+/// What the error column says: the error, and the rollback's fate with its PUTs. Nothing else:
+/// a reason or a remark is the note column's.
 fn problem(op: &OperationReport) -> String {
     let mut text = op
         .error
@@ -69,11 +69,14 @@ fn problem(op: &OperationReport) -> String {
         .map(ToString::to_string)
         .unwrap_or_default();
     if let Some(rollback) = &op.rollback {
+        // Its PUTs are counted here, never in the change's attempts.
+        let puts = rollback.attempts.iter().filter(|a| a.request == "put").count();
         let _ = write!(
             text,
-            "{}rollback {}",
+            "{}rollback {} ({puts} PUT{})",
             if text.is_empty() { "" } else { "; " },
-            rollback.outcome.as_str()
+            rollback.outcome.as_str(),
+            if puts == 1 { "" } else { "s" }
         );
         if let Some(error) = &rollback.error {
             let _ = write!(text, ": {error}");
@@ -83,22 +86,23 @@ fn problem(op: &OperationReport) -> String {
 }
 
 /// What the note column says: why an operation was skipped or cancelled, or the remark on it
-/// (why it was unchanged, that the journal showed it done). Why an operation changed is in the
-/// JSON report; the table keeps to what needs a look.
+/// (why it was unchanged, that the journal showed it done). Why a PUT was sent (`change: …`) is
+/// in the JSON report; the table keeps to what needs a look.
 fn remark(op: &OperationReport) -> String {
     match &op.skip_reason {
         Some(reason) => reason.clone(),
         None => op
             .note
             .as_deref()
-            .filter(|note| op.outcome != Outcome::Succeeded || !note.starts_with("change:"))
+            .filter(|note| !note.starts_with("change:"))
             .unwrap_or_default()
             .to_owned(),
     }
 }
 
-/// The attempts column: the change's PUTs, then the rollback's, marked as such (`1 + 1
-/// rollback`): a rollback's PUT is not a second apply.
+/// The Markdown attempts column: the change's PUTs, then the rollback's, marked as such (`1 +
+/// 1 rollback`): a rollback's PUT is not a second apply. The terminal table, narrower, says the
+/// rollback's in its error column.
 fn attempts_cell(op: &OperationReport) -> String {
     match op.rollback_put_attempts() {
         Some(rollback) => format!("{} + {rollback} rollback", op.put_attempts()),
@@ -153,7 +157,7 @@ fn table_of<'r>(
             op.outcome.as_str().to_owned(),
             revisions(op),
             op.final_status.clone().unwrap_or_default(),
-            attempts_cell(op),
+            op.put_attempts().to_string(),
             seconds(op.duration_ms),
             problem(op),
             remark(op),
