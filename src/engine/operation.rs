@@ -809,41 +809,43 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     }
                     delay = next;
                 }
-                Decision::Reconcile => match self.reconcile(reconcile_phase, version_before).await {
-                    Ok(Reconciled::Applied(release)) => {
-                        if phase == Phase::Put {
-                            self.result.reconciled = true;
+                Decision::Reconcile => {
+                    match self.reconcile(reconcile_phase, version_before).await {
+                        Ok(Reconciled::Applied(release)) => {
+                            if phase == Phase::Put {
+                                self.result.reconciled = true;
+                            }
+                            return PutEnd::Applied(Some(release.version));
                         }
-                        return PutEnd::Applied(Some(release.version));
-                    }
-                    Ok(Reconciled::Unchanged(_)) => {
-                        let draw = self.next_draw();
-                        match retry::retry_or_fail(puts, policy, draw) {
-                            Decision::Retry { delay: next } => {
-                                if self.sleep(next).await.is_err() {
-                                    return PutEnd::Cancelled;
+                        Ok(Reconciled::Unchanged(_)) => {
+                            let draw = self.next_draw();
+                            match retry::retry_or_fail(puts, policy, draw) {
+                                Decision::Retry { delay: next } => {
+                                    if self.sleep(next).await.is_err() {
+                                        return PutEnd::Cancelled;
+                                    }
+                                    delay = next;
                                 }
-                                delay = next;
-                            }
-                            _ => {
-                                return PutEnd::Failed(OperationError::from_api(
-                                    &format!(
-                                        "PUT not applied after {puts} attempts (the last one ambiguous, the release unchanged)"
-                                    ),
-                                    &error,
-                                ));
+                                _ => {
+                                    return PutEnd::Failed(OperationError::from_api(
+                                        &format!(
+                                            "PUT not applied after {puts} attempts (the last one ambiguous, the release unchanged)"
+                                        ),
+                                        &error,
+                                    ));
+                                }
                             }
                         }
+                        Ok(Reconciled::Unknown) => {
+                            return PutEnd::Failed(OperationError::from_api(
+                                &format!("PUT outcome unknown ({CANNOT_TELL}); not resent"),
+                                &error,
+                            ));
+                        }
+                        Err(Stop::Cancelled) => return PutEnd::Cancelled,
+                        Err(Stop::Failed(failure)) => return PutEnd::Failed(failure),
                     }
-                    Ok(Reconciled::Unknown) => {
-                        return PutEnd::Failed(OperationError::from_api(
-                            &format!("PUT outcome unknown ({CANNOT_TELL}); not resent"),
-                            &error,
-                        ));
-                    }
-                    Err(Stop::Cancelled) => return PutEnd::Cancelled,
-                    Err(Stop::Failed(failure)) => return PutEnd::Failed(failure),
-                },
+                }
             }
         }
     }
@@ -872,10 +874,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             Some(_) => Reconciled::Unchanged(release),
             None if pending => Reconciled::Applied(release),
             // No revision to compare with: the release's content has to tell.
-            None => match self
-                .judge(phase, &release, converge::change_landed)
-                .await?
-            {
+            None => match self.judge(phase, &release, converge::change_landed).await? {
                 Landed::Yes => Reconciled::Applied(release),
                 Landed::No => Reconciled::Unchanged(release),
                 Landed::CannotTell => Reconciled::Unknown,

@@ -488,7 +488,9 @@ impl OperationResult {
 
     /// Retries were needed: some request of the change failed before it succeeded.
     pub fn retried(&self) -> bool {
-        self.put_attempts > 1 || self.reconciled || self.change_attempts().any(|a| a.error.is_some())
+        self.put_attempts > 1
+            || self.reconciled
+            || self.change_attempts().any(|a| a.error.is_some())
     }
 
     /// The attempts of the change itself, in order: what the report lists as the operation's.
@@ -632,10 +634,18 @@ mod tests {
             (answered(302, None), false, UnexpectedStatus),
             (ApiError::new(FailureKind::NotSent), true, NotSent),
             (ApiError::new(FailureKind::TimedOut), true, TimedOut),
-            (ApiError::new(FailureKind::ConnectionLost), true, ConnectionLost),
+            (
+                ApiError::new(FailureKind::ConnectionLost),
+                true,
+                ConnectionLost,
+            ),
         ];
         for (error, change, expected) in table {
-            assert_eq!(AttemptKind::of(&error, change), expected, "{error:?} {change}");
+            assert_eq!(
+                AttemptKind::of(&error, change),
+                expected,
+                "{error:?} {change}"
+            );
         }
         assert_eq!(
             AttemptKind::of(&ApiError::new(FailureKind::Decode), false),
@@ -669,6 +679,9 @@ mod tests {
             Some("HTTP 429: The throttling threshold has been reached")
         );
         let ok = Attempt::new(Phase::Reconcile, None, Duration::ZERO, Duration::ZERO);
-        assert_eq!((ok.kind, ok.status, ok.error), (AttemptKind::Ok, Some(200), None));
+        assert_eq!(
+            (ok.kind, ok.status, ok.error),
+            (AttemptKind::Ok, Some(200), None)
+        );
     }
 }

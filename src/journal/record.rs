@@ -633,6 +633,8 @@ mod tests {
         assert_eq!(engine.final_status, Some(ReleaseStatus::Failed));
         assert_eq!(engine.duration, Duration::from_millis(1234));
         assert_eq!(engine.attempts[1].phase, engine::Phase::RollbackPut);
+        // Version 1 did not type its attempts: they read as unrecorded, and are written so.
+        assert_eq!(engine.attempts[0].kind, engine::AttemptKind::Unrecorded);
         assert_eq!(engine.convergence, Some(engine::Convergence::Change));
         let written = serde_json::to_value(&record).unwrap();
         let original: serde_json::Value = serde_json::from_str(V1_FINISHED).unwrap();
@@ -640,6 +642,24 @@ mod tests {
         // And through the engine's result and back: nothing is lost on the way.
         let again = Record::finished(wave.clone(), engine);
         assert_eq!(serde_json::to_value(&again).unwrap(), original);
+    }
+
+    #[test]
+    fn an_attempts_kind_and_a_rollbacks_reconcile_are_recorded() {
+        let mut error = crate::cce::error::ApiError::new(crate::cce::error::FailureKind::Http);
+        error.status = Some(429);
+        let attempt = engine::Attempt::new(
+            engine::Phase::RollbackReconcile,
+            Some(&error),
+            Duration::ZERO,
+            Duration::from_millis(5),
+        );
+        let recorded = RecordedAttempt::from(attempt.clone());
+        let line = serde_json::to_value(&recorded).unwrap();
+        assert_eq!(line["kind"], "throttled");
+        assert_eq!(line["phase"], "rollback_reconcile");
+        let back: RecordedAttempt = serde_json::from_value(line).unwrap();
+        assert_eq!(engine::Attempt::from(back), attempt);
     }
 
     #[test]

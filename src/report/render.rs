@@ -70,7 +70,11 @@ fn problem(op: &OperationReport) -> String {
         .unwrap_or_default();
     if let Some(rollback) = &op.rollback {
         // Its PUTs are counted here, never in the change's attempts.
-        let puts = rollback.attempts.iter().filter(|a| a.request == "put").count();
+        let puts = rollback
+            .attempts
+            .iter()
+            .filter(|a| a.request == "put")
+            .count();
         let _ = write!(
             text,
             "{}rollback {} ({puts} PUT{})",
@@ -380,11 +384,18 @@ pub fn markdown(report: &RunReport) -> String {
         .collect();
     if !problems.is_empty() {
         let _ = writeln!(md, "### Failures\n");
-        let _ = writeln!(md, "| cluster | namespace | release | result | error | note |");
+        let _ = writeln!(
+            md,
+            "| cluster | namespace | release | result | error | note |"
+        );
         let _ = writeln!(md, "|---|---|---|---|---|---|");
         for row in failure_rows(&problems) {
             match row {
-                FailureRow::One(op) | FailureRow::NotStarted { first: op, count: 1 } => {
+                FailureRow::One(op)
+                | FailureRow::NotStarted {
+                    first: op,
+                    count: 1,
+                } => {
                     let _ = writeln!(
                         md,
                         "| {} | {} | {} | {} | {} | {} |",

@@ -48,7 +48,9 @@ fn put(status: Option<u16>, code: Option<&str>, delay_ms: u64) -> AttemptReport 
         throttled: status == Some(429),
         message: match kind {
             AttemptKind::Ok => None,
-            AttemptKind::Throttled => Some("HTTP 429: The throttling threshold has been reached".into()),
+            AttemptKind::Throttled => {
+                Some("HTTP 429: The throttling threshold has been reached".into())
+            }
             _ => Some("timed out waiting for the answer".into()),
         },
         delay_ms,
@@ -555,4 +557,28 @@ fn gates_of_different_waves_merge_and_one_wave_twice_is_refused() {
             .to_string()
             .contains("count their operations twice"),
     );
+}
+
+#[test]
+fn a_version_1_report_still_reads_and_a_merge_writes_version_2() {
+    let mut v1 = serde_json::to_value(sample()).unwrap();
+    v1["format_version"] = serde_json::json!(1);
+    v1["plan"]["shard"] = serde_json::Value::Null;
+    let attempt = &mut v1["operations"][1]["attempts"][0];
+    let object = attempt.as_object_mut().unwrap();
+    for key in ["kind", "code", "request_id", "throttled", "message"] {
+        object.remove(key);
+    }
+    object.insert("error_code".into(), serde_json::json!("APIG.0308"));
+    v1["operations"][2]["rollback"]
+        .as_object_mut()
+        .unwrap()
+        .remove("attempts");
+    let read: RunReport = serde_json::from_value(v1).unwrap();
+    let attempt = &read.operations[1].attempts[0];
+    assert_eq!(attempt.code.as_deref(), Some("APIG.0308"));
+    assert_eq!(attempt.kind, AttemptKind::Unrecorded);
+    let merged = write::merge(vec![("v1.json".into(), read)]).unwrap();
+    assert_eq!(merged.format_version, FORMAT_VERSION);
+    assert_eq!(FORMAT_VERSION, 2);
 }

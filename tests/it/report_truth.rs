@@ -77,17 +77,26 @@ async fn a_rollbacks_requests_are_its_own_in_every_format() {
     assert_eq!(op["outcome"], "failed");
     let own: Vec<_> = op["attempts"].as_array().unwrap().iter().collect();
     assert_eq!(own.len(), 1, "the change was sent once: {op:#}");
-    assert_eq!((own[0]["request"].as_str(), own[0]["kind"].as_str()), (Some("put"), Some("ok")));
+    assert_eq!(
+        (own[0]["request"].as_str(), own[0]["kind"].as_str()),
+        (Some("put"), Some("ok"))
+    );
     let rollback = &op["rollback"];
     assert_eq!(rollback["outcome"], "succeeded", "{op:#}");
     let theirs = rollback["attempts"].as_array().unwrap();
     assert_eq!(theirs.len(), 1, "{rollback:#}");
     assert_eq!(theirs[0]["request"], "put");
-    assert_eq!((op["change_sent"].as_bool(), op["change_applied"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (op["change_sent"].as_bool(), op["change_applied"].as_bool()),
+        (Some(true), Some(true))
+    );
 
     // The table counts the change's PUT, and the rollback's apart.
     assert!(stdout.contains("rollback succeeded (1 PUT)"), "{stdout}");
-    let row = stdout.lines().find(|l| l.contains(" r1 ")).expect("the row");
+    let row = stdout
+        .lines()
+        .find(|l| l.contains(" r1 "))
+        .expect("the row");
     let cells: Vec<&str> = row.split_whitespace().collect();
     // cluster namespace release action result revision status attempts: the change's one PUT.
     assert_eq!(cells.get(7), Some(&"1"), "{stdout}");
@@ -95,7 +104,10 @@ async fn a_rollbacks_requests_are_its_own_in_every_format() {
     assert!(markdown.contains("| 1 + 1 rollback |"), "{markdown}");
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     assert!(junit.contains("rollback succeeded: put 200 ok"), "{junit}");
-    assert!(!junit.contains("rerun"), "a rollback is not a rerun: {junit}");
+    assert!(
+        !junit.contains("rerun"),
+        "a rollback is not a rerun: {junit}"
+    );
 }
 
 /// Each fault the simulator can inject, as `apply --simulate` flags, and the attempt kinds at
@@ -122,7 +134,11 @@ const FAULTS: &[(&str, &[&str], &[&str])] = &[
         &["--sim-ambiguous-rate", "0.4", "--sim-rng-seed", "7"],
         &[],
     ),
-    ("failed deploys", &["--sim-deploy-fail-rate", "0.5", "--sim-rng-seed", "7"], &[]),
+    (
+        "failed deploys",
+        &["--sim-deploy-fail-rate", "0.5", "--sim-rng-seed", "7"],
+        &[],
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,15 +159,27 @@ async fn every_fault_the_simulator_injects_gives_reports_the_schema_accepts() {
         assert_valid_report(&report);
         let kinds: BTreeSet<String> = attempts(&report)
             .iter()
-            .map(|a| a["kind"].as_str().expect("every attempt has a kind").to_owned())
+            .map(|a| {
+                a["kind"]
+                    .as_str()
+                    .expect("every attempt has a kind")
+                    .to_owned()
+            })
             .collect();
         for kind in *expected {
-            assert!(kinds.contains(*kind), "{fault}: no {kind} attempt in {report:#}");
+            assert!(
+                kinds.contains(*kind),
+                "{fault}: no {kind} attempt in {report:#}"
+            );
         }
         for attempt in attempts(&report) {
             let kind = attempt["kind"].as_str().unwrap();
             // Throttled exactly when the kind says so; every failure says what it was.
-            assert_eq!(attempt["throttled"] == true, kind == "throttled", "{attempt}");
+            assert_eq!(
+                attempt["throttled"] == true,
+                kind == "throttled",
+                "{attempt}"
+            );
             assert_eq!(attempt.get("message").is_some(), kind != "ok", "{attempt}");
         }
         kinds_seen.extend(kinds);
@@ -190,7 +218,9 @@ async fn a_halt_is_told_after_its_cause_and_once_per_wave_it_skipped() {
     let stderr = text(&output.stderr);
     assert_eq!(exit_code(&output), Some(1), "{stderr}");
 
-    let failed_at = stderr.find("failed    c1/apps/r1").expect("the failure is told");
+    let failed_at = stderr
+        .find("failed    c1/apps/r1")
+        .expect("the failure is told");
     let halted_at = stderr.find("halted: ").expect("the halt is told");
     assert!(failed_at < halted_at, "the cause comes first: {stderr}");
     // A canary operation the halt kept from starting is one alone: its own line says it.
@@ -202,13 +232,20 @@ async fn a_halt_is_told_after_its_cause_and_once_per_wave_it_skipped() {
         "no line per skipped operation of a later wave: {stderr}"
     );
     for (wave, count) in [("early", 9), ("late", 12)] {
-        let line = format!("wave {wave}: {count} operation(s) skipped (run halted: wave \"canary\"");
+        let line =
+            format!("wave {wave}: {count} operation(s) skipped (run halted: wave \"canary\"");
         assert_eq!(stderr.matches(&line).count(), 1, "{line}: {stderr}");
     }
 
     let markdown = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
-    assert!(markdown.contains("| wave early: 9 operation(s) | | | skipped |"), "{markdown}");
-    assert!(markdown.contains("| wave late: 12 operation(s) | | | skipped |"), "{markdown}");
+    assert!(
+        markdown.contains("| wave early: 9 operation(s) | | | skipped |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| wave late: 12 operation(s) | | | skipped |"),
+        "{markdown}"
+    );
     let failures = &markdown[..markdown.find("<details>").unwrap()];
     // c1/apps/r3, kept from starting alone, and one row for each later wave.
     assert_eq!(failures.matches("| skipped |").count(), 3, "{markdown}");
@@ -282,10 +319,15 @@ async fn an_interrupt_after_the_put_says_the_change_was_sent_and_applied() {
         assert_eq!(op["change_applied"], true, "{op:#}");
         let reason = op["skip_reason"].as_str().unwrap();
         assert!(
-            reason.starts_with("interrupted after its change was sent: the change applied (revision 2)"),
+            reason.starts_with(
+                "interrupted after its change was sent: the change applied (revision 2)"
+            ),
             "{reason}"
         );
     }
     let markdown = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
-    assert!(markdown.contains("interrupted after its change was sent"), "{markdown}");
+    assert!(
+        markdown.contains("interrupted after its change was sent"),
+        "{markdown}"
+    );
 }
