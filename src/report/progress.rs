@@ -551,6 +551,63 @@ mod tests {
         );
     }
 
+    fn not_started(wave: &str, reason: &str) -> OperationReport {
+        OperationReport {
+            index: 0,
+            cluster: super::super::model::ClusterInfo {
+                name: "c1".into(),
+                id: "id-1".into(),
+            },
+            namespace: "shop".into(),
+            name: "web".into(),
+            action: "upgrade".into(),
+            wave: wave.into(),
+            outcome: Outcome::Skipped,
+            final_status: None,
+            version_before: None,
+            version_after: None,
+            release_version: None,
+            attempts: Vec::new(),
+            change_sent: false,
+            change_applied: false,
+            reconciled: false,
+            rollback: None,
+            duration_ms: 0,
+            error: None,
+            skip_reason: Some(reason.into()),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn operations_kept_from_starting_are_one_line_per_wave_and_reason() {
+        let halted = not_started("prod", "run halted: budget");
+        assert!(halted.never_started());
+        let group = NotStarted {
+            first: halted.clone(),
+            count: 108,
+        };
+        assert_eq!(
+            group.line(),
+            "wave prod: 108 operation(s) skipped (run halted: budget)"
+        );
+        // One alone is told as itself.
+        let alone = NotStarted {
+            first: halted.clone(),
+            count: 1,
+        };
+        assert_eq!(alone.line(), finished_line(&halted));
+        assert!(!same_group(
+            &halted,
+            &not_started("late", "run halted: budget")
+        ));
+        assert!(!same_group(&halted, &not_started("prod", "interrupted")));
+        // An operation that read its release (an undo's revision check) is no part of it.
+        let mut read = halted;
+        read.version_before = Some(4);
+        assert!(!read.never_started());
+    }
+
     #[test]
     fn counts_sort_outcomes() {
         let mut counts = Counts::default();
