@@ -182,6 +182,32 @@ async fn every_fault_the_simulator_injects_gives_reports_the_schema_accepts() {
             );
             assert_eq!(attempt.get("message").is_some(), kind != "ok", "{attempt}");
         }
+        if *fault == "ambiguous PUTs" {
+            assert!(
+                kinds.contains("server_error") || kinds.contains("connection_lost"),
+                "{fault}: {kinds:?}"
+            );
+        }
+        if *fault == "failed deploys" {
+            let rolled_back = report["operations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|op| op.get("rollback").is_some())
+                .collect::<Vec<_>>();
+            assert!(!rolled_back.is_empty(), "{report:#}");
+            for op in rolled_back {
+                let puts = |list: &serde_json::Value| {
+                    list.as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|a| a["request"] == "put")
+                        .count()
+                };
+                assert!(puts(&op["rollback"]["attempts"]) >= 1, "{op:#}");
+                assert_eq!(puts(&op["attempts"]), 1, "the change went once: {op:#}");
+            }
+        }
         kinds_seen.extend(kinds);
     }
     assert!(kinds_seen.contains("ok"), "{kinds_seen:?}");
