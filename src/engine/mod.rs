@@ -27,7 +27,7 @@ pub use event::{Event, RequestEvent};
 pub use journal::{Journal, JournalError, NoJournal, PutIntent};
 pub use operation::PriorState;
 pub use outcome::{
-    Attempt, CredentialRefusal, Method, OperationError, OperationResult, Outcome, Phase,
-    RollbackResult, RunReport, RunSummary, Verdict,
+    Attempt, AttemptKind, CredentialRefusal, Method, OperationError, OperationResult, Outcome,
+    Phase, RollbackResult, RunReport, RunSummary, Verdict,
 };
 pub use schedule::{EngineOptions, run};

@@ -228,7 +228,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                 }
                 None => {
                     result.outcome = Outcome::Cancelled;
-                    result.skip_reason = Some("interrupted".to_owned());
+                    result.skip_reason = Some(interrupted_reason(&result));
                 }
             },
         }
@@ -279,7 +279,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             version_before = *before;
             self.result.version_before = *before;
             self.result.put_sent = true;
-            match self.reconcile(*before).await {
+            match self.reconcile(Phase::Reconcile, *before).await {
                 Ok(Reconciled::Applied(release)) => {
                     self.result.reconciled = true;
                     already_applied = Some(release.version);
@@ -921,6 +921,11 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         puts: &mut u32,
     ) -> PutEnd {
         let policy = &self.ctx.rollout.retry;
+        let reconcile_phase = if phase.is_rollback() {
+            Phase::RollbackReconcile
+        } else {
+            Phase::Reconcile
+        };
         let mut delay = Duration::ZERO;
         loop {
             let Ok(sent_at) = self.acquire().await else {
@@ -967,51 +972,59 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
                     }
                     delay = next;
                 }
-                Decision::Reconcile => match self.reconcile(version_before).await {
-                    Ok(Reconciled::Applied(release)) => {
-                        if phase == Phase::Put {
-                            self.result.reconciled = true;
+                Decision::Reconcile => {
+                    match self.reconcile(reconcile_phase, version_before).await {
+                        Ok(Reconciled::Applied(release)) => {
+                            if phase == Phase::Put {
+                                self.result.reconciled = true;
+                            }
+                            return PutEnd::Applied(release.version);
                         }
-                        return PutEnd::Applied(release.version);
-                    }
-                    Ok(Reconciled::Unchanged(_)) => {
-                        let draw = self.next_draw();
-                        match retry::retry_or_fail(puts, policy, draw) {
-                            Decision::Retry { delay: next } => {
-                                if self.sleep(next).await.is_err() {
-                                    return PutEnd::Cancelled;
+                        Ok(Reconciled::Unchanged(_)) => {
+                            let draw = self.next_draw();
+                            match retry::retry_or_fail(puts, policy, draw) {
+                                Decision::Retry { delay: next } => {
+                                    if self.sleep(next).await.is_err() {
+                                        return PutEnd::Cancelled;
+                                    }
+                                    delay = next;
                                 }
-                                delay = next;
-                            }
-                            _ => {
-                                return PutEnd::Failed(OperationError::from_api(
-                                    &format!(
-                                        "PUT not applied after {puts} attempts (the last one ambiguous, the release unchanged)"
-                                    ),
-                                    &error,
-                                ));
+                                _ => {
+                                    return PutEnd::Failed(OperationError::from_api(
+                                        &format!(
+                                            "PUT not applied after {puts} attempts (the last one ambiguous, the release unchanged)"
+                                        ),
+                                        &error,
+                                    ));
+                                }
                             }
                         }
+                        Ok(Reconciled::Unknown) => {
+                            return PutEnd::Failed(OperationError::from_api(
+                                &format!("PUT outcome unknown ({CANNOT_TELL}); not resent"),
+                                &error,
+                            ));
+                        }
+                        Err(Stop::Cancelled) => return PutEnd::Cancelled,
+                        Err(Stop::Failed(failure)) => return PutEnd::Failed(failure),
                     }
-                    Ok(Reconciled::Unknown) => {
-                        return PutEnd::Failed(OperationError::from_api(
-                            &format!("PUT outcome unknown ({CANNOT_TELL}); not resent"),
-                            &error,
-                        ));
-                    }
-                    Err(Stop::Cancelled) => return PutEnd::Cancelled,
-                    Err(Stop::Failed(failure)) => return PutEnd::Failed(failure),
-                },
+                }
             }
         }
     }
 
-    /// GETs the release after an ambiguous PUT: was the change applied? An answer without its
-    /// revision is read again (as often as a GET is retried) before anything is concluded.
-    async fn reconcile(&mut self, version_before: Option<i64>) -> Result<Reconciled, Stop> {
+    /// GETs the release after an ambiguous PUT: was the change applied? `phase` is
+    /// [`Phase::Reconcile`], or [`Phase::RollbackReconcile`] after a rollback's PUT. An answer
+    /// without its revision is read again (as often as a GET is retried) before anything is
+    /// concluded.
+    async fn reconcile(
+        &mut self,
+        phase: Phase,
+        version_before: Option<i64>,
+    ) -> Result<Reconciled, Stop> {
         let mut rereads = 0;
         let release = loop {
-            let release = match self.get(Phase::Reconcile).await {
+            let release = match self.get(phase).await {
                 Ok(release) => release,
                 Err(ReadError::Cancelled) => return Err(Stop::Cancelled),
                 Err(ReadError::Api(error)) => {
@@ -1043,10 +1056,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             // The release is busy with a change, and none but this one was asked for.
             _ if pending => Reconciled::Applied(release),
             // No revision to compare with: the release's content has to tell.
-            _ => match self
-                .judge(Phase::Reconcile, &release, converge::change_landed)
-                .await?
-            {
+            _ => match self.judge(phase, &release, converge::change_landed).await? {
                 Landed::Yes => Reconciled::Applied(release),
                 Landed::No => Reconciled::Unchanged(release),
                 Landed::CannotTell => Reconciled::Unknown,
@@ -1122,7 +1132,7 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             gets += 1;
             match self.call(&request).await {
                 Ok(answer) => {
-                    if phase == Phase::Reconcile {
+                    if matches!(phase, Phase::Reconcile | Phase::RollbackReconcile) {
                         self.record(phase, sent_at, delay, None, None).await;
                     } else {
                         self.result.polls += 1;
@@ -1214,7 +1224,6 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
         error: Option<&ApiError>,
         retry_in: Option<Duration>,
     ) {
-        let throttled = error.is_some_and(ApiError::is_throttle);
         if let Some(error) = error {
             tracing::debug!(
                 release = %self.op.release,
@@ -1229,20 +1238,12 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
             let change = self.pacer.on_throttle(sent_at, error);
             self.send_rate_change(change).await;
         }
-        self.result.attempts.push(Attempt {
+        self.result.attempts.push(Attempt::new(
             phase,
-            method: phase.method(),
-            status: match error {
-                Some(e) => e.status,
-                None => Some(200),
-            },
-            error_code: error.and_then(|e| e.code.clone()),
-            error: error.map(ToString::to_string),
-            request_id: error.and_then(|e| e.request_id.clone()),
-            throttled,
+            error,
             delay_before,
-            sent_at: sent_at.saturating_duration_since(self.ctx.run_start),
-        });
+            sent_at.saturating_duration_since(self.ctx.run_start),
+        ));
         self.send_request_event(phase, error, retry_in).await;
     }
 
@@ -1328,6 +1329,24 @@ fn first_new_version(version_before: Option<i64>, answered: Option<i64>) -> Opti
     match version_before {
         Some(before) => Some(before + 1),
         None => answered,
+    }
+}
+
+/// Why a cancelled operation stopped, and, when its change had been sent, whether it applied:
+/// an interrupt after the PUT left is not an operation that did nothing.
+fn interrupted_reason(result: &OperationResult) -> String {
+    if !result.put_sent || result.dry_run {
+        return "interrupted".to_owned();
+    }
+    if result.put_applied {
+        let at = result
+            .version_after
+            .map_or_else(String::new, |version| format!(" (revision {version})"));
+        format!(
+            "interrupted after its change was sent: the change applied{at}, but the release was not seen to settle"
+        )
+    } else {
+        "interrupted after its change was sent: whether it applied is not known (--resume reads the release before sending anything)".to_owned()
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::converge::Convergence;
-use crate::cce::error::{ApiError, CredentialFailure};
+use crate::cce::error::{ApiError, CredentialFailure, FailureKind};
 use crate::cce::model::{Action, ReleaseStatus};
 use crate::plan::resolved::Operation;
 
@@ -59,6 +59,8 @@ pub enum Phase {
     RollbackPut,
     /// GET polls until the rollback settles.
     RollbackWait,
+    /// GET after an ambiguous rollback PUT: was the rollback applied?
+    RollbackReconcile,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -75,6 +77,121 @@ impl Phase {
             _ => Method::Get,
         }
     }
+
+    /// A request of the automatic rollback, not of the change: reported as the rollback's.
+    pub fn is_rollback(self) -> bool {
+        matches!(
+            self,
+            Phase::RollbackPut | Phase::RollbackWait | Phase::RollbackReconcile
+        )
+    }
+}
+
+/// What became of one request, in a word: the report's `attempts[].kind`. Decided from the
+/// typed error alone ([`AttemptKind::of`]), never from its text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKind {
+    /// Answered 2xx, and the answer was read.
+    Ok,
+    /// HTTP 429, the gateway's throttle: retried after a pause, the endpoint paced down.
+    Throttled,
+    /// The release is busy with another operation: `Update release is forbidden` (any status)
+    /// or a plain 409 to a change.
+    Busy,
+    /// HTTP 401, or 403 with a gateway authorization code: the credentials were refused, and
+    /// the run halts.
+    Credentials,
+    /// Any other HTTP 4xx: the request was refused; not retried.
+    ClientError,
+    /// HTTP 5xx: retried (502, 503, 504), or, for a change (500 and the rest), reconciled by
+    /// reading the release before anything is resent.
+    ServerError,
+    /// An HTTP status that is neither a success nor an error (a redirect): not retried.
+    UnexpectedStatus,
+    /// Never sent: a name lookup, a connection or a TLS handshake failed.
+    NotSent,
+    /// Sent, and no answer came within the time-out: it may have been applied.
+    TimedOut,
+    /// The connection was cut after the request was sent: it may have been applied.
+    ConnectionLost,
+    /// Answered 2xx with a body that could not be read: applied, read back by a GET.
+    Unreadable,
+    /// Not recorded: the attempt comes from a journal or report written before attempts were
+    /// typed.
+    #[default]
+    Unrecorded,
+}
+
+impl AttemptKind {
+    /// The kind of a request that failed with `error`; `change` is true for a PUT.
+    pub fn of(error: &ApiError, change: bool) -> Self {
+        match error.kind {
+            FailureKind::NotSent => AttemptKind::NotSent,
+            FailureKind::TimedOut => AttemptKind::TimedOut,
+            FailureKind::ConnectionLost => AttemptKind::ConnectionLost,
+            FailureKind::Decode => AttemptKind::Unreadable,
+            FailureKind::Http => {
+                if error.is_throttle() {
+                    AttemptKind::Throttled
+                } else if error.credential_failure().is_some() {
+                    AttemptKind::Credentials
+                } else if error.release_busy(change) {
+                    AttemptKind::Busy
+                } else {
+                    match error.status.unwrap_or(0) {
+                        400..=499 => AttemptKind::ClientError,
+                        500..=599 => AttemptKind::ServerError,
+                        _ => AttemptKind::UnexpectedStatus,
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptKind::Ok => "ok",
+            AttemptKind::Throttled => "throttled",
+            AttemptKind::Busy => "busy",
+            AttemptKind::Credentials => "credentials",
+            AttemptKind::ClientError => "client_error",
+            AttemptKind::ServerError => "server_error",
+            AttemptKind::UnexpectedStatus => "unexpected_status",
+            AttemptKind::NotSent => "not_sent",
+            AttemptKind::TimedOut => "timed_out",
+            AttemptKind::ConnectionLost => "connection_lost",
+            AttemptKind::Unreadable => "unreadable",
+            AttemptKind::Unrecorded => "unrecorded",
+        }
+    }
+
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [AttemptKind; 12] = [
+        AttemptKind::Ok,
+        AttemptKind::Throttled,
+        AttemptKind::Busy,
+        AttemptKind::Credentials,
+        AttemptKind::ClientError,
+        AttemptKind::ServerError,
+        AttemptKind::UnexpectedStatus,
+        AttemptKind::NotSent,
+        AttemptKind::TimedOut,
+        AttemptKind::ConnectionLost,
+        AttemptKind::Unreadable,
+        AttemptKind::Unrecorded,
+    ];
+
+    /// The kind `as_str` spells `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for AttemptKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One request worth reporting: every PUT, every reconcile GET, and every failed GET
@@ -83,11 +200,16 @@ impl Phase {
 pub struct Attempt {
     pub phase: Phase,
     pub method: Method,
+    /// What became of it, in a word.
+    pub kind: AttemptKind,
     /// HTTP status, when an answer came.
     pub status: Option<u16>,
+    /// The service's error code.
     pub error_code: Option<String>,
-    /// What went wrong, when something did (the error's display, without secrets).
+    /// What went wrong, when something did: the failure in words and the service's message
+    /// (the code and the request id are fields of their own).
     pub error: Option<String>,
+    /// The answer's `X-Request-Id`.
     pub request_id: Option<String>,
     /// A gateway throttle (429).
     pub throttled: bool,
@@ -97,6 +219,50 @@ pub struct Attempt {
     /// When it was sent, from the start of the run.
     #[serde(with = "duration_ms")]
     pub sent_at: Duration,
+}
+
+impl Attempt {
+    /// The attempt of a request in `phase`, sent `sent_at` after the start of the run after a
+    /// back-off of `delay_before`, that answered 2xx (`failure` none) or failed with `failure`.
+    /// The one place an attempt reads an [`ApiError`]'s fields.
+    pub fn new(
+        phase: Phase,
+        failure: Option<&ApiError>,
+        delay_before: Duration,
+        sent_at: Duration,
+    ) -> Self {
+        let method = phase.method();
+        let Some(error) = failure else {
+            return Attempt {
+                phase,
+                method,
+                kind: AttemptKind::Ok,
+                status: Some(200),
+                error_code: None,
+                error: None,
+                request_id: None,
+                throttled: false,
+                delay_before,
+                sent_at,
+            };
+        };
+        let what = error.what();
+        Attempt {
+            phase,
+            method,
+            kind: AttemptKind::of(error, method == Method::Put),
+            status: error.status,
+            error_code: error.code.clone(),
+            error: Some(match &error.message {
+                Some(message) => format!("{what}: {message}"),
+                None => what.to_string(),
+            }),
+            request_id: error.request_id.clone(),
+            throttled: error.is_throttle(),
+            delay_before,
+            sent_at,
+        }
+    }
 }
 
 /// Why an operation failed.
@@ -324,7 +490,19 @@ impl OperationResult {
 
     /// Retries were needed: some request of the change failed before it succeeded.
     pub fn retried(&self) -> bool {
-        self.put_attempts > 1 || self.reconciled || self.attempts.iter().any(|a| a.error.is_some())
+        self.put_attempts > 1
+            || self.reconciled
+            || self.change_attempts().any(|a| a.error.is_some())
+    }
+
+    /// The attempts of the change itself, in order: what the report lists as the operation's.
+    pub fn change_attempts(&self) -> impl Iterator<Item = &Attempt> {
+        self.attempts.iter().filter(|a| !a.phase.is_rollback())
+    }
+
+    /// The attempts of the automatic rollback, in order: what the report lists as its own.
+    pub fn rollback_attempts(&self) -> impl Iterator<Item = &Attempt> {
+        self.attempts.iter().filter(|a| a.phase.is_rollback())
     }
 }
 
@@ -427,5 +605,85 @@ pub mod duration_ms {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: u16, code: Option<&str>) -> ApiError {
+        let mut error = ApiError::new(FailureKind::Http);
+        error.status = Some(status);
+        error.code = code.map(Into::into);
+        error
+    }
+
+    #[test]
+    fn an_attempts_kind_comes_from_the_typed_error_alone() {
+        use AttemptKind::*;
+        let table: [(ApiError, bool, AttemptKind); 14] = [
+            (answered(429, Some("APIG.0308")), true, Throttled),
+            (answered(429, None), false, Throttled),
+            (answered(401, Some("APIG.0301")), false, Credentials),
+            (answered(403, Some("APIG.0302")), true, Credentials),
+            (answered(403, Some("CCE.01403001")), true, ClientError),
+            (answered(409, None), true, Busy),
+            (answered(409, None), false, ClientError),
+            (answered(404, Some("CCE.01404002")), false, ClientError),
+            (answered(500, None), true, ServerError),
+            (answered(503, None), false, ServerError),
+            (answered(302, None), false, UnexpectedStatus),
+            (ApiError::new(FailureKind::NotSent), true, NotSent),
+            (ApiError::new(FailureKind::TimedOut), true, TimedOut),
+            (
+                ApiError::new(FailureKind::ConnectionLost),
+                true,
+                ConnectionLost,
+            ),
+        ];
+        for (error, change, expected) in table {
+            assert_eq!(
+                AttemptKind::of(&error, change),
+                expected,
+                "{error:?} {change}"
+            );
+        }
+        assert_eq!(
+            AttemptKind::of(&ApiError::new(FailureKind::Decode), false),
+            Unreadable
+        );
+    }
+
+    #[test]
+    fn every_kind_reads_back_from_its_name() {
+        for kind in AttemptKind::ALL {
+            assert_eq!(AttemptKind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, kind.as_str(), "serde and as_str agree");
+        }
+        assert_eq!(AttemptKind::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn an_attempt_keeps_status_code_request_id_and_the_message_apart() {
+        let mut error = answered(429, Some("APIG.0308"));
+        error.message = Some("The throttling threshold has been reached".into());
+        error.request_id = Some("req-7".into());
+        let attempt = Attempt::new(Phase::Put, Some(&error), Duration::ZERO, Duration::ZERO);
+        assert_eq!(attempt.kind, AttemptKind::Throttled);
+        assert_eq!(attempt.status, Some(429));
+        assert_eq!(attempt.error_code.as_deref(), Some("APIG.0308"));
+        assert_eq!(attempt.request_id.as_deref(), Some("req-7"));
+        assert!(attempt.throttled);
+        assert_eq!(
+            attempt.error.as_deref(),
+            Some("HTTP 429: The throttling threshold has been reached")
+        );
+        let ok = Attempt::new(Phase::Reconcile, None, Duration::ZERO, Duration::ZERO);
+        assert_eq!(
+            (ok.kind, ok.status, ok.error),
+            (AttemptKind::Ok, Some(200), None)
+        );
     }
 }

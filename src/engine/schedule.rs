@@ -489,16 +489,17 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
         }
         self.summary.add(&result);
         state.summary.add(&result);
-        // Before the budgets: a refused operation's failure is the credentials', not the plan's.
-        self.halt_if_refused(state).await;
-        if result.outcome == Outcome::Failed {
-            self.check_budgets(state).await;
-        }
+        // Told before the halt it may cause: a reader sees the cause first.
         let _ = self
             .ctx
             .events
             .send(Event::OperationFinished(Box::new(result.clone())))
             .await;
+        // Before the budgets: a refused operation's failure is the credentials', not the plan's.
+        self.halt_if_refused(state).await;
+        if result.outcome == Outcome::Failed {
+            self.check_budgets(state).await;
+        }
         slots[position] = Some(result);
     }
 

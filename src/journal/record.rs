@@ -459,6 +459,8 @@ pub enum RecordedPhase {
     Wait,
     RollbackPut,
     RollbackWait,
+    /// Since version 3: before it, a rollback's reconcile GET was recorded as `reconcile`.
+    RollbackReconcile,
 }
 
 impl From<engine::Phase> for RecordedPhase {
@@ -470,6 +472,7 @@ impl From<engine::Phase> for RecordedPhase {
             engine::Phase::Wait => RecordedPhase::Wait,
             engine::Phase::RollbackPut => RecordedPhase::RollbackPut,
             engine::Phase::RollbackWait => RecordedPhase::RollbackWait,
+            engine::Phase::RollbackReconcile => RecordedPhase::RollbackReconcile,
         }
     }
 }
@@ -483,6 +486,7 @@ impl From<RecordedPhase> for engine::Phase {
             RecordedPhase::Wait => engine::Phase::Wait,
             RecordedPhase::RollbackPut => engine::Phase::RollbackPut,
             RecordedPhase::RollbackWait => engine::Phase::RollbackWait,
+            RecordedPhase::RollbackReconcile => engine::Phase::RollbackReconcile,
         }
     }
 }
@@ -546,6 +550,10 @@ impl From<RecordedConvergence> for engine::Convergence {
 pub struct RecordedAttempt {
     pub phase: RecordedPhase,
     pub method: RecordedMethod,
+    /// What became of it, as the report spells it (`ok`, `throttled`, ...). Absent before
+    /// version 3, and read then as `unrecorded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub status: Option<u16>,
     pub error_code: Option<String>,
     pub error: Option<String>,
@@ -562,6 +570,8 @@ impl From<engine::Attempt> for RecordedAttempt {
         RecordedAttempt {
             phase: attempt.phase.into(),
             method: attempt.method.into(),
+            kind: (attempt.kind != engine::AttemptKind::Unrecorded)
+                .then(|| attempt.kind.as_str().to_owned()),
             status: attempt.status,
             error_code: attempt.error_code,
             error: attempt.error,
@@ -578,6 +588,11 @@ impl From<RecordedAttempt> for engine::Attempt {
         engine::Attempt {
             phase: attempt.phase.into(),
             method: attempt.method.into(),
+            kind: attempt
+                .kind
+                .as_deref()
+                .and_then(engine::AttemptKind::parse)
+                .unwrap_or_default(),
             status: attempt.status,
             error_code: attempt.error_code,
             error: attempt.error,
@@ -836,6 +851,8 @@ mod tests {
         assert_eq!(engine.final_status, Some(ReleaseStatus::Failed));
         assert_eq!(engine.duration, Duration::from_millis(1234));
         assert_eq!(engine.attempts[1].phase, engine::Phase::RollbackPut);
+        // Version 1 did not type its attempts: they read as unrecorded, and are written so.
+        assert_eq!(engine.attempts[0].kind, engine::AttemptKind::Unrecorded);
         assert_eq!(engine.convergence, Some(engine::Convergence::Change));
         let written = serde_json::to_value(&record).unwrap();
         let original: serde_json::Value = serde_json::from_str(V1_FINISHED).unwrap();
@@ -901,6 +918,24 @@ mod tests {
         let record: Record = serde_json::from_value(end.clone()).unwrap();
         assert!(matches!(&record, Record::End(end) if end.duration_ms == 21781));
         assert_eq!(serde_json::to_value(&record).unwrap(), end);
+    }
+
+    #[test]
+    fn an_attempts_kind_and_a_rollbacks_reconcile_are_recorded() {
+        let mut error = crate::cce::error::ApiError::new(crate::cce::error::FailureKind::Http);
+        error.status = Some(429);
+        let attempt = engine::Attempt::new(
+            engine::Phase::RollbackReconcile,
+            Some(&error),
+            Duration::ZERO,
+            Duration::from_millis(5),
+        );
+        let recorded = RecordedAttempt::from(attempt.clone());
+        let line = serde_json::to_value(&recorded).unwrap();
+        assert_eq!(line["kind"], "throttled");
+        assert_eq!(line["phase"], "rollback_reconcile");
+        let back: RecordedAttempt = serde_json::from_value(line).unwrap();
+        assert_eq!(engine::Attempt::from(back), attempt);
     }
 
     #[test]

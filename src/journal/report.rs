@@ -230,6 +230,9 @@ fn identity(planned: &PlannedOperation, outcome: Outcome, reason: &str) -> Opera
         version_after: None,
         release_version: None,
         attempts: Vec::new(),
+        // An intent is written before its PUT: whether the PUT left is not known.
+        change_sent: false,
+        change_applied: false,
         reconciled: false,
         rollback: None,
         duration_ms: 0,

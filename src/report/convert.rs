@@ -36,27 +36,13 @@ pub fn operation(result: &OperationResult, wave: &str, redactor: &Redactor) -> O
         version_before: result.version_before,
         version_after: result.version_after,
         release_version: result.release_version,
-        attempts: result
-            .attempts
-            .iter()
-            .map(|attempt| AttemptReport {
-                request: match attempt.method {
-                    Method::Put => "put".to_owned(),
-                    Method::Get => "get".to_owned(),
-                },
-                status: attempt.status,
-                error_code: attempt.error_code.clone(),
-                failure: attempt
-                    .status
-                    .is_none()
-                    .then(|| attempt.error.as_ref().map(masked))
-                    .flatten(),
-                delay_ms: millis(attempt.delay_before),
-            })
-            .collect(),
+        attempts: attempts(result.change_attempts(), redactor),
+        change_sent: result.put_sent && !result.dry_run,
+        change_applied: result.put_applied,
         reconciled: result.reconciled,
         rollback: result.rollback.as_ref().map(|rollback| RollbackReport {
             outcome: rollback.outcome,
+            attempts: attempts(result.rollback_attempts(), redactor),
             to_version: Some(rollback.to_version),
             final_status: rollback
                 .final_status
@@ -69,6 +55,32 @@ pub fn operation(result: &OperationResult, wave: &str, redactor: &Redactor) -> O
         skip_reason: result.skip_reason.as_ref().map(masked),
         note: note(result).as_ref().map(masked),
     }
+}
+
+/// The attempts as the report lists them, their messages masked: a service may quote what it
+/// was sent.
+fn attempts<'a>(
+    attempts: impl Iterator<Item = &'a engine::Attempt>,
+    redactor: &Redactor,
+) -> Vec<AttemptReport> {
+    attempts
+        .map(|attempt| AttemptReport {
+            request: match attempt.method {
+                Method::Put => "put".to_owned(),
+                Method::Get => "get".to_owned(),
+            },
+            kind: attempt.kind,
+            status: attempt.status,
+            code: attempt.error_code.clone(),
+            request_id: attempt.request_id.clone(),
+            throttled: attempt.throttled,
+            message: attempt
+                .error
+                .as_ref()
+                .map(|text| redactor.mask_text(text).into_owned()),
+            delay_ms: millis(attempt.delay_before),
+        })
+        .collect()
 }
 
 fn note(result: &OperationResult) -> Option<String> {

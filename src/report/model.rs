@@ -6,11 +6,13 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{CredentialRefusal, Verdict};
 use crate::plan::resolved::{ExpandedPlan, FailureBudget};
 
-/// What became of an operation: the engine's own outcome, so that the two cannot drift.
-pub use crate::engine::Outcome;
+/// What became of an operation, and of one of its requests: the engine's own, so that the two
+/// cannot drift.
+pub use crate::engine::{AttemptKind, Outcome};
 
-/// Bumped on any incompatible change of the document's shape.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped on any incompatible change of the document's shape. Version 2 typed the attempts
+/// (`kind`, `code`, `message`, ...) and gave the rollback its own; version 1 reports still read.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -179,7 +181,15 @@ pub struct OperationReport {
     /// resolved to on this release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_version: Option<i64>,
+    /// The requests of the change itself (the rollback's are the rollback's).
     pub attempts: Vec<AttemptReport>,
+    /// A PUT of the change was sent (it may have reached the service). Absent when none was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub change_sent: bool,
+    /// The change is known to have applied: its PUT was answered 2xx, or a read showed it.
+    /// Absent when it is not known to have.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub change_applied: bool,
     /// An ambiguous answer was settled by reading the release back.
     #[serde(default)]
     pub reconciled: bool,
@@ -196,10 +206,32 @@ pub struct OperationReport {
 }
 
 impl OperationReport {
-    /// The PUTs sent for the change (reconciling GETs not counted).
+    /// The PUTs sent for the change (reconciling GETs and the rollback's PUTs not counted).
     pub fn put_attempts(&self) -> usize {
-        self.attempts.iter().filter(|a| a.request == "put").count()
+        puts(&self.attempts)
     }
+
+    /// Nothing was done for it: no request, no error, no reading of its release. What a halt
+    /// or an interrupt leaves of the operations it kept from starting, which a reader is told
+    /// about in one line per wave rather than one per operation.
+    pub fn never_started(&self) -> bool {
+        matches!(self.outcome, Outcome::Skipped | Outcome::Cancelled)
+            && self.skip_reason.is_some()
+            && self.attempts.is_empty()
+            && self.error.is_none()
+            && self.version_before.is_none()
+            && self.rollback.is_none()
+            && !self.change_sent
+    }
+
+    /// The PUTs the automatic rollback sent, if there was one.
+    pub fn rollback_put_attempts(&self) -> Option<usize> {
+        self.rollback.as_ref().map(|r| puts(&r.attempts))
+    }
+}
+
+fn puts(attempts: &[AttemptReport]) -> usize {
+    attempts.iter().filter(|a| a.request == "put").count()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,19 +240,29 @@ pub struct ClusterInfo {
     pub id: String,
 }
 
-/// One request of an operation.
+/// One request of an operation or of its rollback.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttemptReport {
     /// `put` or `get`.
     pub request: String,
+    /// What became of it, in a word. Version 1 reports did not say: `unrecorded`.
+    #[serde(default)]
+    pub kind: AttemptKind,
     /// HTTP status; absent when no answer came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// The service's error code (`error_code` in version 1 reports).
+    #[serde(default, alias = "error_code", skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The answer's `X-Request-Id`, for a support ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
-    /// What went wrong without an HTTP answer: `not_sent`, `timed_out`, `connection_lost`.
+    pub request_id: Option<String>,
+    /// The gateway throttled it (429).
+    #[serde(default)]
+    pub throttled: bool,
+    /// What went wrong, in full: the failure in words and the service's message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<String>,
+    pub message: Option<String>,
     /// Waited before this attempt, in milliseconds.
     pub delay_ms: u64,
 }
@@ -228,6 +270,9 @@ pub struct AttemptReport {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RollbackReport {
     pub outcome: Outcome,
+    /// The rollback's own requests: its PUTs, its reconciling GETs and failed polls.
+    #[serde(default)]
+    pub attempts: Vec<AttemptReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_version: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,6 +2,7 @@
 //! operation plus a heartbeat without one (CI), or nothing.
 
 use crate::terminal::escape_control;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::model::{OperationReport, Outcome};
+use super::render::same_group;
 use crate::engine::Event;
 
 /// How progress is shown.
@@ -90,6 +92,31 @@ pub struct Progress {
     overall: ProgressBar,
     wave: ProgressBar,
     counts: Counts,
+    /// Operations a halt or an interrupt kept from starting, not yet told: the plain display
+    /// tells them in one line per wave and reason, once the group ends.
+    not_started: RefCell<Option<NotStarted>>,
+}
+
+/// Operations of one wave that never started, for one reason: the first, and how many.
+struct NotStarted {
+    first: OperationReport,
+    count: usize,
+}
+
+impl NotStarted {
+    /// `wave prod: 108 operation(s) skipped (run halted: …)`, or the one operation's own line.
+    fn line(&self) -> String {
+        if self.count == 1 {
+            return finished_line(&self.first);
+        }
+        format!(
+            "wave {}: {} operation(s) {} ({})",
+            self.first.wave,
+            self.count,
+            self.first.outcome.as_str(),
+            self.first.skip_reason.as_deref().unwrap_or_default()
+        )
+    }
 }
 
 impl Progress {
@@ -120,6 +147,7 @@ impl Progress {
                 total,
                 ..Counts::default()
             },
+            not_started: RefCell::new(None),
         }
     }
 
@@ -166,8 +194,35 @@ impl Progress {
         self.counts.record(outcome);
         self.overall.inc(1);
         self.wave.inc(1);
-        if self.mode == ProgressMode::Plain {
-            self.line(&finished_line(&describe()));
+        if self.mode != ProgressMode::Plain {
+            return;
+        }
+        let op = describe();
+        if !op.never_started() {
+            self.line(&finished_line(&op));
+            return;
+        }
+        let mut pending = self.not_started.borrow_mut();
+        match pending.as_mut() {
+            Some(group) if same_group(&group.first, &op) => group.count += 1,
+            _ => {
+                let told = pending.replace(NotStarted {
+                    first: op,
+                    count: 1,
+                });
+                drop(pending);
+                if let Some(told) = told {
+                    self.print(&told.line());
+                }
+            }
+        }
+    }
+
+    /// Tells the operations that never started and are not told yet.
+    fn tell_not_started(&self) {
+        let pending = self.not_started.borrow_mut().take();
+        if let Some(group) = pending {
+            self.print(&group.line());
         }
     }
 
@@ -184,7 +239,8 @@ impl Progress {
     /// The plain mode's heartbeat: called every [`HEARTBEAT`].
     pub fn heartbeat(&self) {
         if self.mode == ProgressMode::Plain {
-            self.line(&format!(
+            // Not a break in the operations not started: they are told together after it.
+            self.print(&format!(
                 "{}/{} done: {}",
                 self.counts.done,
                 self.counts.total,
@@ -193,14 +249,21 @@ impl Progress {
         }
     }
 
-    /// One line of the plain display; whatever input it shows cannot drive the terminal.
+    /// One line of the plain display, after the operations not started that come before it.
     fn line(&self, text: &str) {
+        self.tell_not_started();
+        self.print(text);
+    }
+
+    /// Prints one line; whatever input it shows cannot drive the terminal.
+    fn print(&self, text: &str) {
         let elapsed = self.overall.elapsed().as_secs_f64();
         let text = escape_control(text);
         let _ = writeln!(std::io::stderr().lock(), "[{elapsed:>7.1}s] {text}");
     }
 
     pub fn finish(&self) {
+        self.tell_not_started();
         self.wave.finish_and_clear();
         self.overall.finish_and_clear();
         let _ = self.multi.clear();
@@ -486,6 +549,63 @@ mod tests {
             "{}",
             counts.describe()
         );
+    }
+
+    fn not_started(wave: &str, reason: &str) -> OperationReport {
+        OperationReport {
+            index: 0,
+            cluster: super::super::model::ClusterInfo {
+                name: "c1".into(),
+                id: "id-1".into(),
+            },
+            namespace: "shop".into(),
+            name: "web".into(),
+            action: "upgrade".into(),
+            wave: wave.into(),
+            outcome: Outcome::Skipped,
+            final_status: None,
+            version_before: None,
+            version_after: None,
+            release_version: None,
+            attempts: Vec::new(),
+            change_sent: false,
+            change_applied: false,
+            reconciled: false,
+            rollback: None,
+            duration_ms: 0,
+            error: None,
+            skip_reason: Some(reason.into()),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn operations_kept_from_starting_are_one_line_per_wave_and_reason() {
+        let halted = not_started("prod", "run halted: budget");
+        assert!(halted.never_started());
+        let group = NotStarted {
+            first: halted.clone(),
+            count: 108,
+        };
+        assert_eq!(
+            group.line(),
+            "wave prod: 108 operation(s) skipped (run halted: budget)"
+        );
+        // One alone is told as itself.
+        let alone = NotStarted {
+            first: halted.clone(),
+            count: 1,
+        };
+        assert_eq!(alone.line(), finished_line(&halted));
+        assert!(!same_group(
+            &halted,
+            &not_started("late", "run halted: budget")
+        ));
+        assert!(!same_group(&halted, &not_started("prod", "interrupted")));
+        // An operation that read its release (an undo's revision check) is no part of it.
+        let mut read = halted;
+        read.version_before = Some(4);
+        assert!(!read.never_started());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use comfy_table::{ContentArrangement, LineStyle, Table, TableStyle};
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::model::{OperationReport, Outcome, RunReport, Summary};
+use super::model::{AttemptKind, AttemptReport, OperationReport, Outcome, RunReport, Summary};
 
 /// The formats a report is rendered in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -60,28 +60,58 @@ fn seconds(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
 
-/// What the error column says: the error, the skip reason, or the rollback's fate.
+/// What the error column says: the error, and the rollback's fate with its PUTs. Nothing else:
+/// a reason or a remark is the note column's.
 fn problem(op: &OperationReport) -> String {
-    let mut text = match (&op.error, &op.skip_reason) {
-        (Some(error), _) => error.to_string(),
-        (None, Some(reason)) => reason.clone(),
-        // Why an operation changed is in the JSON report; the table keeps to what needs a look.
-        (None, None) => op
-            .note
-            .as_deref()
-            .filter(|note| op.outcome != Outcome::Succeeded || !note.starts_with("change:"))
-            .unwrap_or_default()
-            .to_owned(),
-    };
+    let mut text = op
+        .error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     if let Some(rollback) = &op.rollback {
+        // Its PUTs are counted here, never in the change's attempts.
+        let puts = rollback
+            .attempts
+            .iter()
+            .filter(|a| a.request == "put")
+            .count();
         let _ = write!(
             text,
-            "{}rollback {}",
+            "{}rollback {} ({puts} PUT{})",
             if text.is_empty() { "" } else { "; " },
-            rollback.outcome.as_str()
+            rollback.outcome.as_str(),
+            if puts == 1 { "" } else { "s" }
         );
+        if let Some(error) = &rollback.error {
+            let _ = write!(text, ": {error}");
+        }
     }
     text
+}
+
+/// What the note column says: why an operation was skipped or cancelled, or the remark on it
+/// (why it was unchanged, that the journal showed it done). Why a PUT was sent (`change: …`) is
+/// in the JSON report; the table keeps to what needs a look.
+fn remark(op: &OperationReport) -> String {
+    match &op.skip_reason {
+        Some(reason) => reason.clone(),
+        None => op
+            .note
+            .as_deref()
+            .filter(|note| !note.starts_with("change:"))
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// The Markdown attempts column: the change's PUTs, then the rollback's, marked as such (`1 +
+/// 1 rollback`): a rollback's PUT is not a second apply. The terminal table, narrower, says the
+/// rollback's in its error column.
+fn attempts_cell(op: &OperationReport) -> String {
+    match op.rollback_put_attempts() {
+        Some(rollback) => format!("{} + {rollback} rollback", op.put_attempts()),
+        None => op.put_attempts().to_string(),
+    }
 }
 
 /// Lines above and below the header and at the bottom, none between rows.
@@ -113,6 +143,7 @@ fn table_of<'r>(
         "attempts",
         "duration",
         "error",
+        "note",
     ]);
     match width {
         Some(width) => table
@@ -133,6 +164,7 @@ fn table_of<'r>(
             op.put_attempts().to_string(),
             seconds(op.duration_ms),
             problem(op),
+            remark(op),
         ];
         table.add_row(cells.map(|cell| escape_control(&cell).into_owned()));
     }
@@ -240,14 +272,14 @@ fn test_case(op: &OperationReport) -> TestCase {
     let failed_puts: Vec<_> = op
         .attempts
         .iter()
-        .filter(|a| a.request == "put" && (a.status.is_none_or(|s| s >= 400)))
+        .filter(|a| a.request == "put" && a.kind != AttemptKind::Ok)
         .collect();
     let status = match op.outcome {
         Outcome::Succeeded | Outcome::Unchanged => {
             let mut status = TestCaseStatus::success();
             for attempt in failed_puts {
                 let mut rerun = TestRerun::new(NonSuccessKind::Failure);
-                rerun.set_message(attempt_text(attempt));
+                rerun.set_message(escape_control(&attempt_text(attempt)).into_owned());
                 status.add_rerun(rerun);
             }
             status
@@ -281,20 +313,38 @@ fn test_case(op: &OperationReport) -> TestCase {
     );
     case.set_classname(escape_control(&format!("{}.{}", op.wave, op.action)).into_owned());
     case.set_time(Duration::from_millis(op.duration_ms));
-    if let Some(note) = &op.note {
-        case.set_system_out(escape_control(note).into_owned());
+    let mut out: Vec<String> = op.note.iter().cloned().collect();
+    if let Some(rollback) = &op.rollback {
+        // The rollback's requests are its own, never reruns of the change.
+        let requests: Vec<String> = rollback.attempts.iter().map(attempt_text).collect();
+        out.push(format!(
+            "rollback {}: {}",
+            rollback.outcome.as_str(),
+            if requests.is_empty() {
+                "no request".to_owned()
+            } else {
+                requests.join(", ")
+            }
+        ));
+    }
+    if !out.is_empty() {
+        case.set_system_out(escape_control(&out.join("\n")).into_owned());
     }
     case
 }
 
-fn attempt_text(attempt: &super::model::AttemptReport) -> String {
-    let mut text = match (attempt.status, &attempt.failure) {
-        (Some(status), _) => format!("HTTP {status}"),
-        (None, Some(failure)) => failure.clone(),
-        (None, None) => "no answer".to_owned(),
-    };
-    if let Some(code) = &attempt.error_code {
+/// `put 503 server_error CCE.01500001 (request id …)`: one attempt in a few words.
+fn attempt_text(attempt: &AttemptReport) -> String {
+    let mut text = attempt.request.clone();
+    if let Some(status) = attempt.status {
+        let _ = write!(text, " {status}");
+    }
+    let _ = write!(text, " {}", attempt.kind);
+    if let Some(code) = &attempt.code {
         let _ = write!(text, " {code}");
+    }
+    if let Some(id) = &attempt.request_id {
+        let _ = write!(text, " (request id {id})");
     }
     text
 }
@@ -340,18 +390,39 @@ pub fn markdown(report: &RunReport) -> String {
         .collect();
     if !problems.is_empty() {
         let _ = writeln!(md, "### Failures\n");
-        let _ = writeln!(md, "| cluster | namespace | release | result | error |");
-        let _ = writeln!(md, "|---|---|---|---|---|");
-        for op in problems {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} |",
-                md_cell(&op.cluster.name),
-                md_cell(&op.namespace),
-                md_cell(&op.name),
-                op.outcome.as_str(),
-                md_cell(&problem(op))
-            );
+        let _ = writeln!(
+            md,
+            "| cluster | namespace | release | result | error | note |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|");
+        for row in failure_rows(&problems) {
+            match row {
+                FailureRow::One(op)
+                | FailureRow::NotStarted {
+                    first: op,
+                    count: 1,
+                } => {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} | {} | {} |",
+                        md_cell(&op.cluster.name),
+                        md_cell(&op.namespace),
+                        md_cell(&op.name),
+                        op.outcome.as_str(),
+                        md_cell(&problem(op)),
+                        md_cell(&remark(op))
+                    );
+                }
+                FailureRow::NotStarted { first, count } => {
+                    let _ = writeln!(
+                        md,
+                        "| wave {}: {count} operation(s) | | | {} | | {} |",
+                        md_cell(&first.wave),
+                        first.outcome.as_str(),
+                        md_cell(&remark(first))
+                    );
+                }
+            }
         }
         md.push('\n');
     }
@@ -373,10 +444,49 @@ pub fn markdown(report: &RunReport) -> String {
             op.outcome.as_str(),
             revisions(op),
             op.final_status.as_deref().unwrap_or(""),
-            op.put_attempts(),
+            attempts_cell(op),
             seconds(op.duration_ms)
         );
     }
     let _ = writeln!(md, "\n</details>");
     md
+}
+
+/// A row of the Markdown failures table: one operation, or the operations of one wave that a
+/// halt or an interrupt kept from starting, for the same reason.
+enum FailureRow<'r> {
+    One(&'r OperationReport),
+    NotStarted {
+        first: &'r OperationReport,
+        count: usize,
+    },
+}
+
+/// The failures table's rows: operations that never started are told once per wave, outcome
+/// and reason (a halt in the first wave would list every later operation otherwise).
+fn failure_rows<'r>(problems: &[&'r OperationReport]) -> Vec<FailureRow<'r>> {
+    let mut rows: Vec<FailureRow<'r>> = Vec::new();
+    for &op in problems {
+        if !op.never_started() {
+            rows.push(FailureRow::One(op));
+            continue;
+        }
+        let group = rows.iter_mut().find_map(|row| match row {
+            FailureRow::NotStarted { first, count } if same_group(first, op) => Some(count),
+            _ => None,
+        });
+        match group {
+            Some(count) => *count += 1,
+            None => rows.push(FailureRow::NotStarted {
+                first: op,
+                count: 1,
+            }),
+        }
+    }
+    rows
+}
+
+/// Two operations that never started for the same reason, in the same wave.
+pub(crate) fn same_group(a: &OperationReport, b: &OperationReport) -> bool {
+    a.wave == b.wave && a.outcome == b.outcome && a.skip_reason == b.skip_reason
 }

@@ -61,7 +61,8 @@ pub fn decide(op: &OperationReport) -> UndoDecision {
 fn may_have_applied(op: &OperationReport) -> bool {
     match op.outcome {
         Outcome::Cancelled => {
-            op.put_attempts() > 0
+            op.change_sent
+                || op.put_attempts() > 0
                 || op
                     .skip_reason
                     .as_deref()

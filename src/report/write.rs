@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::model::{Outcome, RunReport, Summary, WaveGate};
+use super::model::{FORMAT_VERSION, Outcome, RunReport, Summary, WaveGate};
 use super::render::{self, ReportFormat};
 use crate::plan::resolved::{FailureBudget, duration_text};
 
@@ -154,6 +154,8 @@ pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError
         merged.operations.extend(report.operations);
     }
     merged.operations.sort_by_key(|op| op.index);
+    // Read in this build's shape (a version 1 report too), and written in it.
+    merged.format_version = FORMAT_VERSION;
     merged.plan.shard = None;
     if let Some(settings) = merged.settings.as_object_mut() {
         settings.remove("shard");

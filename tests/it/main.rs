@@ -29,6 +29,7 @@ mod plan_schema;
 mod properties;
 mod rehearsal;
 mod report_render;
+mod report_truth;
 mod secrets_masked;
 mod sim_api;
 mod sim_auth;

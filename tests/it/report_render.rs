@@ -21,6 +21,8 @@ fn op(index: usize, cluster: &str, name: &str, wave: &str, outcome: Outcome) -> 
         version_after: None,
         release_version: None,
         attempts: vec![],
+        change_sent: false,
+        change_applied: false,
         reconciled: false,
         rollback: None,
         duration_ms: 0,
@@ -31,11 +33,26 @@ fn op(index: usize, cluster: &str, name: &str, wave: &str, outcome: Outcome) -> 
 }
 
 fn put(status: Option<u16>, code: Option<&str>, delay_ms: u64) -> AttemptReport {
+    let kind = match status {
+        Some(200) => AttemptKind::Ok,
+        Some(429) => AttemptKind::Throttled,
+        Some(_) => AttemptKind::ServerError,
+        None => AttemptKind::TimedOut,
+    };
     AttemptReport {
         request: "put".into(),
+        kind,
         status,
-        error_code: code.map(Into::into),
-        failure: status.is_none().then(|| "timed_out".into()),
+        code: code.map(Into::into),
+        request_id: code.map(|_| "req-0041".into()),
+        throttled: status == Some(429),
+        message: match kind {
+            AttemptKind::Ok => None,
+            AttemptKind::Throttled => {
+                Some("HTTP 429: The throttling threshold has been reached".into())
+            }
+            _ => Some("timed out waiting for the answer".into()),
+        },
         delay_ms,
     }
 }
@@ -57,9 +74,12 @@ fn sample() -> RunReport {
         put(None, None, 800),
         AttemptReport {
             request: "get".into(),
+            kind: AttemptKind::Ok,
             status: Some(200),
-            error_code: None,
-            failure: None,
+            code: None,
+            request_id: None,
+            throttled: false,
+            message: None,
             delay_ms: 0,
         },
     ];
@@ -71,6 +91,8 @@ fn sample() -> RunReport {
     failed.version_after = Some(8);
     failed.final_status = Some("FAILED".into());
     failed.attempts = vec![put(Some(200), None, 0)];
+    failed.change_sent = true;
+    failed.change_applied = true;
     failed.error = Some(ErrorReport {
         code: Some("FLOTILLA.DEPLOY_FAILED".into()),
         message: "release reached FAILED".into(),
@@ -78,6 +100,7 @@ fn sample() -> RunReport {
     });
     failed.rollback = Some(RollbackReport {
         outcome: Outcome::Succeeded,
+        attempts: vec![put(Some(200), None, 0)],
         to_version: Some(7),
         final_status: Some("DEPLOYED".into()),
         error: None,
@@ -607,4 +630,28 @@ fn gates_of_different_waves_merge_and_one_wave_twice_is_refused() {
             .to_string()
             .contains("count their operations twice"),
     );
+}
+
+#[test]
+fn a_version_1_report_still_reads_and_a_merge_writes_version_2() {
+    let mut v1 = serde_json::to_value(sample()).unwrap();
+    v1["format_version"] = serde_json::json!(1);
+    v1["plan"]["shard"] = serde_json::Value::Null;
+    let attempt = &mut v1["operations"][1]["attempts"][0];
+    let object = attempt.as_object_mut().unwrap();
+    for key in ["kind", "code", "request_id", "throttled", "message"] {
+        object.remove(key);
+    }
+    object.insert("error_code".into(), serde_json::json!("APIG.0308"));
+    v1["operations"][2]["rollback"]
+        .as_object_mut()
+        .unwrap()
+        .remove("attempts");
+    let read: RunReport = serde_json::from_value(v1).unwrap();
+    let attempt = &read.operations[1].attempts[0];
+    assert_eq!(attempt.code.as_deref(), Some("APIG.0308"));
+    assert_eq!(attempt.kind, AttemptKind::Unrecorded);
+    let merged = write::merge(vec![("v1.json".into(), read)]).unwrap();
+    assert_eq!(merged.format_version, FORMAT_VERSION);
+    assert_eq!(FORMAT_VERSION, 2);
 }

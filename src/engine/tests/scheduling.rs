@@ -337,9 +337,21 @@ async fn cancellation_marks_the_rest_cancelled_and_sends_nothing_after() {
     let interrupted_waits: Vec<&OperationResult> = report
         .results
         .iter()
-        .filter(|r| r.skip_reason.as_deref() == Some("interrupted"))
+        .filter(|r| {
+            r.skip_reason.as_deref().is_some_and(|reason| {
+                reason.starts_with("interrupted after its change was sent: the change applied")
+            })
+        })
         .collect();
     assert!(!interrupted_waits.is_empty());
+    // Every cancelled operation that had started says it was interrupted, and whether its
+    // change had been sent.
+    assert_eq!(
+        unstarted + interrupted_waits.len(),
+        report.summary.cancelled,
+        "{:#?}",
+        report.results
+    );
     assert!(
         interrupted_waits
             .iter()

@@ -91,6 +91,13 @@ async fn rollback_on_failure_restores_the_previous_revision() {
     let current = release.current().unwrap();
     assert_eq!(current.values, release.history[0].values);
     assert_eq!(current.version, 3);
+    // The rollback's PUT is the rollback's: the change was sent once.
+    assert_eq!(r.put_attempts, 1);
+    let change: Vec<Phase> = r.change_attempts().map(|a| a.phase).collect();
+    assert_eq!(change, [Phase::Put]);
+    let rollback: Vec<Phase> = r.rollback_attempts().map(|a| a.phase).collect();
+    assert_eq!(rollback, [Phase::RollbackPut]);
+    assert!(!r.retried(), "a rollback is not a retry of the change");
 }
 
 /// A wait that timed out leaves the release PENDING_*, which the service will not change (409):

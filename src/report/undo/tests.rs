@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::report::model::{
-    AttemptReport, ClusterInfo, ErrorReport, PlanInfo, RollbackReport, Summary,
+    AttemptKind, AttemptReport, ClusterInfo, ErrorReport, FORMAT_VERSION, PlanInfo, RollbackReport,
+    Summary,
 };
 
 /// The demo plan: canary-1 and canary-2 in wave `canary`, prod-1 … prod-6 in wave `prod`.
@@ -33,6 +34,8 @@ fn op(plan: &ExpandedPlan, cluster: &str, release: &str, outcome: Outcome) -> Op
         version_after: None,
         release_version: None,
         attempts: Vec::new(),
+        change_sent: false,
+        change_applied: false,
         reconciled: false,
         rollback: None,
         duration_ms: 0,
@@ -50,7 +53,7 @@ fn changed(mut op: OperationReport, before: i64, after: i64) -> OperationReport 
 
 fn run_of(plan: &ExpandedPlan, operations: Vec<OperationReport>) -> RunReport {
     RunReport {
-        format_version: 1,
+        format_version: FORMAT_VERSION,
         flotilla_version: "test".to_owned(),
         plan: PlanInfo {
             name: plan.name.clone(),
@@ -76,9 +79,12 @@ fn run_of(plan: &ExpandedPlan, operations: Vec<OperationReport>) -> RunReport {
 fn put_attempt() -> AttemptReport {
     AttemptReport {
         request: "put".to_owned(),
+        kind: AttemptKind::ConnectionLost,
         status: None,
-        error_code: None,
-        failure: Some("connection_lost".to_owned()),
+        code: None,
+        request_id: None,
+        throttled: false,
+        message: Some("connection lost before the answer".to_owned()),
         delay_ms: 0,
     }
 }
@@ -119,6 +125,7 @@ fn a_change_already_rolled_back_by_the_run_is_left_alone() {
     let mut rolled_back = changed(op(&plan, "prod-1", "storefront", Outcome::Failed), 3, 5);
     rolled_back.rollback = Some(RollbackReport {
         outcome: Outcome::Succeeded,
+        attempts: Vec::new(),
         to_version: Some(3),
         final_status: Some("DEPLOYED".to_owned()),
         error: None,
