@@ -1,5 +1,6 @@
 //! The headers of a request: content type, project id, and authentication, either an IAM
-//! token or an `SDK-HMAC-SHA256` signature over exactly what is sent.
+//! token or an `SDK-HMAC-SHA256` signature over exactly what is sent; and those of IAM's
+//! project lookup, which carries neither content type nor project id.
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -23,11 +24,62 @@ pub(super) fn request_headers(
     body: &[u8],
 ) -> Result<HeaderMap, ApiError> {
     let project_id = cluster_project_id.or_else(|| credentials.project_id());
+    signed_headers(
+        credentials,
+        now,
+        method,
+        Some(CONTENT_TYPE_JSON),
+        project_id,
+        target,
+        query,
+        body,
+    )
+}
+
+/// The headers of IAM's `GET /v3/projects?name=…`, as the SDKs send it: signed with the same
+/// credentials, with neither `Content-Type` nor `X-Project-Id` (Go:
+/// `core/auth/internal/iam_helper.go`, `GetKeystoneListProjectsRequest`, and
+/// `core/auth/base_credentials.go`, `baseProcessAuthRequest`; Python:
+/// `huaweicloudsdkcore/auth/internal.py`, `IamHelper.get_keystone_list_projects_request`).
+pub(super) fn iam_headers(
+    credentials: &Credentials,
+    now: impl FnOnce() -> jiff::Timestamp,
+    target: &Target,
+    query: &str,
+) -> Result<HeaderMap, ApiError> {
+    signed_headers(
+        credentials,
+        now,
+        &Method::GET,
+        None,
+        None,
+        target,
+        query,
+        &[],
+    )
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is one part of what is signed; a struct would only rename them"
+)]
+fn signed_headers(
+    credentials: &Credentials,
+    now: impl FnOnce() -> jiff::Timestamp,
+    method: &Method,
+    content_type: Option<&'static str>,
+    project_id: Option<&str>,
+    target: &Target,
+    query: &str,
+    body: &[u8],
+) -> Result<HeaderMap, ApiError> {
     let mut headers = HeaderMap::with_capacity(6);
-    headers.insert(
-        reqwest::header::CONTENT_TYPE,
-        HeaderValue::from_static(CONTENT_TYPE_JSON),
-    );
+    if let Some(content_type) = content_type {
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+    }
     if let Some(project_id) = project_id {
         headers.insert(
             HeaderName::from_static("x-project-id"),
@@ -52,7 +104,7 @@ pub(super) fn request_headers(
             let mut signed: [(&str, &str); 5] = [("", ""); 5];
             let mut n = 0;
             for (name, value) in [
-                ("content-type", Some(CONTENT_TYPE_JSON)),
+                ("content-type", content_type),
                 ("host", Some(target.endpoint.host.as_str())),
                 ("x-project-id", project_id),
                 ("x-sdk-date", Some(date.as_str())),

@@ -49,6 +49,9 @@ pub(crate) struct Shared {
     pub id_prefix: u64,
     /// What `GET /_sim/state` masks: the built-in rules and the seed plans' own.
     pub redactor: crate::secret::Redactor,
+    /// The projects its IAM lists; with AK/SK, release requests must name one.
+    pub projects: Vec<super::iam::SimProject>,
+    pub iam_fault: Option<super::iam::IamFault>,
 }
 
 impl Shared {
@@ -187,6 +190,8 @@ struct Answer {
     body: Bytes,
     error_code: Option<&'static str>,
     retry_after: Option<u64>,
+    /// IAM's answers carry `X-IAM-Trace-Id`, the request id.
+    iam_trace: bool,
 }
 
 impl Answer {
@@ -197,6 +202,7 @@ impl Answer {
                 body: Bytes::from(body),
                 error_code: None,
                 retry_after: None,
+                iam_trace: false,
             },
             Err(e) => Answer::error(500, "CCE.01500001", &format!("encoding the answer: {e}")),
         }
@@ -209,6 +215,17 @@ impl Answer {
             body: Bytes::from(body.to_string()),
             error_code: Some(code),
             retry_after: None,
+            iam_trace: false,
+        }
+    }
+
+    fn iam(answer: super::iam::IamAnswer) -> Self {
+        Answer {
+            status: answer.status,
+            body: Bytes::from(answer.body),
+            error_code: None,
+            retry_after: None,
+            iam_trace: true,
         }
     }
 
@@ -223,6 +240,9 @@ impl Answer {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Ok(id) = HeaderValue::from_str(request_id) {
+            if self.iam_trace {
+                headers.insert("x-iam-trace-id", id.clone());
+            }
             headers.insert("x-request-id", id);
         }
         if let Some(seconds) = self.retry_after {
@@ -384,6 +404,10 @@ async fn process(
         let snapshot = shared.store().snapshot().redacted(&shared.redactor);
         return Ending::Answer(Answer::json(200, &snapshot));
     }
+    // IAM is another service than the release API's gateway: no latency, faults or throttle.
+    if parts.method == Method::GET && segment_refs == ["v3", "projects"] {
+        return Ending::Answer(list_projects(shared, parts, &segment_refs, body));
+    }
     let Some(operation) = Operation::parse(&parts.method, &segment_refs) else {
         return Ending::Answer(Answer::error(
             404,
@@ -410,6 +434,9 @@ async fn process(
         headers: &parts.headers,
         body,
     }) {
+        return Ending::Answer(Answer::error(401, "APIG.0301", &message));
+    }
+    if let Err(message) = check_project(shared, &parts.headers) {
         return Ending::Answer(Answer::error(401, "APIG.0301", &message));
     }
     if let Some(throttle) = &shared.throttle {
@@ -465,6 +492,56 @@ async fn process(
             Ending::Hang
         }
         _ => Ending::Answer(answer),
+    }
+}
+
+/// IAM's `GET /v3/projects`, authenticated as IAM does (a signature without a project id),
+/// answered with IAM's error shape on a refusal.
+fn list_projects(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    segments: &[&str],
+    body: &[u8],
+) -> Answer {
+    let received = Received {
+        method: parts.method.as_str(),
+        path_segments: segments,
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+        body,
+    };
+    if let Err(message) = shared.auth.verify_iam(&received) {
+        return Answer::iam(super::iam::iam_error(401, &message));
+    }
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    Answer::iam(super::iam::list_projects(
+        &shared.projects,
+        shared.iam_fault,
+        &auth::query_pairs(parts.uri.query()),
+        &format!("http://{host}"),
+    ))
+}
+
+/// With AK/SK and projects known, a release request must name one of them in `X-Project-Id`:
+/// the real gateway refuses AK/SK without a project, which is why flotilla asks IAM.
+fn check_project(shared: &Shared, headers: &hyper::HeaderMap) -> Result<(), String> {
+    if shared.projects.is_empty() || !matches!(shared.auth.mode(), auth::SimAuth::AkSk { .. }) {
+        return Ok(());
+    }
+    match headers.get("x-project-id").and_then(|v| v.to_str().ok()) {
+        Some(id) if shared.projects.iter().any(|p| p.id == id) => Ok(()),
+        Some(_) => Err(
+            "Incorrect IAM authentication information: X-Project-Id names no project of this account"
+                .to_owned(),
+        ),
+        None => Err(
+            "Incorrect IAM authentication information: X-Project-Id is missing (AK/SK needs a project)"
+                .to_owned(),
+        ),
     }
 }
 
