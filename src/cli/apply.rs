@@ -14,6 +14,7 @@ use super::error::Error;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
 use super::plan::SelectionArgs;
+use super::project_ids::{self, IamLookup, IamOverrides};
 use super::{Environment, values};
 use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
@@ -151,7 +152,7 @@ impl LimitArgs {
 pub struct SimulateArgs {
     /// Run against a simulator started in-process on a free loopback port, seeded from the
     /// plan, with signature checks on under throwaway credentials.
-    #[arg(long, conflicts_with_all = ["endpoint", "token_file"])]
+    #[arg(long, conflicts_with_all = ["endpoint", "iam_endpoint", "token_file"])]
     pub simulate: bool,
     /// Simulated latency per request.
     #[arg(long, requires = "simulate", value_parser = values::duration, value_name = "D")]
@@ -331,6 +332,8 @@ pub(super) fn run_with(
 struct Target {
     credentials: Credentials,
     simulator: Option<RunningSim>,
+    /// The regions whose project id IAM must give before the first release request.
+    lookups: Vec<IamLookup>,
 }
 
 async fn connect(
@@ -339,6 +342,9 @@ async fn connect(
     simulator: Option<(SimConfig, Credentials)>,
 ) -> Result<Target, Error> {
     if let Some((config, credentials)) = simulator {
+        // Its throwaway credentials carry no project id: its IAM gives one per region that
+        // the plan does not, so that a rehearsal finds them as a real run would.
+        let config = config.with_projects_for(&[&*plan], &mut rand::rng());
         let sim = Simulator::start(config, &[&*plan])
             .await
             .map_err(|source| Error::Simulator {
@@ -346,16 +352,29 @@ async fn connect(
                 source,
             })?;
         plan.retarget(&sim.base_url());
+        let overrides = IamOverrides {
+            flag: Some(sim.base_url()),
+            environment: None,
+        };
+        let lookups = project_ids::lookups(plan, &credentials, &overrides);
         return Ok(Target {
             credentials,
             simulator: Some(sim),
+            lookups,
         });
     }
     args.net.retarget(plan)?;
     let credentials = credentials::resolve(&args.net.credential_sources())?;
+    let lookups = project_ids::lookups(
+        plan,
+        &credentials,
+        &IamOverrides::from_process(args.net.iam_endpoint.as_deref()),
+    );
+    project_ids::check(&lookups, args.net.allow_insecure_http)?;
     Ok(Target {
         credentials,
         simulator: None,
+        lookups,
     })
 }
 
@@ -415,7 +434,13 @@ async fn apply(
     // Installed before anything else, so that even an early signal ends in a report and 130.
     let mut interrupts = Interrupts::new();
     let target = connect(&args, &mut plan, simulator).await?;
-    let client = Client::new(args.net.client_config(&plan), target.credentials)?;
+    let client = Client::new(
+        args.net
+            .client_config(&plan, project_ids::any_https(&target.lookups)),
+        target.credentials,
+    )?;
+    // Once per region, before the first release request: a wrong answer ends the run here.
+    let found = project_ids::discover(&mut plan, &client, &target.lookups).await?;
     // Nothing has been sent yet: a journal that cannot be opened, or that another run holds,
     // is bad input, like a bad plan.
     let journal_file = JournalFile::open(&journal_path).map_err(Error::Journal)?;
@@ -458,6 +483,14 @@ async fn apply(
                  settling are divided by {factor}, rates multiplied by it"
             ));
         }
+    }
+    for (lookup, project_id) in target.lookups.iter().zip(&found) {
+        progress.note(&format!(
+            "project id of region {} found through IAM at {}: {project_id} (for {})",
+            lookup.region,
+            lookup.iam_endpoint,
+            lookup.clusters.join(", ")
+        ));
     }
     if args.selection.shard_across_waves && plan.waves.len() > 1 {
         // Loud whatever the progress mode: this run may break the plan's wave order.
