@@ -464,13 +464,20 @@ mod tests {
     fn the_project_ids_origin_is_told() {
         let dir = tempfile::tempdir().unwrap();
         let profile = dir.path().join("credentials");
-        std::fs::write(&profile, "[basiccredentials]\nak=PAK\nsk=PSK\nproject_id=pp\n").unwrap();
+        std::fs::write(
+            &profile,
+            "[basiccredentials]\nak=PAK\nsk=PSK\nproject_id=pp\n",
+        )
+        .unwrap();
         let origin = |vars: &[(&str, &str)]| {
             resolve_with_origin(&sources(vars, Some(profile.clone())))
                 .unwrap()
                 .1
         };
-        assert_eq!(origin(&[(ENV_PROJECT_ID, "ep")]), Some(ProjectIdOrigin::ProfileFile));
+        assert_eq!(
+            origin(&[(ENV_PROJECT_ID, "ep")]),
+            Some(ProjectIdOrigin::ProfileFile)
+        );
         assert_eq!(
             origin(&[(ENV_AK, "EAK"), (ENV_SK, "ESK"), (ENV_PROJECT_ID, "ep")]),
             Some(ProjectIdOrigin::Environment)

@@ -247,7 +247,9 @@ pub fn judge_projects_answer(answer: &ProjectsAnswer) -> Result<String, Discover
     let ids = projects
         .iter()
         .map(|project| match project.get("id") {
-            Some(serde_json::Value::String(id)) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+            Some(serde_json::Value::String(id)) if !id.trim().is_empty() => {
+                Ok(id.trim().to_owned())
+            }
             _ => Err(unreadable("a project without an `id`")),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -435,11 +437,21 @@ mod tests {
     fn the_iam_endpoint_is_chosen_flag_plan_environment_then_region() {
         let choose = |flag, plan, env, region| choose_iam_endpoint(flag, plan, env, region);
         assert_eq!(
-            choose(Some("https://f.example/"), Some("https://p.example"), Some("e.example"), "cn-north-4"),
+            choose(
+                Some("https://f.example/"),
+                Some("https://p.example"),
+                Some("e.example"),
+                "cn-north-4"
+            ),
             ("https://f.example".to_owned(), IamEndpointFrom::Flag)
         );
         assert_eq!(
-            choose(None, Some("https://p.example"), Some("e.example"), "cn-north-4"),
+            choose(
+                None,
+                Some("https://p.example"),
+                Some("e.example"),
+                "cn-north-4"
+            ),
             ("https://p.example".to_owned(), IamEndpointFrom::Plan)
         );
         assert_eq!(
@@ -477,7 +489,10 @@ mod tests {
     #[test]
     fn none_several_and_wrong_shapes_are_problems() {
         let judge = |status, body| judge_projects_answer(&answer(status, body));
-        assert_eq!(judge(200, r#"{"projects":[]}"#), Err(DiscoveryProblem::NoProject));
+        assert_eq!(
+            judge(200, r#"{"projects":[]}"#),
+            Err(DiscoveryProblem::NoProject)
+        );
         assert_eq!(
             judge(200, r#"{"projects":[{"id":"a"},{"id":"b"}]}"#),
             Err(DiscoveryProblem::Several(vec!["a".into(), "b".into()]))
@@ -487,7 +502,10 @@ mod tests {
             (r#"{"links":{}}"#, "no `projects`"),
             (r#"{"projects":null}"#, "no `projects`"),
             (r#"{"projects":{"id":"a"}}"#, "`projects` is not a list"),
-            (r#"{"projects":[{"name":"cn-north-4"}]}"#, "a project without an `id`"),
+            (
+                r#"{"projects":[{"name":"cn-north-4"}]}"#,
+                "a project without an `id`",
+            ),
         ] {
             assert_eq!(
                 judge(200, body),
@@ -499,7 +517,8 @@ mod tests {
 
     #[test]
     fn an_error_answer_is_read_as_the_core_handler_reads_it() {
-        let refused = |status, body: &str| judge_projects_answer(&answer(status, body)).unwrap_err();
+        let refused =
+            |status, body: &str| judge_projects_answer(&answer(status, body)).unwrap_err();
         assert_eq!(
             refused(
                 401,
@@ -574,7 +593,10 @@ mod tests {
             cache.get(&CacheKey::of(&aksk("AK2"), "cn-north-4").unwrap()),
             None
         );
-        assert_eq!(CacheKey::of(&Credentials::Token(Secret::new("t")), "r"), None);
+        assert_eq!(
+            CacheKey::of(&Credentials::Token(Secret::new("t")), "r"),
+            None
+        );
         assert!(!format!("{key:?}").contains("AK1"), "{key:?}");
     }
 
@@ -603,16 +625,30 @@ mod tests {
         use ProjectIdSource as S;
         assert_eq!(project_id_source(true, None, false), S::Plan);
         assert_eq!(project_id_source(false, None, false), S::Unknown);
-        assert_eq!(project_id_source(false, Some((&token, None)), false), S::NotNeeded);
         assert_eq!(
-            project_id_source(false, Some((&aksk, Some(ProjectIdOrigin::Environment))), false),
+            project_id_source(false, Some((&token, None)), false),
+            S::NotNeeded
+        );
+        assert_eq!(
+            project_id_source(
+                false,
+                Some((&aksk, Some(ProjectIdOrigin::Environment))),
+                false
+            ),
             S::Environment
         );
         assert_eq!(
-            project_id_source(false, Some((&aksk, Some(ProjectIdOrigin::ProfileFile))), false),
+            project_id_source(
+                false,
+                Some((&aksk, Some(ProjectIdOrigin::ProfileFile))),
+                false
+            ),
             S::ProfileFile
         );
         assert_eq!(project_id_source(false, Some((&aksk, None)), true), S::Iam);
-        assert_eq!(project_id_source(false, Some((&aksk, None)), false), S::IamWhenSending);
+        assert_eq!(
+            project_id_source(false, Some((&aksk, None)), false),
+            S::IamWhenSending
+        );
     }
 }

@@ -154,7 +154,10 @@ mod tests {
         assert_eq!(config.ca_cert, Some(PathBuf::from("/tmp/ca.pem")));
         assert!(config.https, "the region's endpoint is https");
         h.net.retarget(&mut plan).unwrap();
-        assert!(!h.net.client_config(&plan, false).https, "every endpoint is http");
+        assert!(
+            !h.net.client_config(&plan, false).https,
+            "every endpoint is http"
+        );
         assert!(h.net.client_config(&plan, true).https, "IAM is https");
         assert_eq!(
             h.net.credential_sources().token_file,

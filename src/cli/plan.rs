@@ -9,6 +9,7 @@ use super::Environment;
 use super::error::Error;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
+use super::project_ids::{self, IamOverrides};
 use super::values;
 use crate::cce::client::Client;
 use crate::cce::credentials;
@@ -16,7 +17,6 @@ use crate::engine::preview::preview;
 use crate::error::Exit;
 use crate::plan::resolved::ExpandedPlan;
 use crate::plan::select::{self, Selection, Selector, Shard};
-use super::project_ids::{self, IamOverrides};
 use crate::report::plan::{add_project_ids_to_json, render_json, render_project_ids, render_text};
 use crate::report::plan_diff::{self, OperationDiff};
 
@@ -152,8 +152,7 @@ pub fn run(args: PlanArgs, _env: &Environment, logs: &LogSink) -> Result<Exit, E
 /// could not be read; exit 2, with no diff, at the first refusal of the credentials.
 fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     args.net.retarget(&mut plan)?;
-    let (credentials, origin) =
-        credentials::resolve_with_origin(&args.net.credential_sources())?;
+    let (credentials, origin) = credentials::resolve_with_origin(&args.net.credential_sources())?;
     let lookups = project_ids::lookups(
         &plan,
         &credentials,

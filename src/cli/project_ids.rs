@@ -142,7 +142,11 @@ pub async fn discover(
             of_cluster.insert(cluster, project_id);
         }
     }
-    plan.fill_project_ids(|cluster| of_cluster.get(cluster.name.as_str()).map(|id| (*id).to_owned()));
+    plan.fill_project_ids(|cluster| {
+        of_cluster
+            .get(cluster.name.as_str())
+            .map(|id| (*id).to_owned())
+    });
     Ok(found)
 }
 
@@ -162,15 +166,16 @@ pub fn sources(
             continue;
         }
         let in_plan = plan_ids.get(&cluster.name).copied().unwrap_or(false);
-        let lookup = lookups
-            .iter()
-            .find(|l| l.clusters.contains(&cluster.name));
+        let lookup = lookups.iter().find(|l| l.clusters.contains(&cluster.name));
         let source = project_id_source(in_plan, credentials, discovered && lookup.is_some());
         rows.push(ClusterProjectId {
             cluster: cluster.name.clone(),
             region: cluster.region.clone(),
             source,
-            project_id: cluster.project_id.clone(),
+            project_id: cluster
+                .project_id
+                .clone()
+                .or_else(|| credentials.and_then(|(c, _)| c.project_id().map(str::to_owned))),
             iam_endpoint: lookup.map(|l| l.iam_endpoint.clone()),
         });
     }
@@ -233,8 +238,16 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("cn-north-4", "https://iam.cn-north-4.myhuaweicloud.com", vec!["a"]),
-                ("cn-east-3", "https://iam.cn-east-3.myhuaweicloud.com", vec!["c"]),
+                (
+                    "cn-north-4",
+                    "https://iam.cn-north-4.myhuaweicloud.com",
+                    vec!["a"]
+                ),
+                (
+                    "cn-east-3",
+                    "https://iam.cn-east-3.myhuaweicloud.com",
+                    vec!["c"]
+                ),
                 ("cn-north-4", "http://127.0.0.1:9", vec!["d"]),
             ]
         );
@@ -247,8 +260,12 @@ mod tests {
         assert!(refused.to_string().contains("--iam-endpoint"), "{refused}");
         assert!(lookups(&plan(), &aksk(Some("p")), &IamOverrides::default()).is_empty());
         assert!(
-            lookups(&plan(), &Credentials::Token(Secret::new("t")), &IamOverrides::default())
-                .is_empty()
+            lookups(
+                &plan(),
+                &Credentials::Token(Secret::new("t")),
+                &IamOverrides::default()
+            )
+            .is_empty()
         );
     }
 }

@@ -88,7 +88,10 @@ impl ExpandedPlan {
 
     /// Gives every cluster without a project id the one `project_id_of` finds for it (found
     /// through IAM per region), keeping one shared target per cluster.
-    pub fn fill_project_ids(&mut self, mut project_id_of: impl FnMut(&ClusterTarget) -> Option<String>) {
+    pub fn fill_project_ids(
+        &mut self,
+        mut project_id_of: impl FnMut(&ClusterTarget) -> Option<String>,
+    ) {
         let mut filled: std::collections::HashMap<String, Arc<ClusterTarget>> =
             std::collections::HashMap::new();
         for op in self.waves.iter_mut().flat_map(|w| w.operations.iter_mut()) {

@@ -267,9 +267,6 @@ pub fn add_project_ids_to_json(doc: &mut Value, rows: &[ClusterProjectId]) {
         if row.project_id.is_some() {
             cluster.insert("project_id".to_owned(), json!(row.project_id));
         }
-        cluster.insert(
-            "project_id_source".to_owned(),
-            json!(row.source.as_str()),
-        );
+        cluster.insert("project_id_source".to_owned(), json!(row.source.as_str()));
     }
 }

@@ -71,13 +71,13 @@ pub(crate) fn list_projects(
             return IamAnswer {
                 status: 200,
                 body: "<html><body>IAM is down for maintenance</body></html>".to_owned(),
-                    };
+            };
         }
         Some(IamFault::NoProjects) => {
             return IamAnswer {
                 status: 200,
                 body: json!({"links": {"self": format!("{base_url}/v3/projects")}}).to_string(),
-                    };
+            };
         }
         Some(IamFault::Status(status)) => {
             return iam_error(
@@ -141,12 +141,33 @@ mod tests {
     #[test]
     fn projects_are_listed_by_name() {
         let name = |region: &str| vec![("name".to_owned(), region.to_owned())];
-        assert_eq!(ids(&list_projects(&projects(), None, &name("cn-north-4"), "http://x")), ["p1"]);
         assert_eq!(
-            ids(&list_projects(&projects(), None, &name("cn-east-3"), "http://x")),
+            ids(&list_projects(
+                &projects(),
+                None,
+                &name("cn-north-4"),
+                "http://x"
+            )),
+            ["p1"]
+        );
+        assert_eq!(
+            ids(&list_projects(
+                &projects(),
+                None,
+                &name("cn-east-3"),
+                "http://x"
+            )),
             ["p2", "p3"]
         );
-        assert!(ids(&list_projects(&projects(), None, &name("eu-west-0"), "http://x")).is_empty());
+        assert!(
+            ids(&list_projects(
+                &projects(),
+                None,
+                &name("eu-west-0"),
+                "http://x"
+            ))
+            .is_empty()
+        );
     }
 
     #[test]
@@ -158,7 +179,11 @@ mod tests {
         assert!(!no_projects.body.contains("projects\":"));
         let forbidden = list_projects(&projects(), Some(IamFault::Status(403)), none, "http://x");
         assert_eq!(forbidden.status, 403);
-        assert!(forbidden.body.contains(r#""error":{"#), "{}", forbidden.body);
+        assert!(
+            forbidden.body.contains(r#""error":{"#),
+            "{}",
+            forbidden.body
+        );
     }
 
     #[test]

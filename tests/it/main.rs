@@ -17,6 +17,7 @@ mod docs_commands;
 mod docs_links;
 mod e2e_support;
 mod fuzz_regressions;
+mod iam_discovery;
 mod journal_format;
 mod layers;
 mod plan_cli;
