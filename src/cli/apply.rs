@@ -439,8 +439,6 @@ async fn apply(
             .client_config(&plan, project_ids::any_https(&target.lookups)),
         target.credentials,
     )?;
-    // Once per region, before the first release request: a wrong answer ends the run here.
-    let found = project_ids::discover(&mut plan, &client, &target.lookups).await?;
     // Nothing has been sent yet: a journal that cannot be opened, or that another run holds,
     // is bad input, like a bad plan.
     let journal_file = JournalFile::open(&journal_path).map_err(Error::Journal)?;
@@ -455,6 +453,21 @@ async fn apply(
     } else {
         None
     };
+    // Once per region, before the first release request, for the clusters with something left
+    // to do (a resume may have none): a wrong answer ends the run here, nothing sent.
+    let lookups = project_ids::with_work_left(
+        target.lookups,
+        |index| {
+            resume.as_ref().is_none_or(|state| {
+                !matches!(
+                    state.prior_state(index),
+                    Some(engine::PriorState::AlreadySucceeded(_))
+                )
+            })
+        },
+        &plan,
+    );
+    let found = project_ids::discover(&mut plan, &client, &lookups).await?;
     let settings_value = settings_json(&args, &plan);
     journal_file
         .append(&Record::run_started(
@@ -484,7 +497,7 @@ async fn apply(
             ));
         }
     }
-    for (lookup, project_id) in target.lookups.iter().zip(&found) {
+    for (lookup, project_id) in lookups.iter().zip(&found) {
         progress.note(&format!(
             "project id of region {} found through IAM at {}: {project_id} (for {})",
             lookup.region,

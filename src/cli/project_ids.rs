@@ -121,6 +121,25 @@ pub fn any_https(lookups: &[IamLookup]) -> bool {
         .any(|l| !l.iam_endpoint.starts_with("http://"))
 }
 
+/// The lookups for the clusters that have an operation left to run (`left(index)`): a resumed
+/// run whose operations of a region are all done asks nothing for it.
+pub fn with_work_left(
+    lookups: Vec<IamLookup>,
+    left: impl Fn(usize) -> bool,
+    plan: &ExpandedPlan,
+) -> Vec<IamLookup> {
+    lookups
+        .into_iter()
+        .filter_map(|mut lookup| {
+            lookup.clusters.retain(|name| {
+                plan.operations()
+                    .any(|op| op.cluster.name == *name && left(op.index))
+            });
+            (!lookup.clusters.is_empty()).then_some(lookup)
+        })
+        .collect()
+}
+
 /// Asks IAM once per lookup, in plan order, and gives each cluster its region's project id.
 /// The first failure ends it, before any release request. Returns each lookup's project id.
 pub async fn discover(
