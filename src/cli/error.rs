@@ -48,7 +48,7 @@ pub enum Error {
     Credentials(#[source] CredentialsError),
     /// A region's project id could not be found through IAM; no release request was sent.
     #[error("{0}")]
-    ProjectId(#[source] crate::cce::iam::DiscoveryError),
+    ProjectId(#[source] Box<crate::cce::iam::DiscoveryError>),
     /// An endpoint refused the credentials (`plan --diff` stops reading at the first refusal).
     #[error("credentials: {}; nothing more was read. {}", refusal.detail(), super::CHECK_CREDENTIALS)]
     CredentialsRefused { refusal: CredentialRefusal },

@@ -153,7 +153,7 @@ pub async fn discover(
         let project_id = client
             .discover_project_id(&lookup.region, &lookup.iam_endpoint)
             .await
-            .map_err(Error::ProjectId)?;
+            .map_err(|e| Error::ProjectId(Box::new(e)))?;
         found.push(project_id);
     }
     for (lookup, project_id) in lookups.iter().zip(&found) {
