@@ -163,3 +163,56 @@ fn secret_header_value(value: &str, what: &str) -> Result<HeaderValue, ApiError>
     v.set_sensitive(true);
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cce::endpoint::Endpoint;
+    use crate::secret::Secret;
+
+    fn target(query: &str) -> Target {
+        let endpoint = Endpoint::parse("https://iam.cn-north-4.myhuaweicloud.com", false).unwrap();
+        Target::new(Arc::new(endpoint), "/v3/projects", query)
+    }
+
+    fn signed_header_names(headers: &HeaderMap) -> String {
+        let authorization = headers
+            .get(reqwest::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap();
+        sign::parse_authorization(authorization)
+            .unwrap()
+            .signed_headers
+            .to_owned()
+    }
+
+    #[test]
+    fn iams_project_lookup_carries_no_content_type_and_no_project_id() {
+        let now = || "2024-01-01T00:00:00Z".parse().unwrap();
+        let credentials = Credentials::AkSk {
+            access_key: Secret::new("AK"),
+            secret_key: Secret::new("SK"),
+            security_token: Some(Secret::new("ST")),
+            project_id: Some("would-be-wrong-here".into()),
+        };
+        let query = sign::canonical_query(&[("name", "cn-north-4")]);
+        let iam = iam_headers(&credentials, now, &target(&query), &query).unwrap();
+        assert!(iam.get(reqwest::header::CONTENT_TYPE).is_none());
+        assert!(iam.get("x-project-id").is_none());
+        assert_eq!(
+            signed_header_names(&iam),
+            "host;x-sdk-date;x-security-token"
+        );
+        assert_eq!(iam.get("x-sdk-date").unwrap(), "20240101T000000Z");
+
+        let api =
+            request_headers(&credentials, now, &Method::GET, None, &target(""), "", &[]).unwrap();
+        assert_eq!(
+            signed_header_names(&api),
+            "content-type;host;x-project-id;x-sdk-date;x-security-token",
+            "the release API's requests keep theirs"
+        );
+    }
+}

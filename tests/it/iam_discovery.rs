@@ -283,3 +283,49 @@ async fn validate_suggests_iam_endpoint_for_a_misspelt_key() {
     assert_eq!(exit_code(&output), Some(2), "{stderr}");
     assert!(stderr.contains("did you mean `iam_endpoint`?"), "{stderr}");
 }
+
+/// The client asks IAM once per access key and region in a run, whatever it is asked after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_asks_once_per_region_and_caches_the_answer() {
+    use flotilla::cce::client::{Client, ClientConfig};
+    use flotilla::cce::credentials::Credentials;
+    let mut seed = PlanSpec::new("cache", 1, 1).load();
+    let sim = start_sim(
+        iam_sim(&[("cn-north-4", PROJECT), ("cn-east-3", "p-east")]),
+        &mut seed,
+    )
+    .await;
+    let client = Client::new(
+        ClientConfig {
+            https: false,
+            ..ClientConfig::default()
+        },
+        Credentials::AkSk {
+            access_key: Secret::new(TEST_AK),
+            secret_key: Secret::new(TEST_SK),
+            security_token: None,
+            project_id: None,
+        },
+    )
+    .unwrap();
+    let iam = sim.base_url();
+    for _ in 0..3 {
+        assert_eq!(
+            client
+                .discover_project_id("cn-north-4", &iam)
+                .await
+                .unwrap(),
+            PROJECT
+        );
+    }
+    assert_eq!(
+        client.discover_project_id("cn-east-3", &iam).await.unwrap(),
+        "p-east"
+    );
+    let log = sim.request_log();
+    let asked: Vec<Option<&str>> = iam_requests(&log)
+        .iter()
+        .map(|e| e.query.as_deref())
+        .collect();
+    assert_eq!(asked, [Some("name=cn-north-4"), Some("name=cn-east-3")]);
+}
