@@ -12,7 +12,10 @@ use crate::cce::address::{ClusterAddress, release_path, releases_path};
 use crate::cce::credentials::Credentials;
 use crate::cce::endpoint::{Endpoint, Target, http_client, shown_url};
 use crate::cce::error::{ApiError, FailureKind};
-use crate::cce::headers::request_headers;
+use crate::cce::headers::{iam_headers, request_headers};
+use crate::cce::iam::{
+    self, CacheKey, DiscoveryError, DiscoveryProblem, ProjectIdCache, ProjectsAnswer,
+};
 use crate::cce::model::{Chart, Release, UpdateReleaseBody};
 use crate::cce::sign;
 use crate::cce::transport::{http_error, parse_retry_after, transport_error};
@@ -31,6 +34,8 @@ pub struct Client {
     https: bool,
     /// Every endpoint this client has sent to, parsed once.
     endpoints: Arc<Mutex<HashMap<String, Arc<Endpoint>>>>,
+    /// Project ids found through IAM in this run.
+    project_ids: Arc<ProjectIdCache>,
 }
 
 impl fmt::Debug for Client {
@@ -52,6 +57,7 @@ impl Client {
             allow_insecure_http: config.allow_insecure_http,
             https: config.https,
             endpoints: Arc::default(),
+            project_ids: Arc::default(),
         })
     }
 
@@ -191,6 +197,77 @@ impl Client {
             Vec::new(),
         )
         .await
+    }
+
+    /// The project id of `region`, found as the SDKs find it: from this run's cache (per access
+    /// key and region), else by asking IAM at `iam_endpoint`. Only for credentials that
+    /// [`iam::needs_discovery`]; any other answer than exactly one project is an error.
+    pub async fn discover_project_id(
+        &self,
+        region: &str,
+        iam_endpoint: &str,
+    ) -> Result<String, DiscoveryError> {
+        let key = CacheKey::of(&self.credentials, region);
+        if let Some(known) = key.as_ref().and_then(|key| self.project_ids.get(key)) {
+            return Ok(known);
+        }
+        let failed = |problem, trace_id| DiscoveryError {
+            region: region.to_owned(),
+            iam_endpoint: shown_url(iam_endpoint),
+            problem,
+            trace_id,
+        };
+        let answer = self
+            .list_projects(region, iam_endpoint)
+            .await
+            .map_err(|e| {
+                let why = e.message.unwrap_or_else(|| "no answer".to_owned());
+                failed(DiscoveryProblem::NoAnswer(why), None)
+            })?;
+        let project_id = iam::judge_projects_answer(&answer)
+            .map_err(|problem| failed(problem, answer.trace_id.clone()))?;
+        tracing::info!(region, iam_endpoint, "project id found through IAM");
+        if let Some(key) = key {
+            self.project_ids.put(key, project_id.clone());
+        }
+        Ok(project_id)
+    }
+
+    /// IAM's KeystoneListProjects, `GET /v3/projects?name={region}` on `iam_endpoint`, signed
+    /// like every request but without content type or project id, as the SDKs send it; the
+    /// answer as it came, for [`iam::judge_projects_answer`].
+    pub async fn list_projects(
+        &self,
+        region: &str,
+        iam_endpoint: &str,
+    ) -> Result<ProjectsAnswer, ApiError> {
+        let query = sign::canonical_query(&[("name", region)]);
+        let target = Target::new(self.endpoint(iam_endpoint)?, iam::PROJECTS_PATH, &query);
+        let headers = iam_headers(&self.credentials, || self.now(), &target, &query)?;
+        let response = self
+            .http
+            .get(target.url)
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let status = response.status().as_u16();
+        let trace_id = header(iam::TRACE_ID_HEADER);
+        let request_id = header("x-request-id");
+        let body = response.bytes().await.map_err(|e| transport_error(&e))?;
+        Ok(ProjectsAnswer {
+            status,
+            body: body.to_vec(),
+            trace_id,
+            request_id,
+        })
     }
 
     /// One request and its answer read as `T`. `path` is already percent-encoded (whole

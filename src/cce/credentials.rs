@@ -147,19 +147,44 @@ pub enum CredentialsError {
     },
 }
 
+/// Where the credentials' project id came from, as `flotilla plan` tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProjectIdOrigin {
+    /// `HUAWEICLOUD_SDK_PROJECT_ID`.
+    Environment,
+    /// `project_id` in the profile file's `[basiccredentials]`.
+    ProfileFile,
+}
+
 /// Finds the credentials: `--token-file`, then the environment, then the profile file.
 pub fn resolve(sources: &CredentialSources) -> Result<Credentials, CredentialsError> {
+    resolve_with_origin(sources).map(|(credentials, _)| credentials)
+}
+
+/// [`resolve`], and where the credentials' project id came from (`None` when they carry none).
+pub fn resolve_with_origin(
+    sources: &CredentialSources,
+) -> Result<(Credentials, Option<ProjectIdOrigin>), CredentialsError> {
+    let env_origin = |credentials: Credentials| {
+        let origin = credentials
+            .project_id()
+            .map(|_| ProjectIdOrigin::Environment);
+        (credentials, origin)
+    };
     if let Some(path) = &sources.token_file {
-        return read_token_file(path);
+        return read_token_file(path).map(|c| (c, None));
     }
     if let Some(found) = from_environment(sources)? {
-        return Ok(found);
+        return Ok(env_origin(found));
     }
     let profile = sources.profile_path();
     if let Some(path) = &profile
-        && let Some(found) = from_profile(path, sources.var(ENV_PROJECT_ID))?
+        && let Some((found, from_file)) = from_profile(path, sources.var(ENV_PROJECT_ID))?
     {
-        return Ok(found);
+        if from_file {
+            return Ok((found, Some(ProjectIdOrigin::ProfileFile)));
+        }
+        return Ok(env_origin(found));
     }
     Err(CredentialsError::NotFound {
         token_file: "not given".to_owned(),
@@ -216,11 +241,12 @@ fn from_environment(sources: &CredentialSources) -> Result<Option<Credentials>, 
     }
 }
 
-/// Reads `[basiccredentials]` from the SDK's INI profile. A missing file is not an error.
+/// Reads `[basiccredentials]` from the SDK's INI profile, and whether the project id is the
+/// file's own (else the environment's, if any). A missing file is not an error.
 fn from_profile(
     path: &Path,
     env_project_id: Option<String>,
-) -> Result<Option<Credentials>, CredentialsError> {
+) -> Result<Option<(Credentials, bool)>, CredentialsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -240,12 +266,19 @@ fn from_profile(
             .filter(|v| !v.is_empty())
     };
     match (get("ak"), get("sk")) {
-        (Some(ak), Some(sk)) => Ok(Some(Credentials::AkSk {
-            access_key: Secret::new(ak),
-            secret_key: Secret::new(sk),
-            security_token: get("security_token").map(Secret::new),
-            project_id: get("project_id").or(env_project_id),
-        })),
+        (Some(ak), Some(sk)) => {
+            let own_project_id = get("project_id");
+            let from_file = own_project_id.is_some();
+            Ok(Some((
+                Credentials::AkSk {
+                    access_key: Secret::new(ak),
+                    secret_key: Secret::new(sk),
+                    security_token: get("security_token").map(Secret::new),
+                    project_id: own_project_id.or(env_project_id),
+                },
+                from_file,
+            )))
+        }
         (Some(_), None) => Err(CredentialsError::IncompleteProfile {
             path: path.to_owned(),
             present: "ak",
@@ -421,6 +454,36 @@ mod tests {
         std::fs::write(&profile, "[basiccredentials]\nak=PAK\nsk=PSK\n").unwrap();
         let s = sources(&[(ENV_PROJECT_ID, "ep")], Some(profile));
         assert_eq!(resolve(&s).unwrap(), aksk("PAK", "PSK", None, Some("ep")));
+        assert_eq!(
+            resolve_with_origin(&s).unwrap().1,
+            Some(ProjectIdOrigin::Environment)
+        );
+    }
+
+    #[test]
+    fn the_project_ids_origin_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("credentials");
+        std::fs::write(
+            &profile,
+            "[basiccredentials]\nak=PAK\nsk=PSK\nproject_id=pp\n",
+        )
+        .unwrap();
+        let origin = |vars: &[(&str, &str)]| {
+            resolve_with_origin(&sources(vars, Some(profile.clone())))
+                .unwrap()
+                .1
+        };
+        assert_eq!(
+            origin(&[(ENV_PROJECT_ID, "ep")]),
+            Some(ProjectIdOrigin::ProfileFile)
+        );
+        assert_eq!(
+            origin(&[(ENV_AK, "EAK"), (ENV_SK, "ESK"), (ENV_PROJECT_ID, "ep")]),
+            Some(ProjectIdOrigin::Environment)
+        );
+        assert_eq!(origin(&[(ENV_AK, "EAK"), (ENV_SK, "ESK")]), None);
+        assert_eq!(origin(&[(ENV_TOKEN, "T")]), None);
     }
 
     #[test]

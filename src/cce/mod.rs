@@ -6,6 +6,7 @@ pub mod diff;
 pub mod endpoint;
 pub mod error;
 pub mod headers;
+pub mod iam;
 pub mod model;
 pub mod region;
 pub mod sign;

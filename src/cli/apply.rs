@@ -14,6 +14,7 @@ use super::error::Error;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
 use super::plan::SelectionArgs;
+use super::project_ids::{self, IamLookup, IamOverrides};
 use super::{Environment, values};
 use crate::cce::client::Client;
 use crate::cce::credentials::{self, Credentials};
@@ -153,7 +154,7 @@ impl LimitArgs {
 pub struct SimulateArgs {
     /// Run against a simulator started in-process on a free loopback port, seeded from the
     /// plan, with signature checks on under throwaway credentials.
-    #[arg(long, conflicts_with_all = ["endpoint", "token_file"])]
+    #[arg(long, conflicts_with_all = ["endpoint", "iam_endpoint", "token_file"])]
     pub simulate: bool,
     /// Simulated latency per request.
     #[arg(long, requires = "simulate", value_parser = values::duration, value_name = "D")]
@@ -367,6 +368,8 @@ struct Target {
     simulator: Option<RunningSim>,
     /// With `--simulate`: each simulated endpoint, and the regions of the plan it stands for.
     simulated: Vec<(String, Vec<String>)>,
+    /// The regions whose project id IAM must give before the first release request.
+    lookups: Vec<IamLookup>,
 }
 
 async fn connect(
@@ -380,6 +383,9 @@ async fn connect(
         // cloud.
         let endpoints = plan.endpoints();
         let config = config.with_endpoints(endpoints.len());
+        // Its throwaway credentials carry no project id: its IAM gives one per region that
+        // the plan does not, so that a rehearsal finds them as a real run would.
+        let config = config.with_projects_for(&[&*plan], &mut rand::rng());
         let sim = Simulator::start(config, &[&*plan])
             .await
             .map_err(|source| Error::Simulator {
@@ -395,6 +401,11 @@ async fn connect(
                 .unwrap_or_else(|| sim.base_url())
         };
         plan.retarget_each(|cluster| simulated_url(&cluster.endpoint));
+        let overrides = IamOverrides {
+            flag: Some(sim.base_url()),
+            environment: None,
+        };
+        let lookups = project_ids::lookups(plan, &credentials, &overrides);
         let simulated = urls
             .iter()
             .zip(endpoints)
@@ -404,14 +415,22 @@ async fn connect(
             credentials,
             simulator: Some(sim),
             simulated,
+            lookups,
         });
     }
     args.net.retarget(plan)?;
     let credentials = credentials::resolve(&args.net.credential_sources())?;
+    let lookups = project_ids::lookups(
+        plan,
+        &credentials,
+        &IamOverrides::from_process(args.net.iam_endpoint.as_deref()),
+    );
+    project_ids::check(&lookups, args.net.allow_insecure_http)?;
     Ok(Target {
         credentials,
         simulator: None,
         simulated: Vec::new(),
+        lookups,
     })
 }
 
@@ -482,7 +501,11 @@ async fn apply(
     // Installed before anything else, so that even an early signal ends in a report and 130.
     let mut interrupts = Interrupts::new();
     let target = connect(&args, &mut plan, simulator).await?;
-    let client = Client::new(args.net.client_config(&plan), target.credentials)?;
+    let client = Client::new(
+        args.net
+            .client_config(&plan, project_ids::any_https(&target.lookups)),
+        target.credentials,
+    )?;
     // Nothing has been sent yet: a journal that cannot be opened, or that another run holds,
     // is bad input, like a bad plan.
     let journal_file = JournalFile::open(&journal_path).map_err(Error::Journal)?;
@@ -497,6 +520,21 @@ async fn apply(
     } else {
         None
     };
+    // Once per region, before the first release request, for the clusters with something left
+    // to do (a resume may have none): a wrong answer ends the run here, nothing sent.
+    let lookups = project_ids::with_work_left(
+        target.lookups,
+        |index| {
+            resume.as_ref().is_none_or(|state| {
+                !matches!(
+                    state.prior_state(index),
+                    Some(engine::PriorState::AlreadySucceeded(_))
+                )
+            })
+        },
+        &plan,
+    );
+    let found = project_ids::discover(&mut plan, &client, &lookups).await?;
     let settings_value = settings_json(&args, &plan);
     journal_file
         .append(&Record::run_started(
@@ -526,6 +564,14 @@ async fn apply(
                  settling are divided by {factor}, rates multiplied by it"
             ));
         }
+    }
+    for (lookup, project_id) in lookups.iter().zip(&found) {
+        progress.note(&format!(
+            "project id of region {} found through IAM at {}: {project_id} (for {})",
+            lookup.region,
+            lookup.iam_endpoint,
+            lookup.clusters.join(", ")
+        ));
     }
     if args.selection.shard_across_waves && plan.waves.len() > 1 {
         // Loud whatever the progress mode: this run may break the plan's wave order.

@@ -46,6 +46,9 @@ pub enum Error {
     },
     #[error("credentials: {0}")]
     Credentials(#[source] CredentialsError),
+    /// A region's project id could not be found through IAM; no release request was sent.
+    #[error("{0}")]
+    ProjectId(#[source] Box<crate::cce::iam::DiscoveryError>),
     /// An endpoint refused the credentials (`plan --diff` stops reading at the first refusal).
     #[error("credentials: {}; nothing more was read. {}", refusal.detail(), super::CHECK_CREDENTIALS)]
     CredentialsRefused { refusal: CredentialRefusal },
@@ -137,6 +140,7 @@ impl Error {
             | Error::Client(_)
             | Error::ReportPath { .. }
             | Error::Credentials(_)
+            | Error::ProjectId(_)
             | Error::CredentialsRefused { .. }
             | Error::Selection(_)
             | Error::Journal(_)

@@ -121,6 +121,7 @@ pub mod error;
 pub mod logging;
 pub mod net;
 pub mod plan;
+pub mod project_ids;
 pub mod report;
 pub mod sim;
 pub mod undo;

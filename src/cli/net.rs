@@ -16,6 +16,10 @@ pub struct NetworkArgs {
     /// endpoint, a new region, a local simulator).
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Ask this IAM base URL for a region's project id when the credentials are AK/SK without
+    /// one (overrides the plan's iam_endpoint, HUAWEICLOUD_SDK_IAM_ENDPOINT and the region's).
+    #[arg(long, value_name = "URL")]
+    pub iam_endpoint: Option<String>,
     /// Authenticate with the IAM token in this file (sent as X-Auth-Token); overrides the
     /// environment and the profile file.
     #[arg(long, value_name = "PATH")]
@@ -33,18 +37,23 @@ pub struct NetworkArgs {
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NetworkArgs {
-    /// Refuses a malformed `--endpoint`, or `http://` beyond loopback without
+    /// Refuses a malformed `--endpoint` or `--iam-endpoint`, or `http://` beyond loopback without
     /// `--allow-insecure-http`. Call before anything is sent.
     pub fn check(&self) -> Result<(), Error> {
-        match &self.endpoint {
-            Some(url) => {
-                check_endpoint(url, self.allow_insecure_http).map_err(|source| Error::Endpoint {
-                    context: "--endpoint".to_owned(),
-                    source,
-                })
+        for (flag, url) in [
+            ("--endpoint", &self.endpoint),
+            ("--iam-endpoint", &self.iam_endpoint),
+        ] {
+            if let Some(url) = url {
+                check_endpoint(url, self.allow_insecure_http).map_err(|source| {
+                    Error::Endpoint {
+                        context: flag.to_owned(),
+                        source,
+                    }
+                })?;
             }
-            None => Ok(()),
         }
+        Ok(())
     }
 
     /// `--endpoint` without a trailing `/`, to replace every cluster's endpoint.
@@ -75,13 +84,15 @@ impl NetworkArgs {
     }
 
     /// The client's settings for a run of `plan`: its rollout's request time-out, a keep-alive
-    /// pool as large as its concurrency, and TLS only if an endpoint needs it.
-    pub fn client_config(&self, plan: &ExpandedPlan) -> ClientConfig {
+    /// pool as large as its concurrency, and TLS only if an endpoint needs it (`iam_https`: an
+    /// IAM endpoint asked for a project id does).
+    pub fn client_config(&self, plan: &ExpandedPlan, iam_https: bool) -> ClientConfig {
         let rollout = &plan.rollout;
         ClientConfig {
-            https: plan
-                .operations()
-                .any(|op| !op.cluster.endpoint.starts_with("http://")),
+            https: iam_https
+                || plan
+                    .operations()
+                    .any(|op| !op.cluster.endpoint.starts_with("http://")),
             request_timeout: rollout.request_timeout,
             connect_timeout: CONNECT_TIMEOUT.min(rollout.request_timeout),
             max_idle_per_host: rollout.concurrency.max(1),
@@ -136,14 +147,18 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        let config = h.net.client_config(&plan);
+        let config = h.net.client_config(&plan, false);
         assert_eq!(config.max_idle_per_host, 40);
         assert_eq!(config.request_timeout, Duration::from_secs(5));
         assert_eq!(config.connect_timeout, Duration::from_secs(5));
         assert_eq!(config.ca_cert, Some(PathBuf::from("/tmp/ca.pem")));
         assert!(config.https, "the region's endpoint is https");
         h.net.retarget(&mut plan).unwrap();
-        assert!(!h.net.client_config(&plan).https, "every endpoint is http");
+        assert!(
+            !h.net.client_config(&plan, false).https,
+            "every endpoint is http"
+        );
+        assert!(h.net.client_config(&plan, true).https, "IAM is https");
         assert_eq!(
             h.net.credential_sources().token_file,
             Some(PathBuf::from("/tmp/t"))

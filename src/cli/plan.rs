@@ -9,6 +9,7 @@ use super::Environment;
 use super::error::Error;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
+use super::project_ids::{self, IamOverrides};
 use super::values;
 use crate::cce::client::Client;
 use crate::cce::credentials;
@@ -16,7 +17,7 @@ use crate::engine::preview::preview;
 use crate::error::Exit;
 use crate::plan::resolved::ExpandedPlan;
 use crate::plan::select::{self, Selection, Selector, Shard};
-use crate::report::plan::{render_json, render_text};
+use crate::report::plan::{add_project_ids_to_json, render_json, render_project_ids, render_text};
 use crate::report::plan_diff::{self, OperationDiff};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -107,10 +108,32 @@ pub fn run(args: PlanArgs, _env: &Environment, logs: &LogSink) -> Result<Exit, E
                 .to_owned(),
         ));
     }
+    // Where each project id would come from: the credentials are looked up (nothing is sent),
+    // and IAM only named, not asked.
+    args.net.check()?;
+    let found = credentials::resolve_with_origin(&args.net.credential_sources()).ok();
+    let lookups = found.as_ref().map_or_else(Vec::new, |(credentials, _)| {
+        project_ids::lookups(
+            &filtered,
+            credentials,
+            &IamOverrides::from_process(args.net.iam_endpoint.as_deref()),
+        )
+    });
+    let rows = project_ids::sources(
+        &filtered,
+        &project_ids::set_in_plan(&filtered),
+        found.as_ref().map(|(c, origin)| (c, *origin)),
+        &lookups,
+        false,
+    );
     let out = match args.format {
-        Format::Text => render_text(&args.plan, &filtered, &args.selection.selection()),
+        Format::Text => {
+            render_text(&args.plan, &filtered, &args.selection.selection())
+                + &render_project_ids(&rows)
+        }
         Format::Json => {
-            let doc = render_json(&args.plan, &filtered, &args.selection.selection());
+            let mut doc = render_json(&args.plan, &filtered, &args.selection.selection());
+            add_project_ids_to_json(&mut doc, &rows);
             let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
                 what: "plan",
                 source,
@@ -124,28 +147,49 @@ pub fn run(args: PlanArgs, _env: &Environment, logs: &LogSink) -> Result<Exit, E
 }
 
 /// `plan --diff`: checks the network flags, finds credentials (none: exit 2, nothing sent),
-/// retargets and checks every endpoint, then reads every release. Exit 1 when a release is
-/// missing or could not be read; exit 2, with no diff, at the first refusal of the credentials.
+/// retargets and checks every endpoint, finds the project ids IAM must give (a wrong answer:
+/// exit 2, no release read), then reads every release. Exit 1 when a release is missing or
+/// could not be read; exit 2, with no diff, at the first refusal of the credentials.
 fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     args.net.retarget(&mut plan)?;
-    let credentials = credentials::resolve(&args.net.credential_sources())?;
-    let client = Client::new(args.net.client_config(&plan), credentials)?;
+    let (credentials, origin) = credentials::resolve_with_origin(&args.net.credential_sources())?;
+    let lookups = project_ids::lookups(
+        &plan,
+        &credentials,
+        &IamOverrides::from_process(args.net.iam_endpoint.as_deref()),
+    );
+    project_ids::check(&lookups, args.net.allow_insecure_http)?;
+    let in_plan = project_ids::set_in_plan(&plan);
+    let client = Client::new(
+        args.net
+            .client_config(&plan, project_ids::any_https(&lookups)),
+        credentials.clone(),
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
     let never = CancellationToken::new();
+    runtime.block_on(project_ids::discover(&mut plan, &client, &lookups))?;
+    let rows = project_ids::sources(
+        &plan,
+        &in_plan,
+        Some((&credentials, origin)),
+        &lookups,
+        true,
+    );
     let read = runtime.block_on(preview(&plan, &client, &never));
     if let Some(refusal) = read.credentials_refused {
         return Err(Error::CredentialsRefused { refusal });
     }
     let diffs: Vec<OperationDiff> = read.previews.into_iter().map(OperationDiff::from).collect();
     let out = match args.format {
-        Format::Text => plan_diff::render_text(&plan, &diffs),
+        Format::Text => plan_diff::render_text(&plan, &diffs) + &render_project_ids(&rows),
         Format::Json => {
             let mut doc = render_json(&args.plan, &plan, &args.selection.selection());
             plan_diff::add_to_json(&mut doc, &plan, &diffs);
+            add_project_ids_to_json(&mut doc, &rows);
             let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
                 what: "diff",
                 source,

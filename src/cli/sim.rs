@@ -48,6 +48,11 @@ pub struct SimArgs {
     /// With --ak: X-Project-Id must be this project id.
     #[arg(long, requires = "ak", value_name = "ID")]
     pub project_id: Option<String>,
+    /// Its IAM lists project ID for REGION (GET /v3/projects?name=REGION), repeatable: a
+    /// second one for a region makes several. With --ak, release requests must then name one
+    /// of these projects in X-Project-Id.
+    #[arg(long = "project", value_name = "REGION=ID", value_parser = crate::sim::iam::parse_project)]
+    pub projects: Vec<crate::sim::SimProject>,
     /// Requests must carry this X-Auth-Token.
     #[arg(long, env = "FLOTILLA_SIM_TOKEN", hide_env_values = true,
           value_parser = secret_value, value_name = "TOKEN")]
@@ -155,6 +160,8 @@ impl SimArgs {
             null_fields: self.null_fields,
             error_style: self.error_style,
             busy_status: self.busy_status,
+            projects: self.projects.clone(),
+            iam_fault: None,
         };
         if let Some(factor) = self.time_scale {
             config.speed_up(factor);
@@ -188,6 +195,11 @@ async fn serve(
     let seed_refs: Vec<&_> = plans.iter().collect();
     let auth_off = config.auth.is_none();
     let rng_seed = config.rng_seed;
+    let projects: Vec<String> = config
+        .projects
+        .iter()
+        .map(|p| format!("{}={}", p.region, p.id))
+        .collect();
     let sim = Simulator::start(config, &seed_refs)
         .await
         .map_err(|source| Error::Simulator {
@@ -209,6 +221,13 @@ async fn serve(
     }
     if auth_off {
         eprintln!("authentication is off: every request is accepted (use --ak/--sk or --token)");
+    }
+    if !projects.is_empty() {
+        eprintln!(
+            "IAM (GET /v3/projects) lists {} project(s): {}",
+            projects.len(),
+            projects.join(", ")
+        );
     }
     let releases = sim.state().releases.len();
     eprintln!(

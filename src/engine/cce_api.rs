@@ -53,6 +53,7 @@ mod tests {
             labels: Default::default(),
             region: "cn-north-4".into(),
             endpoint: "https://cce.cn-north-4.myhuaweicloud.com".into(),
+            iam_endpoint: None,
             project_id: Some("p1".into()),
         };
         let address = ClusterAddress::from(&cluster);

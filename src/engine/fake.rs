@@ -495,6 +495,7 @@ pub fn cluster(name: &str, region: &str) -> Arc<ClusterTarget> {
         labels: Default::default(),
         region: region.to_owned(),
         endpoint: format!("https://cce.{region}.example"),
+        iam_endpoint: None,
         project_id: None,
     })
 }

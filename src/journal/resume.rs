@@ -307,6 +307,7 @@ mod tests {
                 labels: Default::default(),
                 region: "cn-north-4".into(),
                 endpoint: "https://cce.cn-north-4.myhuaweicloud.com".into(),
+                iam_endpoint: None,
                 project_id: None,
             }),
             namespace: "ns".into(),

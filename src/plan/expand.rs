@@ -300,6 +300,11 @@ fn resolve_clusters(raw: &RawPlan, ctx: &mut Context<'_>) -> Vec<Arc<ClusterTarg
             labels: cluster.labels.clone(),
             region,
             endpoint,
+            iam_endpoint: cluster
+                .iam_endpoint
+                .as_ref()
+                .or(raw.target.iam_endpoint.as_ref())
+                .map(|e| e.trim_end_matches('/').to_owned()),
             project_id: cluster
                 .project_id
                 .clone()

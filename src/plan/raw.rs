@@ -40,6 +40,7 @@ pub struct RawSecrets {
 pub struct RawTarget {
     pub region: Option<String>,
     pub endpoint: Option<String>,
+    pub iam_endpoint: Option<String>,
     pub project_id: Option<String>,
 }
 
@@ -51,6 +52,7 @@ pub struct RawCluster {
     pub labels: BTreeMap<String, String>,
     pub region: Option<String>,
     pub endpoint: Option<String>,
+    pub iam_endpoint: Option<String>,
     pub project_id: Option<String>,
 }
 

@@ -108,6 +108,28 @@ impl ExpandedPlan {
         found
     }
 
+    /// Gives every cluster without a project id the one `project_id_of` finds for it (found
+    /// through IAM per region), keeping one shared target per cluster.
+    pub fn fill_project_ids(
+        &mut self,
+        mut project_id_of: impl FnMut(&ClusterTarget) -> Option<String>,
+    ) {
+        let mut filled: std::collections::HashMap<String, Arc<ClusterTarget>> =
+            std::collections::HashMap::new();
+        for op in self.waves.iter_mut().flat_map(|w| w.operations.iter_mut()) {
+            if op.cluster.project_id.is_some() {
+                continue;
+            }
+            let cluster = filled.entry(op.cluster.name.clone()).or_insert_with(|| {
+                Arc::new(ClusterTarget {
+                    project_id: project_id_of(&op.cluster),
+                    ..(*op.cluster).clone()
+                })
+            });
+            op.cluster = Arc::clone(cluster);
+        }
+    }
+
     /// The first 12 hex digits of [`Self::hash`], as shown to people.
     pub fn short_hash(&self) -> &str {
         short(&self.hash)
@@ -208,6 +230,10 @@ pub struct ClusterTarget {
     pub region: String,
     /// Base URL, e.g. `https://cce.cn-north-4.myhuaweicloud.com` (no trailing slash).
     pub endpoint: String,
+    /// The IAM endpoint the plan names for this cluster (its own `iam_endpoint`, else
+    /// `target.iam_endpoint`; no trailing slash), where its region's project id is asked for
+    /// when the credentials carry none.
+    pub iam_endpoint: Option<String>,
     pub project_id: Option<String>,
 }
 

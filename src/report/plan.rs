@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::cce::address::{ClusterAddress, release_path};
+use crate::cce::iam::ProjectIdSource;
 use crate::plan::resolved::{ExpandedPlan, Operation, Rate, Wave, duration_text};
 use crate::plan::select::Selection;
 use crate::secret::Redactor;
@@ -199,4 +200,73 @@ pub fn render_text(path: &Path, plan: &ExpandedPlan, selection: &Selection) -> S
         }
     }
     out
+}
+
+/// Where one cluster's project id comes from (`flotilla plan`), and what it is when known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterProjectId {
+    pub cluster: String,
+    pub region: String,
+    pub source: ProjectIdSource,
+    pub project_id: Option<String>,
+    /// The IAM endpoint asked, or to be asked.
+    pub iam_endpoint: Option<String>,
+}
+
+/// `project ids:` and one line per source (and region, for IAM), naming its clusters.
+pub fn render_project_ids(rows: &[ClusterProjectId]) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for row in rows {
+        let said = match (row.source, &row.iam_endpoint) {
+            (ProjectIdSource::Iam, Some(endpoint)) => format!(
+                "IAM at {endpoint} for region {}: {}",
+                row.region,
+                row.project_id.as_deref().unwrap_or("?")
+            ),
+            (ProjectIdSource::IamWhenSending, Some(endpoint)) => format!(
+                "IAM at {endpoint} for region {}, asked by apply and plan --diff (plan alone sends nothing)",
+                row.region
+            ),
+            (source, _) => source.describe().to_owned(),
+        };
+        match groups.iter_mut().find(|(s, _)| *s == said) {
+            Some((_, clusters)) => clusters.push(&row.cluster),
+            None => groups.push((said, vec![&row.cluster])),
+        }
+    }
+    let mut out = String::new();
+    if groups.is_empty() {
+        return out;
+    }
+    push_line(&mut out, "");
+    push_line(&mut out, "project ids:");
+    for (said, clusters) in groups {
+        push_line(&mut out, &format!("  {}: {said}", clusters.join(", ")));
+    }
+    out
+}
+
+/// Adds `project_id_source` (and a project id IAM gave) to every operation's cluster of a
+/// `--format json` document.
+pub fn add_project_ids_to_json(doc: &mut Value, rows: &[ClusterProjectId]) {
+    let Some(waves) = doc.get_mut("waves").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for op in waves
+        .iter_mut()
+        .filter_map(|w| w.get_mut("operations").and_then(Value::as_array_mut))
+        .flatten()
+    {
+        let Some(cluster) = op.get_mut("cluster").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let name = cluster.get("name").and_then(Value::as_str).unwrap_or("");
+        let Some(row) = rows.iter().find(|r| r.cluster == name) else {
+            continue;
+        };
+        if row.project_id.is_some() {
+            cluster.insert("project_id".to_owned(), json!(row.project_id));
+        }
+        cluster.insert("project_id_source".to_owned(), json!(row.source.as_str()));
+    }
 }

@@ -11,6 +11,7 @@ pub mod auth;
 mod delay;
 pub mod errors;
 pub mod faults;
+pub mod iam;
 pub mod log;
 mod server;
 pub mod store;
@@ -22,6 +23,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use rand::RngExt as _;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -30,6 +32,7 @@ use tokio::task::JoinHandle;
 pub use auth::SimAuth;
 pub use errors::ErrorStyle;
 pub use faults::{Fault, FaultRates};
+pub use iam::{IamFault, SimProject};
 pub use log::LogEntry;
 pub use store::{ReleaseSnapshot, RevisionSnapshot, SimStateSnapshot, Store};
 
@@ -80,6 +83,12 @@ pub struct SimConfig {
     pub error_style: ErrorStyle,
     /// The status a change to a busy (`PENDING_*`) release is refused with: 400, 403 or 409.
     pub busy_status: u16,
+    /// The projects its IAM lists (`GET /v3/projects`). With AK/SK authentication and any
+    /// project, every release request must carry one of their ids as `X-Project-Id`, as the
+    /// real gateway requires a project.
+    pub projects: Vec<SimProject>,
+    /// A wrong answer its IAM gives instead of the project list (tests).
+    pub iam_fault: Option<IamFault>,
 }
 
 impl Default for SimConfig {
@@ -106,6 +115,8 @@ impl Default for SimConfig {
             null_fields: 0.0,
             error_style: ErrorStyle::default(),
             busy_status: errors::DEFAULT_BUSY_STATUS,
+            projects: Vec::new(),
+            iam_fault: None,
         }
     }
 }
@@ -165,6 +176,61 @@ impl SimConfig {
 
     pub fn with_clock(mut self, now: jiff::Timestamp) -> Self {
         self.clock = Some(now);
+        self
+    }
+
+    /// Its IAM lists project `id` for `region` (a second one for a region makes "several").
+    pub fn with_project(mut self, region: &str, id: &str) -> Self {
+        self.projects.push(SimProject {
+            region: region.to_owned(),
+            id: id.to_owned(),
+        });
+        self
+    }
+
+    /// Its IAM answers `GET /v3/projects` wrongly, as `fault` says.
+    pub fn with_iam_fault(mut self, fault: IamFault) -> Self {
+        self.iam_fault = Some(fault);
+        self
+    }
+
+    /// With `auth` AK/SK: a project for every region of `plans` whose clusters lack a project
+    /// id, so that flotilla finds it through the simulator's IAM (`apply --simulate`). Its id is
+    /// the first the plans give a cluster of that region, else one drawn from `rng`.
+    pub fn with_projects_for(mut self, plans: &[&ExpandedPlan], rng: &mut impl rand::Rng) -> Self {
+        let mut regions: Vec<(&str, Option<&str>)> = Vec::new();
+        let mut needs: Vec<&str> = Vec::new();
+        for op in plans.iter().flat_map(|p| p.operations()) {
+            let cluster = &op.cluster;
+            match regions.iter_mut().find(|(r, _)| *r == cluster.region) {
+                Some((_, id)) => {
+                    if id.is_none() {
+                        *id = cluster.project_id.as_deref();
+                    }
+                }
+                None => regions.push((&cluster.region, cluster.project_id.as_deref())),
+            }
+            if cluster.project_id.is_none() && !needs.contains(&cluster.region.as_str()) {
+                needs.push(&cluster.region);
+            }
+        }
+        for (region, id) in regions {
+            if !needs.contains(&region) || self.projects.iter().any(|p| p.region == region) {
+                continue;
+            }
+            let id = id.map_or_else(
+                || {
+                    (0..32)
+                        .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))
+                        .collect()
+                },
+                str::to_owned,
+            );
+            self.projects.push(SimProject {
+                region: region.to_owned(),
+                id,
+            });
+        }
         self
     }
 
@@ -320,6 +386,8 @@ impl Simulator {
                 id_prefix,
                 redactor: redactor.clone(),
                 null_fields: Arc::clone(&null_fields),
+                projects: config.projects.clone(),
+                iam_fault: config.iam_fault,
             });
             let server = tokio::spawn(server::accept_loop(
                 listener,

@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     pub redactor: crate::secret::Redactor,
     /// `--null-fields`: fields of answers left out or `null` at random.
     pub null_fields: Arc<NullFields>,
+    /// The projects its IAM lists; with AK/SK, release requests must name one.
+    pub projects: Vec<super::iam::SimProject>,
+    pub iam_fault: Option<super::iam::IamFault>,
 }
 
 impl Shared {
@@ -201,6 +204,8 @@ struct Answer {
     error_code: Option<&'static str>,
     error_message: Option<String>,
     retry_after: Option<u64>,
+    /// IAM's answers carry `X-IAM-Trace-Id`, the request id.
+    iam_trace: bool,
 }
 
 impl Answer {
@@ -212,6 +217,7 @@ impl Answer {
                 error_code: None,
                 error_message: None,
                 retry_after: None,
+                iam_trace: false,
             },
             Err(e) => Answer::error(500, "CCE.01500001", &format!("encoding the answer: {e}")),
         }
@@ -259,6 +265,18 @@ impl Answer {
             error_code: Some(code),
             error_message: Some(message.to_owned()),
             retry_after: None,
+            iam_trace: false,
+        }
+    }
+
+    fn iam(answer: super::iam::IamAnswer) -> Self {
+        Answer {
+            status: answer.status,
+            body: Bytes::from(answer.body),
+            error_code: None,
+            error_message: None,
+            retry_after: None,
+            iam_trace: true,
         }
     }
 
@@ -287,6 +305,9 @@ impl Answer {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Ok(id) = HeaderValue::from_str(request_id) {
+            if self.iam_trace {
+                headers.insert("x-iam-trace-id", id.clone());
+            }
             headers.insert("x-request-id", id);
         }
         if let Some(seconds) = self.retry_after {
@@ -449,6 +470,10 @@ async fn process(
         let snapshot = shared.store().snapshot().redacted(&shared.redactor);
         return Ending::Answer(Answer::json(200, &snapshot));
     }
+    // IAM is another service than the release API's gateway: no latency, faults or throttle.
+    if parts.method == Method::GET && segment_refs == ["v3", "projects"] {
+        return Ending::Answer(list_projects(shared, parts, &segment_refs, body));
+    }
     let Some(operation) = Operation::parse(&parts.method, &segment_refs) else {
         return Ending::Answer(Answer::error(
             404,
@@ -475,6 +500,9 @@ async fn process(
         headers: &parts.headers,
         body,
     }) {
+        return Ending::Answer(Answer::error(401, "APIG.0301", &message));
+    }
+    if let Err(message) = check_project(shared, &parts.headers) {
         return Ending::Answer(Answer::error(401, "APIG.0301", &message));
     }
     if let Some(throttle) = &shared.throttle {
@@ -530,6 +558,56 @@ async fn process(
             Ending::Hang
         }
         _ => Ending::Answer(answer),
+    }
+}
+
+/// IAM's `GET /v3/projects`, authenticated as IAM does (a signature without a project id),
+/// answered with IAM's error shape on a refusal.
+fn list_projects(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    segments: &[&str],
+    body: &[u8],
+) -> Answer {
+    let received = Received {
+        method: parts.method.as_str(),
+        path_segments: segments,
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+        body,
+    };
+    if let Err(message) = shared.auth.verify_iam(&received) {
+        return Answer::iam(super::iam::iam_error(401, &message));
+    }
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    Answer::iam(super::iam::list_projects(
+        &shared.projects,
+        shared.iam_fault,
+        &auth::query_pairs(parts.uri.query()),
+        &format!("http://{host}"),
+    ))
+}
+
+/// With AK/SK and projects known, a release request must name one of them in `X-Project-Id`:
+/// the real gateway refuses AK/SK without a project, which is why flotilla asks IAM.
+fn check_project(shared: &Shared, headers: &hyper::HeaderMap) -> Result<(), String> {
+    if shared.projects.is_empty() || !matches!(shared.auth.mode(), auth::SimAuth::AkSk { .. }) {
+        return Ok(());
+    }
+    match headers.get("x-project-id").and_then(|v| v.to_str().ok()) {
+        Some(id) if shared.projects.iter().any(|p| p.id == id) => Ok(()),
+        Some(_) => Err(
+            "Incorrect IAM authentication information: X-Project-Id names no project of this account"
+                .to_owned(),
+        ),
+        None => Err(
+            "Incorrect IAM authentication information: X-Project-Id is missing (AK/SK needs a project)"
+                .to_owned(),
+        ),
     }
 }
 

@@ -236,7 +236,8 @@ fn flotilla_with_wrong_secret(dir: &Path) -> std::process::Command {
     let mut command = flotilla(dir);
     command
         .env("HUAWEICLOUD_SDK_AK", TEST_AK)
-        .env("HUAWEICLOUD_SDK_SK", WRONG_SK);
+        .env("HUAWEICLOUD_SDK_SK", WRONG_SK)
+        .env("HUAWEICLOUD_SDK_PROJECT_ID", TEST_PROJECT_ID);
     command
 }
 

@@ -43,6 +43,7 @@ fn cluster_target(endpoint: &str, project_id: Option<&str>) -> ClusterTarget {
         labels: BTreeMap::new(),
         region: "cn-north-4".into(),
         endpoint: endpoint.into(),
+        iam_endpoint: None,
         project_id: project_id.map(str::to_owned),
     }
 }

@@ -21,6 +21,18 @@ fn the_books_console_examples_print_what_the_book_says() {
         // unset one does, so a developer's own IMAGE_TAG cannot change the documented output.
         .env("IMAGE_TAG", "")
         .env("NO_COLOR", "1")
+        // `flotilla plan` tells where each project id comes from, which the credentials decide:
+        // none, whatever the developer's environment or profile file holds.
+        .env("HUAWEICLOUD_SDK_AK", "")
+        .env("HUAWEICLOUD_SDK_SK", "")
+        .env("CLOUD_SDK_AK", "")
+        .env("CLOUD_SDK_SK", "")
+        .env("OS_AUTH_TOKEN", "")
+        .env("HUAWEICLOUD_SDK_IAM_ENDPOINT", "")
+        .env(
+            "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
+            "/nonexistent/flotilla-docs/credentials",
+        )
         .case("docs/src/*.md");
 }
 

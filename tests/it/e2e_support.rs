@@ -323,8 +323,19 @@ pub fn signing_sim_config(settle: Duration) -> SimConfig {
     })
 }
 
-/// [`flotilla`] with the test credentials in the environment, as a CI job would set them.
+/// The project id the test credentials carry, so that no IAM is asked for one.
+pub const TEST_PROJECT_ID: &str = "0e2e0000000000000000000000000001";
+
+/// [`flotilla`] with the test credentials in the environment, as a CI job would set them (with
+/// a project id: AK/SK without one make flotilla ask IAM, which `iam_discovery` tests).
 pub fn flotilla_with_credentials(dir: &Path) -> Command {
+    let mut command = flotilla_with_credentials_without_project(dir);
+    command.env("HUAWEICLOUD_SDK_PROJECT_ID", TEST_PROJECT_ID);
+    command
+}
+
+/// [`flotilla`] with the test AK/SK and no project id: flotilla asks IAM for one.
+pub fn flotilla_with_credentials_without_project(dir: &Path) -> Command {
     let mut command = flotilla(dir);
     command
         .env("HUAWEICLOUD_SDK_AK", TEST_AK)

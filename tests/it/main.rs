@@ -19,6 +19,7 @@ mod docs_links;
 mod e2e_support;
 mod error_shapes;
 mod fuzz_regressions;
+mod iam_discovery;
 mod journal_format;
 mod journal_report;
 mod layers;

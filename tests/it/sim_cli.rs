@@ -282,3 +282,60 @@ async fn each_listen_address_is_an_endpoint_of_its_own() {
     let (code, stderr) = terminate(sim).await;
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// `flotilla sim --project REGION=ID` serves IAM's project list with signature checks, in IAM's
+/// shapes; two projects for one region make `apply` stop with exit 2 naming both, before any
+/// release request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_projects_are_served_by_its_iam_and_two_for_a_region_are_several() {
+    use crate::e2e_support::{PlanSpec, TEST_AK, TEST_SK, output_within, text};
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = PlanSpec::new("several", 1, 1);
+    let seed = spec.write(dir.path());
+    let sim = spawn(
+        &[
+            "--ak",
+            TEST_AK,
+            "--sk",
+            TEST_SK,
+            "--project",
+            "cn-north-4=p-one",
+            "--project",
+            "cn-north-4=p-two",
+            "--project",
+            "cn-east-3=p-three",
+            "--seed",
+            seed.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let unsigned = crate::sim_support::client()
+        .get(format!("{}/v3/projects?name=cn-east-3", sim.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert!(unsigned.headers().contains_key("x-iam-trace-id"));
+    let body: serde_json::Value = serde_json::from_slice(&unsigned.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], 401, "{body}");
+
+    spec.endpoint = sim.base_url.clone();
+    let plan = spec.write(dir.path());
+    let mut command = crate::e2e_support::flotilla_with_credentials_without_project(dir.path());
+    command
+        .arg("apply")
+        .arg(&plan)
+        .args(["--iam-endpoint", &sim.base_url, "--progress", "plain"]);
+    let output = output_within(Duration::from_secs(60), command).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("p-one, p-two"), "{stderr}");
+    let (code, sim_stderr) = terminate(sim).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        sim_stderr
+            .contains("lists 3 project(s): cn-north-4=p-one, cn-north-4=p-two, cn-east-3=p-three"),
+        "{sim_stderr}"
+    );
+}

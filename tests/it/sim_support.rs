@@ -25,6 +25,7 @@ pub fn plan(targets: &[(&str, &str, &str, &str)]) -> ExpandedPlan {
                     labels: BTreeMap::new(),
                     region: "cn-north-4".into(),
                     endpoint: "http://127.0.0.1:1".into(),
+                    iam_endpoint: None,
                     project_id: None,
                 }),
                 namespace: (*namespace).to_owned(),
