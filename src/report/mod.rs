@@ -6,5 +6,7 @@ pub mod plan;
 pub mod plan_diff;
 pub mod progress;
 pub mod render;
+pub mod status;
+pub mod history;
 pub mod undo;
 pub mod write;

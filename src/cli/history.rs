@@ -1,0 +1,115 @@
+//! `flotilla history`: flags and wiring. Each selected release's history is read with
+//! ShowAutopilotReleaseHistory (one GET each, retries as the client does them) and shown by
+//! `report::history`.
+
+use std::path::PathBuf;
+
+use futures::StreamExt;
+
+use super::Environment;
+use super::error::Error;
+use super::logging::LogSink;
+use super::net::NetworkArgs;
+use super::plan::SelectionArgs;
+use crate::cce::client::Client;
+use crate::cce::credentials;
+use crate::engine::outcome::OperationError;
+use crate::error::Exit;
+use crate::report::history::{ReleaseHistory, last_revisions, render_text};
+use crate::report::model::ErrorReport;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HistoryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flotilla history plans/fleet-upgrade.yaml --select release=storefront\n  flotilla history plans/fleet-upgrade.yaml -n 10 --format json"
+)]
+pub struct HistoryArgs {
+    /// The plan file (`-`: standard input).
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// How many of each release's latest revisions to show.
+    #[arg(short = 'n', long = "revisions", value_name = "N", default_value_t = 5)]
+    pub revisions: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+    pub format: HistoryFormat,
+    #[command(flatten)]
+    pub net: NetworkArgs,
+}
+
+/// Reads every selected release's history, `rollout.concurrency` at a time. Exit 1 when one
+/// could not be read; 2, with nothing sent, on a bad plan, flag or missing credentials.
+pub fn run(args: HistoryArgs, _env: &Environment, logs: &LogSink) -> Result<Exit, Error> {
+    let plan = super::load_plan(&args.plan)?;
+    logs.mask_with(plan.redactor.clone());
+    let mut plan = args.selection.apply_to(&plan, &args.plan)?;
+    args.net.retarget(&mut plan)?;
+    let credentials = credentials::resolve(&args.net.credential_sources())?;
+    let client = Client::new(args.net.client_config(&plan), credentials)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    let client = &client;
+    let plan_ref = &plan;
+    let keep = args.revisions;
+    let histories: Vec<ReleaseHistory> = runtime.block_on(
+        futures::stream::iter(plan.operations())
+            .map(|op| async move {
+                let read = client
+                    .release_history((&*op.cluster).into(), &op.namespace, &op.release)
+                    .await;
+                let (revisions, error) = match read {
+                    Ok(history) => (last_revisions(&history, keep), None),
+                    Err(error) => {
+                        let e = OperationError::from_api("reading the history", &error);
+                        let report = ErrorReport {
+                            code: e.code,
+                            message: e.message,
+                            request_id: e.request_id,
+                        };
+                        (Vec::new(), Some(report))
+                    }
+                };
+                ReleaseHistory {
+                    wave: plan_ref.waves[op.wave].name.clone(),
+                    cluster: op.cluster.name.clone(),
+                    namespace: op.namespace.clone(),
+                    release: op.release.clone(),
+                    revisions,
+                    error,
+                }
+            })
+            .buffered(plan.rollout.concurrency.max(1))
+            .collect(),
+    );
+    let out = match args.format {
+        HistoryFormat::Text => render_text(&histories),
+        HistoryFormat::Json => {
+            let doc = serde_json::json!({
+                "format": "flotilla-history",
+                "version": 1,
+                "releases": histories,
+            });
+            let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
+                what: "history",
+                source,
+            })?;
+            s.push('\n');
+            crate::terminal::escape_control_in_json(&s).into_owned()
+        }
+    };
+    print!("{out}");
+    Ok(if histories.iter().any(|h| h.error.is_some()) {
+        Exit::Failed
+    } else {
+        Exit::Success
+    })
+}
