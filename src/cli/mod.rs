@@ -121,9 +121,9 @@ impl Environment {
 }
 
 pub mod apply;
-pub mod history;
 pub mod dispatch;
 pub mod error;
+pub mod history;
 pub mod logging;
 pub mod net;
 pub mod plan;

@@ -60,16 +60,17 @@ pub fn render_text(histories: &[ReleaseHistory]) -> String {
             escape_control(&h.wave)
         ));
         if let Some(error) = &h.error {
-            out.push_str(&format!("  error: {}\n", escape_control(&error.to_string())));
+            out.push_str(&format!(
+                "  error: {}\n",
+                escape_control(&error.to_string())
+            ));
             continue;
         }
         if h.revisions.is_empty() {
             out.push_str("  (no revisions)\n");
         }
         for r in &h.revisions {
-            let revision = r
-                .revision
-                .map_or_else(|| "?".to_owned(), |v| v.to_string());
+            let revision = r.revision.map_or_else(|| "?".to_owned(), |v| v.to_string());
             out.push_str(&format!(
                 "  revision {revision}  {}  chart {}  {}  {}\n",
                 escape_control(&r.status),

@@ -158,8 +158,7 @@ impl StatusDocument {
                         row.status = Some(c.current.status);
                         row.revision = c.current.revision;
                         row.chart_name = Some(c.current.chart_name).filter(|s| !s.is_empty());
-                        row.chart_version =
-                            Some(c.current.chart_version).filter(|s| !s.is_empty());
+                        row.chart_version = Some(c.current.chart_version).filter(|s| !s.is_empty());
                         if state != State::InSync {
                             row.differs = Some(c.why).filter(|s| !s.is_empty());
                         }
@@ -197,7 +196,11 @@ impl StatusDocument {
     pub fn detailed_exit_code(&self) -> u8 {
         if self.count(State::Unreachable) > 0 {
             1
-        } else if self.count(State::Drifted) + self.count(State::Missing) + self.count(State::Unhealthy) > 0 {
+        } else if self.count(State::Drifted)
+            + self.count(State::Missing)
+            + self.count(State::Unhealthy)
+            > 0
+        {
             2
         } else {
             0
@@ -225,7 +228,11 @@ impl StatusDocument {
             .iter()
             .map(|(cluster, n)| format!("{} {n}", escape_control(cluster)))
             .collect();
-        format!("requests sent: {} ({})", self.requests.total, per.join(", "))
+        format!(
+            "requests sent: {} ({})",
+            self.requests.total,
+            per.join(", ")
+        )
     }
 }
 
@@ -246,8 +253,14 @@ fn grouped(plan: &ExpandedPlan, rows: Vec<ReleaseState>) -> Vec<ReleaseState> {
     let mut keyed: Vec<(usize, usize, ReleaseState)> = rows
         .into_iter()
         .map(|row| {
-            let wave = wave_order.get(row.wave.as_str()).copied().unwrap_or(usize::MAX);
-            let cluster = cluster_order.get(&row.cluster).copied().unwrap_or(usize::MAX);
+            let wave = wave_order
+                .get(row.wave.as_str())
+                .copied()
+                .unwrap_or(usize::MAX);
+            let cluster = cluster_order
+                .get(&row.cluster)
+                .copied()
+                .unwrap_or(usize::MAX);
             (wave, cluster, row)
         })
         .collect();
@@ -296,12 +309,16 @@ pub fn render_text(doc: &StatusDocument) -> String {
             cluster = Some(&row.cluster);
         }
         let (now, detail) = shown(row);
+        let now = if row.status.is_some() {
+            format!("  ({})", escape_control(&now))
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "    {}/{}: {}  ({})\n",
+            "    {}/{}: {}{now}\n",
             escape_control(&row.namespace),
             escape_control(&row.release),
             row.state.as_str(),
-            escape_control(&now)
         ));
         if !detail.is_empty() {
             out.push_str(&format!("      {}\n", escape_control(&detail)));
@@ -372,16 +389,31 @@ mod tests {
 
     #[test]
     fn a_deployed_release_as_planned_is_in_sync_and_a_changed_one_drifted() {
-        assert_eq!(classify(&compared("DEPLOYED", Convergence::Unchanged)), State::InSync);
-        assert_eq!(classify(&compared("DEPLOYED", Convergence::Change)), State::Drifted);
-        assert_eq!(classify(&compared("DEPLOYED", Convergence::Unknown)), State::Unknown);
+        assert_eq!(
+            classify(&compared("DEPLOYED", Convergence::Unchanged)),
+            State::InSync
+        );
+        assert_eq!(
+            classify(&compared("DEPLOYED", Convergence::Change)),
+            State::Drifted
+        );
+        assert_eq!(
+            classify(&compared("DEPLOYED", Convergence::Unknown)),
+            State::Unknown
+        );
     }
 
     #[test]
     fn an_unhealthy_status_wins_over_the_values() {
         for status in ["FAILED", "UNKNOWN", "PENDING_UPGRADE", "PENDING_INSTALL"] {
-            assert_eq!(classify(&compared(status, Convergence::Unchanged)), State::Unhealthy);
-            assert_eq!(classify(&compared(status, Convergence::Change)), State::Unhealthy);
+            assert_eq!(
+                classify(&compared(status, Convergence::Unchanged)),
+                State::Unhealthy
+            );
+            assert_eq!(
+                classify(&compared(status, Convergence::Change)),
+                State::Unhealthy
+            );
         }
     }
 
@@ -393,7 +425,13 @@ mod tests {
 
     #[test]
     fn missing_and_unreadable_releases() {
-        assert_eq!(classify(&OperationDiff::Missing { error: error() }), State::Missing);
-        assert_eq!(classify(&OperationDiff::Error { error: error() }), State::Unreachable);
+        assert_eq!(
+            classify(&OperationDiff::Missing { error: error() }),
+            State::Missing
+        );
+        assert_eq!(
+            classify(&OperationDiff::Error { error: error() }),
+            State::Unreachable
+        );
     }
 }
