@@ -55,8 +55,8 @@ pub enum Command {
     /// Roll back what a run changed (from its report or journal), each release to its revision
     /// before the run, the run's last wave first.
     Undo(Box<undo::UndoArgs>),
-    /// Show each release's state on its cluster against the plan: in sync, drifted, missing,
-    /// unhealthy, unknown or unreachable. Sends only GETs.
+    /// Show each release's state against the plan: in sync, drifted, missing, unhealthy, unknown
+    /// or unreachable (GETs only).
     Status(Box<status::StatusArgs>),
     /// Show each release's last revisions, to choose a `release_version` for a rollback plan.
     History(Box<history::HistoryArgs>),
