@@ -2,9 +2,11 @@
 //! ShowAutopilotReleaseHistory (one GET each, retries as the client does them) and shown by
 //! `report::history`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use super::Environment;
 use super::error::Error;
@@ -13,8 +15,13 @@ use super::net::NetworkArgs;
 use super::plan::SelectionArgs;
 use crate::cce::client::Client;
 use crate::cce::credentials;
+use crate::cce::error::ApiError;
+use crate::cce::model::Release;
 use crate::engine::outcome::OperationError;
+use crate::engine::pace::Pacer;
+use crate::engine::retry::{self, RequestKind};
 use crate::error::Exit;
+use crate::plan::resolved::{ExpandedPlan, Operation};
 use crate::report::history::{ReleaseHistory, last_revisions, render_text};
 use crate::report::model::ErrorReport;
 
@@ -59,13 +66,22 @@ pub fn run(args: HistoryArgs, _env: &Environment, logs: &LogSink) -> Result<Exit
         .map_err(|e| Error::io("starting the async runtime", e))?;
     let client = &client;
     let plan_ref = &plan;
+    let now = tokio::time::Instant::now();
+    let pacers: HashMap<&str, Pacer> = runtime.block_on(async {
+        plan.operations()
+            .map(|op| {
+                let pacer = Pacer::new(plan.rollout.rate, plan.rollout.burst, now);
+                (op.cluster.endpoint.as_str(), pacer)
+            })
+            .collect()
+    });
+    let pacers = &pacers;
     let keep = args.revisions;
     let histories: Vec<ReleaseHistory> = runtime.block_on(
         futures::stream::iter(plan.operations())
             .map(|op| async move {
-                let read = client
-                    .release_history((&*op.cluster).into(), &op.namespace, &op.release)
-                    .await;
+                let read =
+                    read_history(client, &pacers[op.cluster.endpoint.as_str()], op, plan_ref).await;
                 let (revisions, error) = match read {
                     Ok(history) => (last_revisions(&history, keep), None),
                     Err(error) => {
@@ -112,4 +128,48 @@ pub fn run(args: HistoryArgs, _env: &Environment, logs: &LogSink) -> Result<Exit
     } else {
         Exit::Success
     })
+}
+
+/// One release's history, paced by its endpoint's share of the plan's rate and retried as the
+/// engine retries a GET (a throttled or failed read is sent again after a back-off, never sooner
+/// than `Retry-After`).
+async fn read_history(
+    client: &Client,
+    pacer: &Pacer,
+    op: &Operation,
+    plan: &ExpandedPlan,
+) -> Result<Vec<Release>, ApiError> {
+    let never = CancellationToken::new();
+    let mut attempts = 0;
+    loop {
+        // Nothing cancels `never`: the permit always comes.
+        let _ = pacer.acquire(&never).await;
+        let sent_at = tokio::time::Instant::now();
+        attempts += 1;
+        let error = match client
+            .release_history((&*op.cluster).into(), &op.namespace, &op.release)
+            .await
+        {
+            Ok(history) => return Ok(history),
+            Err(error) => error,
+        };
+        if error.status == Some(429) {
+            pacer.on_throttle(sent_at, &error);
+        }
+        let draw = retry::draw(0, op.index, attempts);
+        let decision = retry::decide(
+            RequestKind::Get,
+            attempts,
+            error.class(),
+            &plan.rollout.retry,
+            draw,
+        );
+        match decision.retry_delay() {
+            Some(delay) => {
+                let delay = error.retry_after.map_or(delay, |after| after.max(delay));
+                tokio::time::sleep(delay).await;
+            }
+            None => return Err(error),
+        }
+    }
 }
