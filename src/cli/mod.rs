@@ -55,6 +55,11 @@ pub enum Command {
     /// Roll back what a run changed (from its report or journal), each release to its revision
     /// before the run, the run's last wave first.
     Undo(Box<undo::UndoArgs>),
+    /// Show each release's state against the plan: in sync, drifted, missing, unhealthy, unknown
+    /// or unreachable (GETs only).
+    Status(Box<status::StatusArgs>),
+    /// Show each release's last revisions, to choose a `release_version` for a rollback plan.
+    History(Box<history::HistoryArgs>),
 }
 
 /// The one place a run's verdict becomes the process's exit code (errors: [`Error::exit`]).
@@ -118,12 +123,14 @@ impl Environment {
 pub mod apply;
 pub mod dispatch;
 pub mod error;
+pub mod history;
 pub mod logging;
 pub mod net;
 pub mod plan;
 pub mod project_ids;
 pub mod report;
 pub mod sim;
+pub mod status;
 pub mod undo;
 pub mod validate;
 pub mod values;
@@ -204,6 +211,8 @@ pub fn run(cli: Cli, env: &Environment, logs: &logging::LogSink) -> Result<Exit,
         }
         Command::Sim(args) => sim::run(*args, env),
         Command::Undo(args) => undo::run(*args, env, logs),
+        Command::Status(args) => status::run(*args, env, logs),
+        Command::History(args) => history::run(*args, env, logs),
         Command::Schema => {
             print!("{}", crate::plan::schema::SCHEMA_TEXT);
             Ok(Exit::Success)

@@ -38,6 +38,7 @@ mod sim_cli;
 mod sim_faults;
 mod sim_store;
 mod sim_support;
+mod status_cli;
 mod streams;
 mod terminal_safety;
 mod undo;
