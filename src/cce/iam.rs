@@ -228,11 +228,12 @@ impl fmt::Display for DiscoveryError {
 /// into `{"projects": [{"id", "name"}]}`; none or several is an error, as theirs is.
 pub fn judge_projects_answer(answer: &ProjectsAnswer) -> Result<String, DiscoveryProblem> {
     if !(200..300).contains(&answer.status) {
-        let (code, message) = read_core_error_body(answer.status, &answer.body);
+        // IAM's errors meet the core SDK's default handler (`{"error": {"code", "message"}}`).
+        let read = super::error::read_as_core_handler(answer.status, &answer.body);
         return Err(DiscoveryProblem::Refused {
             status: answer.status,
-            code,
-            message,
+            code: read.code,
+            message: read.message,
             request_id: answer.request_id.clone(),
         });
     }
@@ -258,49 +259,6 @@ pub fn judge_projects_answer(answer: &ProjectsAnswer) -> Result<String, Discover
         Err(ids) if ids.is_empty() => Err(DiscoveryProblem::NoProject),
         Err(ids) => Err(DiscoveryProblem::Several(ids)),
     }
-}
-
-/// The code and message of an IAM error answer, as the core SDK's default handler reads them:
-/// the first pair present of `error_code`/`error_msg`, `errorCode`/`errorMsg`, `code`/`message`,
-/// else the same pairs in any value that is itself an object (IAM: `{"error": {"code",
-/// "message"}}`); a body that is not a JSON object is the message; no code: the status.
-///
-/// A minimal reader of this module's own: `cce::error` has no core-handler reader on this
-/// branch yet. Once it has (`read_as_core_handler`), this should call it.
-fn read_core_error_body(status: u16, body: &[u8]) -> (Option<String>, Option<String>) {
-    const PAIRS: [(&str, &str); 3] = [
-        ("error_code", "error_msg"),
-        ("errorCode", "errorMsg"),
-        ("code", "message"),
-    ];
-    fn text(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
-        match map.get(key)? {
-            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
-    }
-    fn pair(map: &serde_json::Map<String, serde_json::Value>) -> Option<(String, String)> {
-        PAIRS
-            .iter()
-            .find_map(|(code, message)| Some((text(map, code)?, text(map, message)?)))
-            .or_else(|| {
-                map.values()
-                    .filter_map(serde_json::Value::as_object)
-                    .find_map(pair)
-            })
-    }
-    let found = match serde_json::from_slice(body) {
-        Ok(serde_json::Value::Object(map)) => pair(&map),
-        _ => None,
-    };
-    let (code, message) = found.unzip();
-    let message = message.or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        (!collapsed.is_empty()).then(|| collapsed.chars().take(200).collect())
-    });
-    (code.or_else(|| Some(status.to_string())), message)
 }
 
 /// The key of the per-run cache: the access key and the region, as the SDKs key theirs
