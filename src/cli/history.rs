@@ -13,7 +13,7 @@ use super::error::Error;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
 use super::plan::SelectionArgs;
-use super::project_ids::{self, IamOverrides};
+use super::project_ids;
 use crate::cce::client::Client;
 use crate::cce::credentials;
 use crate::cce::error::ApiError;
@@ -59,24 +59,9 @@ pub fn run(args: HistoryArgs, _env: &Environment, logs: &LogSink) -> Result<Exit
     let mut plan = args.selection.apply_to(&plan, &args.plan)?;
     args.net.retarget(&mut plan)?;
     let credentials = credentials::resolve(&args.net.credential_sources())?;
-    let lookups = project_ids::lookups(
-        &plan,
-        &credentials,
-        &IamOverrides::from_process(args.net.iam_endpoint.as_deref()),
-    );
-    project_ids::check(&lookups, args.net.allow_insecure_http)?;
-    let client = Client::new(
-        args.net
-            .client_config(&plan, project_ids::any_https(&lookups)),
-        credentials,
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the async runtime", e))?;
-    // Project ids IAM must give are found before the first history read, as for `plan --diff`.
-    runtime.block_on(project_ids::discover(&mut plan, &client, &lookups))?;
+    let project_ids::ReadConnection {
+        client, runtime, ..
+    } = project_ids::connect_for_reads(&args.net, &mut plan, credentials)?;
     let client = &client;
     let plan_ref = &plan;
     let now = tokio::time::Instant::now();

@@ -11,7 +11,6 @@ use super::logging::LogSink;
 use super::net::NetworkArgs;
 use super::project_ids::{self, IamOverrides};
 use super::values;
-use crate::cce::client::Client;
 use crate::cce::credentials;
 use crate::engine::preview::preview;
 use crate::error::Exit;
@@ -153,33 +152,12 @@ pub fn run(args: PlanArgs, _env: &Environment, logs: &LogSink) -> Result<Exit, E
 fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
     args.net.retarget(&mut plan)?;
     let (credentials, origin) = credentials::resolve_with_origin(&args.net.credential_sources())?;
-    let lookups = project_ids::lookups(
-        &plan,
-        &credentials,
-        &IamOverrides::from_process(args.net.iam_endpoint.as_deref()),
-    );
-    project_ids::check(&lookups, args.net.allow_insecure_http)?;
     let in_plan = project_ids::set_in_plan(&plan);
-    let client = Client::new(
-        args.net
-            .client_config(&plan, project_ids::any_https(&lookups)),
-        credentials.clone(),
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the async runtime", e))?;
+    let connection = project_ids::connect_for_reads(&args.net, &mut plan, credentials.clone())?;
+    let (client, runtime, lookups) = (&connection.client, &connection.runtime, &connection.lookups);
     let never = CancellationToken::new();
-    runtime.block_on(project_ids::discover(&mut plan, &client, &lookups))?;
-    let rows = project_ids::sources(
-        &plan,
-        &in_plan,
-        Some((&credentials, origin)),
-        &lookups,
-        true,
-    );
-    let read = runtime.block_on(preview(&plan, &client, &never));
+    let rows = project_ids::sources(&plan, &in_plan, Some((&credentials, origin)), lookups, true);
+    let read = runtime.block_on(preview(&plan, client, &never));
     if let Some(refusal) = read.credentials_refused {
         return Err(Error::CredentialsRefused { refusal });
     }

@@ -208,6 +208,42 @@ pub fn set_in_plan(plan: &ExpandedPlan) -> HashMap<String, bool> {
         .collect()
 }
 
+/// What a read-only command (`plan --diff`, `status`, `history`) reads with: the client, the
+/// runtime it runs on, and the lookups that gave `plan` its missing project ids.
+pub struct ReadConnection {
+    pub client: Client,
+    pub runtime: tokio::runtime::Runtime,
+    pub lookups: Vec<IamLookup>,
+}
+
+/// Connects a read-only command: checks the IAM endpoints it would ask (exit 2, nothing sent),
+/// builds the client and the runtime, and finds every project id IAM must give before the first
+/// release read.
+pub fn connect_for_reads(
+    net: &super::net::NetworkArgs,
+    plan: &mut ExpandedPlan,
+    credentials: Credentials,
+) -> Result<ReadConnection, Error> {
+    let lookups = lookups(
+        plan,
+        &credentials,
+        &IamOverrides::from_process(net.iam_endpoint.as_deref()),
+    );
+    check(&lookups, net.allow_insecure_http)?;
+    let client = Client::new(net.client_config(plan, any_https(&lookups)), credentials)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    runtime.block_on(discover(plan, &client, &lookups))?;
+    Ok(ReadConnection {
+        client,
+        runtime,
+        lookups,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,8 @@ use super::error::Error;
 use super::logging::LogSink;
 use super::net::NetworkArgs;
 use super::plan::SelectionArgs;
-use super::project_ids::{self, IamOverrides};
+use super::project_ids;
 use super::values;
-use crate::cce::client::Client;
 use crate::cce::credentials;
 use crate::cce::error::ApiError;
 use crate::cce::model::{Chart, Release, UpdateReleaseBody};
@@ -124,24 +123,9 @@ pub fn run(args: StatusArgs, _env: &Environment, logs: &LogSink) -> Result<Exit,
     let mut plan = args.selection.apply_to(&plan, &args.plan)?;
     args.net.retarget(&mut plan)?;
     let credentials = credentials::resolve(&args.net.credential_sources())?;
-    let lookups = project_ids::lookups(
-        &plan,
-        &credentials,
-        &IamOverrides::from_process(args.net.iam_endpoint.as_deref()),
-    );
-    project_ids::check(&lookups, args.net.allow_insecure_http)?;
-    let client = Client::new(
-        args.net
-            .client_config(&plan, project_ids::any_https(&lookups)),
-        credentials,
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the async runtime", e))?;
-    // Project ids IAM must give are found before the first release read, as for `plan --diff`.
-    runtime.block_on(project_ids::discover(&mut plan, &client, &lookups))?;
+    let project_ids::ReadConnection {
+        client, runtime, ..
+    } = project_ids::connect_for_reads(&args.net, &mut plan, credentials)?;
     let client = Counting::new(client);
     let never = CancellationToken::new();
     let read = runtime.block_on(preview(&plan, &client, &never));
