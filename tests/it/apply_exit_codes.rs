@@ -233,11 +233,8 @@ async fn unusable_output_paths_and_out_of_range_overrides_exit_2_and_send_nothin
 /// The binary with the test access key and a secret key the simulator does not expect: every
 /// signature is refused with 401 `APIG.0301`.
 fn flotilla_with_wrong_secret(dir: &Path) -> std::process::Command {
-    let mut command = flotilla(dir);
-    command
-        .env("HUAWEICLOUD_SDK_AK", TEST_AK)
-        .env("HUAWEICLOUD_SDK_SK", WRONG_SK)
-        .env("HUAWEICLOUD_SDK_PROJECT_ID", TEST_PROJECT_ID);
+    let mut command = flotilla_with_credentials(dir);
+    command.env("HUAWEICLOUD_SDK_SK", WRONG_SK);
     command
 }
 

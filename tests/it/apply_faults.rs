@@ -8,40 +8,6 @@ use std::time::Duration;
 use crate::e2e_support::*;
 use flotilla::engine::Outcome;
 
-/// Retries generous enough that a request failing half the time still gets through, and a
-/// short time-out so that hangs cost little.
-const ROBUST_ROLLOUT: &[&str] = &[
-    "concurrency: 32",
-    "per_cluster: 4",
-    "rate: unlimited",
-    "retry: { attempts: 30, backoff: 5ms, max_backoff: 40ms }",
-    "request_timeout: 500ms",
-    "wait: { enabled: true, timeout: 60s, poll: 20ms }",
-];
-
-fn assert_every_operation_succeeded(report: &flotilla::engine::RunReport) {
-    let not_ok: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.outcome != Outcome::Succeeded)
-        .map(|r| (r.index, r.outcome, r.error.clone()))
-        .collect();
-    assert!(not_ok.is_empty(), "{not_ok:#?}");
-}
-
-fn assert_every_release_applied_once(sim: &flotilla::sim::RunningSim, releases: usize) {
-    let state = sim.state();
-    assert_eq!(state.releases.len(), releases);
-    let twice: Vec<String> = state
-        .releases
-        .iter()
-        .filter(|r| r.applied_puts != 1)
-        .map(|r| format!("{}/{}: {}", r.cluster_id, r.name, r.applied_puts))
-        .collect();
-    assert!(twice.is_empty(), "not applied exactly once: {twice:?}");
-    assert_eq!(state.applied_puts, releases as u64);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_errors_ambiguity_hangs_and_resets_every_operation_succeeds_once() {
     // 10 clusters × 30 releases = 300 operations.
@@ -56,8 +22,8 @@ async fn under_errors_ambiguity_hangs_and_resets_every_operation_succeeds_once()
     let sim = start_sim(config, &mut plan).await;
 
     let report = run_engine(&plan, options()).await;
-    assert_every_operation_succeeded(&report);
-    assert_every_release_applied_once(&sim, 300);
+    assert_every_operation_succeeded(&report, "");
+    assert_every_release_applied_once(&sim, 300, "");
 
     // Every kind of fault really happened, PUTs included, and ambiguous PUTs were reconciled.
     let log = sim.request_log();
@@ -96,8 +62,8 @@ async fn every_fault_at_once_with_throttling_over_a_thousand_operations() {
     let sim = start_sim(config, &mut plan).await;
 
     let report = run_engine(&plan, options()).await;
-    assert_every_operation_succeeded(&report);
-    assert_every_release_applied_once(&sim, 1000);
+    assert_every_operation_succeeded(&report, "");
+    assert_every_release_applied_once(&sim, 1000, "");
     let log = sim.request_log();
     let faults: BTreeSet<&str> = log.iter().filter_map(|e| e.fault.as_deref()).collect();
     for kind in ["throttle", "error", "ambiguous_error", "hang", "reset"] {

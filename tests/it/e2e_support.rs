@@ -273,19 +273,26 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("JSON")
 }
 
-/// Checks `report` against `schema/report.schema.json`.
-pub fn assert_valid_report(report: &serde_json::Value) {
-    let schema =
-        read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/report.schema.json"));
-    let validator = jsonschema::validator_for(&schema).expect("the report schema compiles");
+/// Checks `document` against `schema/{name}.schema.json`, naming every violation.
+pub fn assert_matches_schema(name: &str, document: &serde_json::Value) {
+    let schema = read_json(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schema/{name}.schema.json")),
+    );
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("the {name} schema compiles: {e}"));
     let problems: Vec<String> = validator
-        .iter_errors(report)
+        .iter_errors(document)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(
         problems.is_empty(),
-        "report violates the schema: {problems:#?}"
+        "{name} violates the schema: {problems:#?}\n{document:#}"
     );
+}
+
+/// Checks `report` against `schema/report.schema.json`.
+pub fn assert_valid_report(report: &serde_json::Value) {
+    assert_matches_schema("report", report);
 }
 
 /// Polls `done` every 10 ms for at most `limit`.
@@ -349,4 +356,47 @@ pub fn exit_code(output: &std::process::Output) -> Option<i32> {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Retries generous enough that a request failing half the time still gets through, and a
+/// short time-out so that hangs cost little.
+pub const ROBUST_ROLLOUT: &[&str] = &[
+    "concurrency: 32",
+    "per_cluster: 4",
+    "rate: unlimited",
+    "retry: { attempts: 30, backoff: 5ms, max_backoff: 40ms }",
+    "request_timeout: 500ms",
+    "wait: { enabled: true, timeout: 60s, poll: 20ms }",
+];
+
+/// The fault matrix's first promise: every operation succeeded. `context` starts the message.
+pub fn assert_every_operation_succeeded(report: &flotilla::engine::RunReport, context: &str) {
+    let not_ok: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome != flotilla::engine::Outcome::Succeeded)
+        .map(|r| (r.index, r.outcome, r.error.clone()))
+        .collect();
+    assert!(not_ok.is_empty(), "{context}{not_ok:#?}");
+}
+
+/// Its second: every release was changed exactly once. `context` starts the message.
+pub fn assert_every_release_applied_once(
+    sim: &flotilla::sim::RunningSim,
+    releases: usize,
+    context: &str,
+) {
+    let state = sim.state();
+    assert_eq!(state.releases.len(), releases, "{context}");
+    let twice: Vec<String> = state
+        .releases
+        .iter()
+        .filter(|r| r.applied_puts != 1)
+        .map(|r| format!("{}/{}: {}", r.cluster_id, r.name, r.applied_puts))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "{context}not applied exactly once: {twice:?}"
+    );
+    assert_eq!(state.applied_puts, releases as u64, "{context}");
 }

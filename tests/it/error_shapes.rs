@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::e2e_support::*;
-use flotilla::engine::Outcome;
 use flotilla::sim::store::ReleaseKey;
 use flotilla::sim::{ErrorStyle, RunningSim};
 
@@ -227,24 +226,9 @@ async fn the_fault_matrix_passes_against_every_error_shape() {
         let sim = start_sim(config, &mut plan).await;
 
         let report = run_engine(&plan, options()).await;
-        let not_ok: Vec<_> = report
-            .results
-            .iter()
-            .filter(|r| r.outcome != Outcome::Succeeded)
-            .map(|r| (r.index, r.outcome, r.error.clone()))
-            .collect();
-        assert!(not_ok.is_empty(), "{style:?}: {not_ok:#?}");
-        let state = sim.state();
-        let twice: Vec<_> = state
-            .releases
-            .iter()
-            .filter(|r| r.applied_puts != 1)
-            .collect();
-        assert!(
-            twice.is_empty(),
-            "{style:?}: not applied exactly once: {twice:#?}"
-        );
-        assert_eq!(state.applied_puts, 60, "{style:?}");
+        let context = format!("{style:?}: ");
+        assert_every_operation_succeeded(&report, &context);
+        assert_every_release_applied_once(&sim, 60, &context);
 
         let answered_errors: Vec<_> = report
             .results

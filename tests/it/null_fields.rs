@@ -11,14 +11,7 @@ use flotilla::engine::Outcome;
 async fn with_null_fields_under_every_fault_every_operation_succeeds_exactly_once() {
     // 10 clusters × 30 releases = 300 operations, the fault matrix of `apply_faults`.
     let mut plan = PlanSpec::new("null-fields", 10, 30)
-        .rollout(&[
-            "concurrency: 32",
-            "per_cluster: 4",
-            "rate: unlimited",
-            "retry: { attempts: 30, backoff: 5ms, max_backoff: 40ms }",
-            "request_timeout: 500ms",
-            "wait: { enabled: true, timeout: 60s, poll: 20ms }",
-        ])
+        .rollout(ROBUST_ROLLOUT)
         .load();
     let mut config = sim_config(Duration::from_millis(30))
         .with_rng_seed(20_251_204)
@@ -30,23 +23,8 @@ async fn with_null_fields_under_every_fault_every_operation_succeeds_exactly_onc
     let sim = start_sim(config, &mut plan).await;
 
     let report = run_engine(&plan, options()).await;
-    let not_ok: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.outcome != Outcome::Succeeded)
-        .map(|r| (r.index, r.outcome, r.error.clone()))
-        .collect();
-    assert!(not_ok.is_empty(), "{not_ok:#?}");
-    let state = sim.state();
-    assert_eq!(state.releases.len(), 300);
-    let twice: Vec<String> = state
-        .releases
-        .iter()
-        .filter(|r| r.applied_puts != 1)
-        .map(|r| format!("{}/{}: {}", r.cluster_id, r.name, r.applied_puts))
-        .collect();
-    assert!(twice.is_empty(), "not applied exactly once: {twice:?}");
-    assert_eq!(state.applied_puts, 300);
+    assert_every_operation_succeeded(&report, "");
+    assert_every_release_applied_once(&sim, 300, "");
     // Every operation reports the revision its change reached: proven, not assumed.
     for result in &report.results {
         assert_eq!(result.version_after, Some(2), "{result:#?}");

@@ -216,14 +216,7 @@ fn junit_snapshot_parses_back_with_one_suite_per_wave() {
 fn json_report_matches_its_schema_and_round_trips() {
     let report = sample();
     let value = serde_json::to_value(&report).unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&value)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    crate::e2e_support::assert_valid_report(&value);
     let back: RunReport = serde_json::from_value(value).unwrap();
     assert_eq!(back, report);
     insta::assert_json_snapshot!(report);
@@ -349,10 +342,8 @@ fn a_merge_missing_a_shard_is_incomplete_in_every_format() {
         json["settings"]["shards"],
         serde_json::json!(["1/4", "3/4"])
     );
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../schema/report.schema.json")).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    assert!(validator.is_valid(&json), "the schema knows `incomplete`");
+    // The schema knows `incomplete`.
+    crate::e2e_support::assert_valid_report(&json);
 
     let markdown = render::markdown(&merged);
     let headline = markdown.lines().find(|l| l.contains("succeeded")).unwrap();

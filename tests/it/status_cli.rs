@@ -18,7 +18,7 @@ use flotilla::sim::{RunningSim, SimConfig, Simulator};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::e2e_support::{exit_code, output_within, read_json, text};
+use crate::e2e_support::{assert_matches_schema, exit_code, output_within, text};
 
 fn demo_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo.yaml")
@@ -164,14 +164,7 @@ async fn status_tells_each_release_state_and_detailed_exit_codes() {
 
     let out = flotilla(&status_args(&url, &["--format", "json"])).await;
     let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let schema =
-        read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/status.schema.json"));
-    let validator = jsonschema::validator_for(&schema).expect("the status schema compiles");
-    let problems: Vec<String> = validator
-        .iter_errors(&doc)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(problems.is_empty(), "{problems:#?}\n{doc:#}");
+    assert_matches_schema("status", &doc);
     assert_eq!(state_of(&doc, "canary-1", "storefront"), "in_sync");
     assert_eq!(state_of(&doc, "canary-2", "storefront"), "missing");
     assert_eq!(state_of(&doc, "canary-1", "search"), "unhealthy");

@@ -227,7 +227,7 @@ async fn the_gate_applies_the_waves_budget_over_all_its_shards_and_does_not_soak
         assert!(report.get("halted").is_none(), "{report:#}");
         assert_eq!(report["summary"]["failed"], 1, "{report:#}");
     }
-    let (output, took) = gate(dir.path(), "canary", &[]).await;
+    let (output, _) = gate(dir.path(), "canary", &[]).await;
     let stderr = text(&output.stderr);
     assert_eq!(exit_code(&output), Some(1), "{stderr}");
     assert!(
@@ -235,11 +235,8 @@ async fn the_gate_applies_the_waves_budget_over_all_its_shards_and_does_not_soak
         "{stderr}"
     );
     assert!(stderr.contains("the next wave must not start"), "{stderr}");
+    // A failed wave is not soaked (a 10 m soak would also outlast the run's time limit).
     assert!(!stderr.contains("soaking"), "{stderr}");
-    assert!(
-        took < Duration::from_secs(30),
-        "a failed wave is not soaked"
-    );
     // The merged report is written all the same, for the summary and the JUnit file.
     assert_eq!(
         read_json(&report_path(dir.path(), "canary"))["summary"]["failed"],
