@@ -72,16 +72,17 @@ impl Gate {
         &self.stop
     }
 
+    #[cfg(test)]
     pub fn is_closed(&self) -> bool {
         matches!(*self.lock(), GateState::Closed(_))
     }
 
-    /// `https://… refused the credentials (HTTP 401 APIG.0301)`, once closed: why an
-    /// operation of this endpoint was not sent.
-    pub fn refusal_summary(&self) -> String {
+    /// `https://… refused the credentials (HTTP 401 APIG.0301)` once closed (why an operation
+    /// of this endpoint was not sent); `None` while it is not.
+    pub fn refusal_summary(&self) -> Option<String> {
         match &*self.lock() {
-            GateState::Closed(refusal) => refusal.summary(),
-            _ => format!("{} is stopped", self.endpoint),
+            GateState::Closed(refusal) => Some(refusal.summary()),
+            _ => None,
         }
     }
 
@@ -161,13 +162,23 @@ impl Gate {
             // Any answer of the service's got past its authentication.
             Err(error) => error.status.is_some(),
         };
+        if answered {
+            let mut state = self.lock();
+            if let GateState::Unproven { .. } = &*state {
+                *state = GateState::Open;
+            }
+            drop(state);
+            self.changed.notify_waiters();
+        } else {
+            self.release_probe();
+        }
+    }
+
+    /// A probe that proved nothing (no answer, or dropped unanswered): the next request probes.
+    fn release_probe(&self) {
         let mut state = self.lock();
         if let GateState::Unproven { probing } = &mut *state {
-            if answered {
-                *state = GateState::Open;
-            } else {
-                *probing = false;
-            }
+            *probing = false;
         }
         drop(state);
         self.changed.notify_waiters();
@@ -186,12 +197,7 @@ impl Pass<'_> {
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
         if self.probe {
-            let mut state = self.gate.lock();
-            if let GateState::Unproven { probing } = &mut *state {
-                *probing = false;
-            }
-            drop(state);
-            self.gate.changed.notify_waiters();
+            self.gate.release_probe();
         }
     }
 }

@@ -239,10 +239,10 @@ impl<'c, 'a, A: ReleaseApi> OperationRun<'c, 'a, A> {
     /// The endpoint's refusal of the credentials, when that (and not the run's cancel) is what
     /// stopped this operation.
     fn refused_by_endpoint(&self) -> Option<String> {
-        if self.ctx.cancel.is_cancelled() || !self.gate.is_closed() {
+        if self.ctx.cancel.is_cancelled() {
             return None;
         }
-        Some(self.gate.refusal_summary())
+        self.gate.refusal_summary()
     }
 
     /// A PUT that may have been applied leaves the release in a state no GET has seen: the

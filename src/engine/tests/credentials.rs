@@ -177,9 +177,10 @@ async fn a_refusal_mid_run_stops_an_operation_whose_put_was_sent_as_cancelled() 
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_request_that_proves_nothing_lets_the_next_one_probe() {
+async fn a_cut_first_request_does_not_halt_the_run() {
     // The first preflight is cut before it reaches the service: it proves nothing about the
-    // credentials, so it retries and the others follow once it is answered.
+    // credentials, so the run goes on (that the next request then probes is the gate's own
+    // unit test, `a_failure_that_proves_nothing_lets_the_next_request_probe`).
     let (c, p, api) = seeded_on_one_cluster(3);
     api.script(&c.id, "app-0", |s| {
         s.get_faults.push_back(Fault::ResetBeforeApply);
