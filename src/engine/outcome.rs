@@ -448,6 +448,18 @@ pub struct OperationResult {
 }
 
 impl OperationResult {
+    /// What a resumed run reports of an operation an earlier run finished: the journal's
+    /// word stands, with nothing sent and nothing waited in this run.
+    pub fn into_done_earlier(mut self) -> Self {
+        self.attempts.clear();
+        self.from_journal = true;
+        self.duration = Duration::ZERO;
+        self.started_at = Duration::ZERO;
+        self.error = None;
+        self.skip_reason = None;
+        self
+    }
+
     /// A result with nothing done yet.
     pub fn new(op: &Operation, outcome: Outcome, dry_run: bool) -> Self {
         OperationResult {
@@ -464,7 +476,7 @@ impl OperationResult {
             final_status: None,
             version_before: None,
             version_after: None,
-            release_version: op.body.parameters.as_ref().and_then(|p| p.release_version),
+            release_version: super::converge::rollback_version(&op.body),
             put_sent: false,
             put_applied: false,
             put_attempts: 0,

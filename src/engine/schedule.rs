@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt as _, StreamExt};
@@ -455,21 +454,12 @@ impl<'r, 'a, A: ReleaseApi> WaveRun<'r, 'a, A> {
     }
 
     fn journal_result(&self, op: &Operation) -> OperationResult {
-        let mut result = match self.prior(op) {
+        match self.prior(op) {
             // Succeeded, or unchanged: the journal's word stands.
-            Some(PriorState::AlreadySucceeded(Some(previous))) => {
-                let mut result = (**previous).clone();
-                result.attempts.clear();
-                result
-            }
+            Some(PriorState::AlreadySucceeded(Some(previous))) => (**previous).clone(),
             _ => OperationResult::new(op, Outcome::Succeeded, self.ctx.dry_run),
-        };
-        result.from_journal = true;
-        result.duration = Duration::ZERO;
-        result.started_at = Duration::ZERO;
-        result.error = None;
-        result.skip_reason = None;
-        result
+        }
+        .into_done_earlier()
     }
 
     /// Records an operation's end: journal, event, budgets.

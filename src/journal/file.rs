@@ -437,7 +437,7 @@ pub fn journals_of_other_hashes(
         .map(|entry| journal_dir().join(entry.file_name()))
         .collect();
     // The newest last: the one a resume most likely means.
-    found.sort_by_key(|path| {
+    found.sort_by_cached_key(|path| {
         std::fs::metadata(path)
             .and_then(|m| m.modified())
             .ok()

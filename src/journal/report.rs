@@ -199,16 +199,9 @@ impl JournalState {
 }
 
 /// What a resumed run reports of an operation an earlier run finished: the engine's own
-/// rule (`engine::schedule`, `journal_result`), nothing sent and nothing waited.
+/// rule, [`OperationResult::into_done_earlier`].
 fn done_earlier(previous: &FinishedOperation) -> OperationResult {
-    let mut result = previous.to_engine();
-    result.attempts.clear();
-    result.from_journal = true;
-    result.duration = Duration::ZERO;
-    result.started_at = Duration::ZERO;
-    result.error = None;
-    result.skip_reason = None;
-    result
+    previous.to_engine().into_done_earlier()
 }
 
 fn identity(planned: &PlannedOperation, outcome: Outcome, reason: &str) -> OperationReport {

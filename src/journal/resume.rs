@@ -167,10 +167,10 @@ impl JournalState {
         Ok(state)
     }
 
-    /// The journal's state for `--resume` of the plan hashed `plan_hash`. Read once this run
-    /// holds the journal's lock, so that no other run can add to it afterwards. A plan that
-    /// changed since is refused unless `force`.
-    /// The journal's state, when this run (a rehearsal if `simulate`) may continue it.
+    /// The journal's state for `--resume` of the plan hashed `plan_hash`, when this run (a
+    /// rehearsal if `simulate`) may continue it. Read once this run holds the journal's lock,
+    /// so that no other run can add to it afterwards. A plan that changed since is refused
+    /// unless `force`.
     pub fn read_for_resume(
         path: &Path,
         plan_hash: &str,

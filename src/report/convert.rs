@@ -10,11 +10,9 @@ use super::model::{
 };
 
 fn error(error: &engine::OperationError, redactor: &Redactor) -> ErrorReport {
-    ErrorReport {
-        code: error.code.clone(),
-        message: redactor.mask_text(&error.message).into_owned(),
-        request_id: error.request_id.clone(),
-    }
+    let mut report = ErrorReport::from(error.clone());
+    report.message = redactor.mask_text(&report.message).into_owned();
+    report
 }
 
 /// One operation's report; `wave` is its wave's name. Its free text (errors, notes, reasons)

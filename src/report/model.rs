@@ -290,6 +290,17 @@ pub struct ErrorReport {
     pub request_id: Option<String>,
 }
 
+impl From<crate::engine::OperationError> for ErrorReport {
+    /// An error as the run's reports show it: the service's code, the message, the request id.
+    fn from(error: crate::engine::OperationError) -> Self {
+        ErrorReport {
+            code: error.code,
+            message: error.message,
+            request_id: error.request_id,
+        }
+    }
+}
+
 impl std::fmt::Display for ErrorReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(code) = &self.code {

@@ -30,18 +30,9 @@ pub enum OperationDiff {
     Error { error: ErrorReport },
 }
 
-/// An error as the run's reports show it: the service's code, the message, the request id.
-fn reported(error: OperationError) -> ErrorReport {
-    ErrorReport {
-        code: error.code,
-        message: error.message,
-        request_id: error.request_id,
-    }
-}
-
 /// An error of flotilla's own, with no answer behind it.
 fn own(message: &str) -> ErrorReport {
-    reported(OperationError::message(message))
+    ErrorReport::from(OperationError::message(message))
 }
 
 impl OperationDiff {
@@ -79,13 +70,13 @@ impl From<Preview> for OperationDiff {
                 })
             }
             Preview::Missing(error) => OperationDiff::Missing {
-                error: reported(OperationError::from_api("release not found", &error)),
+                error: ErrorReport::from(OperationError::from_api("release not found", &error)),
             },
             Preview::Unresolved(error) => OperationDiff::Error {
-                error: reported(error),
+                error: ErrorReport::from(error),
             },
             Preview::Unreadable(error) => OperationDiff::Error {
-                error: reported(OperationError::from_api("reading the release", &error)),
+                error: ErrorReport::from(OperationError::from_api("reading the release", &error)),
             },
             Preview::Cancelled => OperationDiff::Error {
                 error: own("interrupted before the release was read"),

@@ -70,11 +70,7 @@ fn problem(op: &OperationReport) -> String {
         .unwrap_or_default();
     if let Some(rollback) = &op.rollback {
         // Its PUTs are counted here, never in the change's attempts.
-        let puts = rollback
-            .attempts
-            .iter()
-            .filter(|a| a.request == "put")
-            .count();
+        let puts = op.rollback_put_attempts().unwrap_or_default();
         let _ = write!(
             text,
             "{}rollback {} ({puts} PUT{})",

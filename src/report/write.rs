@@ -130,16 +130,8 @@ pub fn merge(reports: Vec<(String, RunReport)>) -> Result<RunReport, ReportError
         .all(|pair| pair[0].1.settings.get("wave") == pair[1].1.settings.get("wave"));
     let mut reports = reports.into_iter();
     let (_, mut merged) = reports.next().ok_or(ReportError::Empty)?;
-    for (path, report) in reports {
-        if report.plan.hash != merged.plan.hash {
-            return Err(ReportError::DifferentPlan {
-                path,
-                found: report.plan.name,
-                found_hash: report.plan.hash,
-                expected: merged.plan.name,
-                expected_hash: merged.plan.hash,
-            });
-        }
+    // `check_one_run` has already refused reports of another plan.
+    for (_, report) in reports {
         if report.started_at < merged.started_at {
             merged.started_at = report.started_at;
         }
@@ -202,10 +194,6 @@ impl Group<'_> {
     }
 }
 
-/// Groups `reports` by the waves they cover, and checks that each group is at most one split
-/// `1/N … N/N`, each shard once, and that no two groups cover one wave. Returns the shards
-/// missing from each split (`K/N`, with the wave names in brackets for a wave selection), and the
-/// waves of all groups in plan order.
 /// Settings every report of one merge must share: shards selected differently, or some
 /// rehearsed (`--simulate`) and some real, do not add up to one run of the plan.
 const SHARED_SETTINGS: &[&str] = &["simulate", "time_scale", "dry_run", "select"];
@@ -247,6 +235,10 @@ fn check_one_run(reports: &[(String, RunReport)]) -> Result<(), ReportError> {
     Ok(())
 }
 
+/// Groups `reports` by the waves they cover, and checks that each group is at most one split
+/// `1/N … N/N`, each shard once, and that no two groups cover one wave. Returns the shards
+/// missing from each split (`K/N`, with the wave names in brackets for a wave selection), and the
+/// waves of all groups in plan order.
 fn check_split(reports: &[(String, RunReport)]) -> Result<Split, ReportError> {
     let mut groups: Vec<Group<'_>> = Vec::new();
     for entry in reports {
