@@ -393,14 +393,13 @@ async fn connect(
                 source,
             })?;
         let urls = sim.base_urls();
-        let simulated_url = |real: &str| {
-            endpoints
-                .iter()
-                .zip(&urls)
-                .find_map(|((url, _), simulated)| (url == real).then(|| simulated.clone()))
-                .unwrap_or_else(|| sim.base_url())
-        };
-        plan.retarget_each(|cluster| simulated_url(&cluster.endpoint));
+        // `endpoints` lists every cluster's endpoint, and the simulator listens once for each.
+        let simulated_url: std::collections::HashMap<&str, &String> = endpoints
+            .iter()
+            .map(|(url, _)| url.as_str())
+            .zip(&urls)
+            .collect();
+        plan.retarget_each(|cluster| simulated_url[cluster.endpoint.as_str()].clone());
         let overrides = IamOverrides {
             flag: Some(sim.base_url()),
             environment: None,

@@ -10,7 +10,6 @@ use crate::engine::CredentialRefusal;
 use crate::error::Exit;
 use crate::journal::{JournalError, ResumeError};
 use crate::plan::LoadError;
-use crate::plan::select::SelectError;
 use crate::report::undo::UndoError;
 use crate::report::write::ReportError;
 use crate::sim::SimError;
@@ -52,9 +51,6 @@ pub enum Error {
     /// An endpoint refused the credentials (`plan --diff` stops reading at the first refusal).
     #[error("credentials: {}; nothing more was read. {}", refusal.detail(), super::CHECK_CREDENTIALS)]
     CredentialsRefused { refusal: CredentialRefusal },
-    /// `--select` or `--shard` that cannot be applied to the plan.
-    #[error("{0}")]
-    Selection(#[source] SelectError),
     /// A journal that cannot be opened, locked or read before anything is sent.
     #[error("{0}")]
     Journal(#[source] JournalError),
@@ -142,7 +138,6 @@ impl Error {
             | Error::Credentials(_)
             | Error::ProjectId(_)
             | Error::CredentialsRefused { .. }
-            | Error::Selection(_)
             | Error::Journal(_)
             | Error::Resume(_)
             | Error::Input { .. }
@@ -190,12 +185,6 @@ impl From<CredentialsError> for Error {
 impl From<ClientError> for Error {
     fn from(error: ClientError) -> Self {
         Error::Client(error)
-    }
-}
-
-impl From<SelectError> for Error {
-    fn from(error: SelectError) -> Self {
-        Error::Selection(error)
     }
 }
 

@@ -84,12 +84,7 @@ pub fn run(args: HistoryArgs, _env: &Environment, logs: &LogSink) -> Result<Exit
                     Ok(history) => (last_revisions(&history, keep), None),
                     Err(error) => {
                         let e = OperationError::from_api("reading the history", &error);
-                        let report = ErrorReport {
-                            code: e.code,
-                            message: e.message,
-                            request_id: e.request_id,
-                        };
-                        (Vec::new(), Some(report))
+                        (Vec::new(), Some(ErrorReport::from(e)))
                     }
                 };
                 ReleaseHistory {
@@ -112,12 +107,7 @@ pub fn run(args: HistoryArgs, _env: &Environment, logs: &LogSink) -> Result<Exit
                 "version": 1,
                 "releases": histories,
             });
-            let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
-                what: "history",
-                source,
-            })?;
-            s.push('\n');
-            crate::terminal::escape_control_in_json(&s).into_owned()
+            super::json_output("history", &doc)?
         }
     };
     print!("{out}");

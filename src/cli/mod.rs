@@ -220,6 +220,15 @@ pub fn run(cli: Cli, env: &Environment, logs: &logging::LogSink) -> Result<Exit,
     }
 }
 
+/// A JSON document as a read-only command prints it: pretty, ending in a newline, with control
+/// characters escaped so that no answer's text can drive the terminal.
+fn json_output(what: &'static str, doc: &impl serde::Serialize) -> Result<String, Error> {
+    let mut s =
+        serde_json::to_string_pretty(doc).map_err(|source| Error::Encode { what, source })?;
+    s.push('\n');
+    Ok(crate::terminal::escape_control_in_json(&s).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

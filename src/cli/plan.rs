@@ -133,12 +133,7 @@ pub fn run(args: PlanArgs, _env: &Environment, logs: &LogSink) -> Result<Exit, E
         Format::Json => {
             let mut doc = render_json(&args.plan, &filtered, &args.selection.selection());
             add_project_ids_to_json(&mut doc, &rows);
-            let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
-                what: "plan",
-                source,
-            })?;
-            s.push('\n');
-            crate::terminal::escape_control_in_json(&s).into_owned()
+            super::json_output("plan", &doc)?
         }
     };
     print!("{out}");
@@ -168,12 +163,7 @@ fn run_diff(args: &PlanArgs, mut plan: ExpandedPlan) -> Result<Exit, Error> {
             let mut doc = render_json(&args.plan, &plan, &args.selection.selection());
             plan_diff::add_to_json(&mut doc, &plan, &diffs);
             add_project_ids_to_json(&mut doc, &rows);
-            let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
-                what: "diff",
-                source,
-            })?;
-            s.push('\n');
-            crate::terminal::escape_control_in_json(&s).into_owned()
+            super::json_output("diff", &doc)?
         }
     };
     print!("{out}");

@@ -136,14 +136,7 @@ pub fn run(args: StatusArgs, _env: &Environment, logs: &LogSink) -> Result<Exit,
     let out = match args.format {
         StatusFormat::Text => render_text(&doc),
         StatusFormat::Markdown => render_markdown(&doc),
-        StatusFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&doc).map_err(|source| Error::Encode {
-                what: "status",
-                source,
-            })?;
-            s.push('\n');
-            crate::terminal::escape_control_in_json(&s).into_owned()
-        }
+        StatusFormat::Json => super::json_output("status", &doc)?,
     };
     print!("{out}");
     if !args.detailed_exitcode {

@@ -47,8 +47,6 @@ impl ExpandedPlan {
         self.waves.get(wave).map_or("", |w| w.name.as_str())
     }
 
-    /// Sends every cluster's requests to `endpoint` (a `--endpoint` override or a simulator),
-    /// keeping one shared target per cluster.
     /// The plan as a rehearsal `factor` times faster (`--time-scale`): every duration it waits
     /// for (soaks, polls, wait and request time-outs, retry back-offs) divided by `factor`, and
     /// every rate multiplied by it, so that the same requests go out in the same order and
@@ -69,25 +67,36 @@ impl ExpandedPlan {
         }
     }
 
-    /// Points every cluster at `endpoint`.
+    /// Sends every cluster's requests to `endpoint` (a `--endpoint` override or a simulator).
     pub fn retarget(&mut self, endpoint: &str) {
         self.retarget_each(|_| endpoint.to_owned());
     }
 
     /// Points each cluster at the endpoint `endpoint_of` gives for it (as the plan has it).
     pub fn retarget_each(&mut self, endpoint_of: impl Fn(&ClusterTarget) -> String) {
-        let mut retargeted: std::collections::HashMap<String, Arc<ClusterTarget>> =
+        self.rebuild_clusters(|cluster| {
+            Some(ClusterTarget {
+                endpoint: endpoint_of(cluster),
+                ..cluster.clone()
+            })
+        });
+    }
+
+    /// Replaces each cluster with what `rebuild` makes of it (`None` keeps it), once per
+    /// cluster, so that its operations keep sharing one target.
+    fn rebuild_clusters(
+        &mut self,
+        mut rebuild: impl FnMut(&ClusterTarget) -> Option<ClusterTarget>,
+    ) {
+        let mut rebuilt: std::collections::HashMap<String, Option<Arc<ClusterTarget>>> =
             std::collections::HashMap::new();
         for op in self.waves.iter_mut().flat_map(|w| w.operations.iter_mut()) {
-            let cluster = retargeted
+            let cluster = rebuilt
                 .entry(op.cluster.name.clone())
-                .or_insert_with(|| {
-                    Arc::new(ClusterTarget {
-                        endpoint: endpoint_of(&op.cluster),
-                        ..(*op.cluster).clone()
-                    })
-                });
-            op.cluster = Arc::clone(cluster);
+                .or_insert_with(|| rebuild(&op.cluster).map(Arc::new));
+            if let Some(cluster) = cluster {
+                op.cluster = Arc::clone(cluster);
+            }
         }
     }
 
@@ -114,20 +123,12 @@ impl ExpandedPlan {
         &mut self,
         mut project_id_of: impl FnMut(&ClusterTarget) -> Option<String>,
     ) {
-        let mut filled: std::collections::HashMap<String, Arc<ClusterTarget>> =
-            std::collections::HashMap::new();
-        for op in self.waves.iter_mut().flat_map(|w| w.operations.iter_mut()) {
-            if op.cluster.project_id.is_some() {
-                continue;
-            }
-            let cluster = filled.entry(op.cluster.name.clone()).or_insert_with(|| {
-                Arc::new(ClusterTarget {
-                    project_id: project_id_of(&op.cluster),
-                    ..(*op.cluster).clone()
-                })
-            });
-            op.cluster = Arc::clone(cluster);
-        }
+        self.rebuild_clusters(|cluster| {
+            cluster.project_id.is_none().then(|| ClusterTarget {
+                project_id: project_id_of(cluster),
+                ..cluster.clone()
+            })
+        });
     }
 
     /// The first 12 hex digits of [`Self::hash`], as shown to people.

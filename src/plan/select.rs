@@ -67,10 +67,8 @@ pub enum SelectError {
 }
 
 impl SelectError {
-    /// The error about the plan at `plan`: a refused shard shows the command lines to run
-    /// instead, with the plan's path.
-    /// The error, and for a shard over several waves the commands that do what was meant: one
-    /// line each.
+    /// The error about the plan at `plan`, one line each: a shard refused over several waves
+    /// shows the command lines that do what was meant, with the plan's path.
     pub fn explain(&self, plan: &Path) -> Vec<String> {
         match self {
             SelectError::ShardAcrossWaves { shard, waves } => {

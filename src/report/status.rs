@@ -49,7 +49,7 @@ impl State {
 
 /// Whether a release's status (verbatim) is one a healthy release does not have: `FAILED`,
 /// `UNKNOWN` or `PENDING_*`.
-pub fn is_unhealthy_status(status: &str) -> bool {
+fn is_unhealthy_status(status: &str) -> bool {
     status == "FAILED" || status == "UNKNOWN" || status.starts_with("PENDING_")
 }
 
