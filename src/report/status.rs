@@ -160,7 +160,8 @@ impl StatusDocument {
                         row.chart_name = Some(c.current.chart_name).filter(|s| !s.is_empty());
                         row.chart_version = Some(c.current.chart_version).filter(|s| !s.is_empty());
                         if state != State::InSync {
-                            row.differs = Some(c.why).filter(|s| !s.is_empty());
+                            row.differs = Some(plan.redactor.mask_text(&c.why).into_owned())
+                                .filter(|s| !s.is_empty());
                         }
                         row.keys = c.values.into_iter().map(|k| k.key).collect();
                         for masked in c.masked_keys {
@@ -169,7 +170,9 @@ impl StatusDocument {
                             }
                         }
                     }
-                    OperationDiff::Missing { error } | OperationDiff::Error { error } => {
+                    OperationDiff::Missing { mut error } | OperationDiff::Error { mut error } => {
+                        // A service may quote what it was sent: masked as `plan --diff` masks it.
+                        error.message = plan.redactor.mask_text(&error.message).into_owned();
                         row.error = Some(error);
                     }
                 }
